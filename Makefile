@@ -1,0 +1,27 @@
+# Two commands do all the set-up on a fresh machine (see README.md):
+#   make report   install into .venv, then run refopt's main job (the verdict report)
+#   make test     install into .venv, then run the test suite (what .ci/run runs)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Optional backends and frameworks are extras; the tests skip (with a reason) what is absent.
+EXTRAS ?= test,numba,torch,jax,dask
+PYTEST_ARGS ?=
+
+.PHONY: install report test
+
+$(BIN)/.installed-$(subst ,,$(EXTRAS)): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[$(EXTRAS)]"
+	touch $@
+
+install: $(BIN)/.installed-$(subst ,,$(EXTRAS))
+
+report: install
+	$(BIN)/refopt report
+
+# pytest exits 5 when it collects no test: for this suite that means a broken setup, so say so.
+test: install
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: the suite is misconfigured" >&2; exit 1; fi; \
+	exit $$status

@@ -1,0 +1,107 @@
+"""Validation of hyperparameters and arrays, with messages that name the parameter and its range.
+
+Every rule validates in its constructor (as PyTorch's optimizers do) and validates the arrays
+on every call of ``init``/``step``. Errors are ``ValueError`` for bad values and ``TypeError``
+for bad types; each message starts with the parameter's name.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def finite_nonneg(name: str, value: Any) -> float:
+    """``value`` as a float that is finite and >= 0, else ValueError naming ``name``."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    if math.isnan(x) or not math.isfinite(x) or x < 0.0:
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return x
+
+
+def in_range(name: str, value: Any, low: float, high: float, *,
+             low_open: bool = False, high_open: bool = True) -> float:
+    """``value`` as a float inside the interval, else ValueError naming ``name`` and the interval."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    lo_ok = x > low if low_open else x >= low
+    hi_ok = x < high if high_open else x <= high
+    if math.isnan(x) or not (lo_ok and hi_ok):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+    return x
+
+
+def betas(value: Any, n: int = 2, *, beta2_open_low: bool = False) -> tuple[float, ...]:
+    """A tuple of ``n`` betas, each in [0, 1); betas[1] in (0, 1) when ``beta2_open_low``."""
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise TypeError(f"betas must be a tuple of {n} numbers, got {value!r}") from None
+    if len(items) != n:
+        raise ValueError(f"betas must have {n} entries, got {len(items)}: {value!r}")
+    out = []
+    for i, b in enumerate(items):
+        out.append(in_range(f"betas[{i}]", b, 0.0, 1.0,
+                            low_open=(beta2_open_low and i == 1)))
+    return tuple(out)
+
+
+def choice(name: str, value: Any, allowed: Sequence[Any]) -> Any:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)!r}, got {value!r}")
+    return value
+
+
+def boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def as_param_list(name: str, arrays: Any) -> list[np.ndarray]:
+    """A list of float32/float64 NumPy arrays (one per tensor); a bare array is refused."""
+    if isinstance(arrays, np.ndarray) or np.isscalar(arrays):
+        raise TypeError(f"{name} must be a list of arrays (one per tensor), got a single "
+                        f"{type(arrays).__name__}; wrap it as [{name}]")
+    try:
+        items = list(arrays)
+    except TypeError:
+        raise TypeError(f"{name} must be a list of arrays, got {type(arrays).__name__}") from None
+    out = []
+    for i, a in enumerate(items):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name}[{i}] must be a numpy.ndarray, got {type(a).__name__}")
+        if a.dtype not in SUPPORTED_DTYPES:
+            raise TypeError(f"{name}[{i}] has dtype {a.dtype}; supported dtypes are float32 and "
+                            f"float64 (float64 is the ground truth)")
+        out.append(a)
+    return out
+
+
+def check_grads(params: list[np.ndarray], grads: Any) -> list[np.ndarray | None]:
+    """Grads as a list matching ``params`` tensor by tensor (None = no gradient: tensor skipped)."""
+    if isinstance(grads, np.ndarray):
+        raise TypeError("grads must be a list of arrays (one per tensor), got a single ndarray")
+    grads = list(grads)
+    if len(grads) != len(params):
+        raise ValueError(f"grads has {len(grads)} tensors but params has {len(params)}")
+    for i, (p, g) in enumerate(zip(params, grads)):
+        if g is None:
+            continue
+        if not isinstance(g, np.ndarray):
+            raise TypeError(f"grads[{i}] must be a numpy.ndarray or None, got {type(g).__name__}")
+        if g.shape != p.shape:
+            raise ValueError(f"grads[{i}] has shape {g.shape} but params[{i}] has shape {p.shape}")
+        if g.dtype != p.dtype:
+            raise TypeError(f"grads[{i}] has dtype {g.dtype} but params[{i}] has dtype {p.dtype}; "
+                            f"cast explicitly, refopt never casts silently")
+    return grads

@@ -1,0 +1,204 @@
+"""The shared shape of every rule: validated hyperparameters, ``init`` and a pure ``step``.
+
+A rule is built from its hyperparameters (validated once, in the constructor) and offers
+
+* ``init(params) -> State``: a small NamedTuple; ``State.step`` is a tuple of Python ints, one per
+  tensor, and every other field is a tuple of arrays, one per tensor;
+* ``step(params, grads, state, lr=None) -> (params, state)``: new arrays, inputs never mutated;
+* ``step_with_info(...)``: the same plus per-tensor diagnostics (AlphaAdam's mask and alpha).
+
+Dtype contract (the ``lax_reference`` convention): a tensor is computed entirely in its own dtype
+(float32 or float64). Per-step scalars (bias corrections, decay factors, AdamX's beta2_t) are
+computed in float64 by :meth:`Rule.scalars` and rounded once to the tensor's dtype; the fast
+kernels receive exactly those values. float64 is the ground truth.
+
+Non-finite gradients (``nonfinite`` option, every rule):
+
+* ``"raise"`` (default): ``FloatingPointError`` naming the tensor; nothing is updated;
+* ``"skip"``: the whole step is skipped (params and state returned unchanged, ``t`` does not
+  advance), as a loss-scaler does on overflow; ``info["skipped"]`` is True;
+* ``"propagate"``: compute anyway and let NaN/inf flow into params and state.
+
+A tensor whose gradient is ``None`` is skipped: its params, state and step count are unchanged.
+"""
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any, ClassVar, Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+from .. import _validation as V
+
+NONFINITE_POLICIES = ("raise", "skip", "propagate")
+
+
+class Rule:
+    """Base class; subclasses set the class attributes and implement ``_update_tensor``.
+
+    Subclasses declare:
+
+    * ``name``: the registry name; ``state_type``: the NamedTuple of the state;
+    * ``buffers``: names of the per-tensor state arrays (fields of ``state_type`` after ``step``);
+    * ``defaults``: every hyperparameter with its default;
+    * ``_validate_hyper(h)``: returns the validated, normalised dict.
+    """
+
+    name: ClassVar[str] = ""
+    state_type: ClassVar[type] = tuple
+    buffers: ClassVar[tuple[str, ...]] = ()
+    defaults: ClassVar[Mapping[str, Any]] = {}
+    backend: str = "numpy"
+
+    def __init__(self, **hyper: Any) -> None:
+        unknown = sorted(set(hyper) - set(self.defaults))
+        if unknown:
+            raise TypeError(f"{self.name}: unknown hyperparameter(s) {unknown}; "
+                            f"accepted: {sorted(self.defaults)}")
+        merged = {**self.defaults, **hyper}
+        merged["lr"] = V.finite_nonneg("lr", merged["lr"])
+        if "eps" in merged and merged["eps"] is not None:
+            merged["eps"] = V.finite_nonneg("eps", merged["eps"])
+        if "weight_decay" in merged:
+            merged["weight_decay"] = V.finite_nonneg("weight_decay", merged["weight_decay"])
+        merged["nonfinite"] = V.choice("nonfinite", merged["nonfinite"], NONFINITE_POLICIES)
+        self.hyper: Mapping[str, Any] = MappingProxyType(self._validate_hyper(merged))
+
+    # -- subclass hooks -------------------------------------------------------------------
+    def _validate_hyper(self, h: dict) -> dict:
+        return h
+
+    def scalars(self, t: int, lr: float) -> dict[str, float]:
+        """Per-step scalars in float64 (Python floats) for step ``t`` (1-based) at rate ``lr``."""
+        raise NotImplementedError
+
+    def _update_tensor(self, param: np.ndarray, grad: np.ndarray, bufs: dict[str, np.ndarray],
+                       t: int, sc: dict[str, Any]) -> tuple[np.ndarray, dict, dict]:
+        """One tensor's update. ``sc`` holds ``scalars(t, lr)`` already cast to the tensor's dtype.
+
+        Returns new param, new buffers and an info dict. Must not mutate its inputs.
+        """
+        raise NotImplementedError
+
+    # -- public API -----------------------------------------------------------------------
+    def init(self, params: Sequence[np.ndarray]) -> NamedTuple:
+        params = V.as_param_list("params", params)
+        fields = {"step": tuple(0 for _ in params)}
+        for b in self.buffers:
+            fields[b] = tuple(np.zeros_like(p) for p in params)
+        return self.state_type(**fields)
+
+    def step(self, params, grads, state, *, lr: float | None = None):
+        new_params, new_state, _ = self.step_with_info(params, grads, state, lr=lr)
+        return new_params, new_state
+
+    def step_with_info(self, params, grads, state, *, lr: float | None = None):
+        params = V.as_param_list("params", params)
+        grads = V.check_grads(params, grads)
+        self._check_state(params, state)
+        lr = self.hyper["lr"] if lr is None else V.finite_nonneg("lr", lr)
+
+        bad = [i for i, g in enumerate(grads) if g is not None and not np.all(np.isfinite(g))]
+        if bad:
+            policy = self.hyper["nonfinite"]
+            if policy == "raise":
+                raise FloatingPointError(
+                    f"grads[{bad[0]}] contains NaN or inf (nonfinite='raise'); pass "
+                    f"nonfinite='skip' to skip such steps or 'propagate' to compute anyway")
+            if policy == "skip":
+                return list(params), state, {"skipped": True, "tensors": [{} for _ in params]}
+
+        new_params, steps, infos = [], [], []
+        new_bufs: dict[str, list] = {b: [] for b in self.buffers}
+        sc_cache: dict[tuple, dict] = {}
+        for i, (p, g) in enumerate(zip(params, grads)):
+            t_old = state.step[i]
+            old = {b: getattr(state, b)[i] for b in self.buffers}
+            if g is None:
+                new_params.append(p)
+                steps.append(t_old)
+                infos.append({})
+                for b in self.buffers:
+                    new_bufs[b].append(old[b])
+                continue
+            t = t_old + 1
+            key = (t, p.dtype)
+            if key not in sc_cache:
+                sc_cache[key] = {k: (p.dtype.type(v) if isinstance(v, float) else v)
+                                 for k, v in self.scalars(t, lr).items()}
+            # Overflow to inf from finite inputs (e.g. g**2 in float32 at |g| ~ 1e30) is IEEE
+            # behaviour, not an error of the caller: no warnings from the reference.
+            with np.errstate(all="ignore"):
+                p_new, b_new, info = self._update_tensor(p, g, old, t, sc_cache[key])
+            # Arithmetic on 0-d arrays yields NumPy scalars: keep every tensor an ndarray.
+            new_params.append(np.asarray(p_new))
+            steps.append(t)
+            infos.append(info)
+            for b in self.buffers:
+                new_bufs[b].append(np.asarray(b_new[b]))
+        new_state = self.state_type(step=tuple(steps), **{b: tuple(v) for b, v in new_bufs.items()})
+        return new_params, new_state, {"skipped": False, "tensors": infos}
+
+    # -- helpers --------------------------------------------------------------------------
+    def _check_state(self, params: list[np.ndarray], state) -> None:
+        if not isinstance(state, self.state_type):
+            raise TypeError(f"state must be a {self.state_type.__name__} from {self.name}.init, "
+                            f"got {type(state).__name__}")
+        if len(state.step) != len(params):
+            raise ValueError(f"state holds {len(state.step)} tensors but params has {len(params)}")
+        for b in self.buffers:
+            for i, (p, s) in enumerate(zip(params, getattr(state, b))):
+                if s.shape != p.shape:
+                    raise ValueError(f"state.{b}[{i}] has shape {s.shape} but params[{i}] has "
+                                     f"shape {p.shape}")
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())
+        return f"{type(self).__name__}({args})"
+
+
+def decay_factor(lr: float, weight_decay: float) -> float:
+    """Decoupled weight decay multiplier 1 - lr * weight_decay, in float64."""
+    return 1.0 - lr * weight_decay
+
+
+def bias_corrections(beta1: float, beta2: float, t: int) -> tuple[float, float]:
+    """Adam's 1 - beta1**t and 1 - beta2**t in float64 (t is an exact Python int)."""
+    return 1.0 - beta1 ** t, 1.0 - beta2 ** t
+
+
+def safe_divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den with 0/0 := 0 (only reachable when eps = 0); x/0 for x != 0 stays inf."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = num / den
+    zero = (num == 0) & (den == 0)
+    if np.any(zero):
+        out = np.where(zero, num.dtype.type(0), out)
+    return out
+
+
+def round_to_bits(x: np.ndarray, state_dtype: str | None) -> np.ndarray:
+    """Round ``x`` to the storage precision ``state_dtype`` and back to x's dtype.
+
+    ``None`` (default) keeps x's dtype. ``"bfloat16"`` is emulated: round-to-nearest-even of a
+    float32 to 8 significand bits.
+    """
+    if state_dtype is None or np.dtype(x.dtype).name == state_dtype:
+        return x
+    if state_dtype in ("float32", "float16", "float64"):
+        return x.astype(state_dtype).astype(x.dtype)
+    if state_dtype == "bfloat16":
+        f32 = np.ascontiguousarray(x, dtype=np.float32)
+        bits = f32.view(np.uint32).astype(np.uint64)
+        rounding = ((bits >> 16) & 1) + 0x7FFF
+        out = ((bits + rounding) >> 16 << 16).astype(np.uint32).view(np.float32)
+        out = np.where(np.isfinite(f32), out, f32)
+        return out.astype(x.dtype)
+    raise ValueError(f"state_dtype must be None, 'float64', 'float32', 'float16' or 'bfloat16', "
+                     f"got {state_dtype!r}")
+
+
+STATE_DTYPES = (None, "float64", "float32", "float16", "bfloat16")
+
+COMMON_DEFAULTS = {"nonfinite": "raise"}
+

@@ -1,0 +1,57 @@
+r"""C-AdamW, the Cautious AdamW (Liang, Chen, Liu, Liu 2024, arXiv 2411.16085;
+github.com/kyleliang919/C-Optim ``c_adamw.py``, single-tensor path).
+
+HF-style AdamW whose update is masked by the agreement of the *updated* momentum with the
+gradient, written in C-Optim's order (the mask multiplies m before the division):
+
+.. math::
+
+    \theta &\leftarrow \theta(1-\eta\lambda),\quad m_t, v_t \text{ as Adam},\quad
+    \phi = 1[m_t \odot g_t > 0] \\
+    \theta &\leftarrow \theta - \eta\frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t}\,
+        \frac{m_t \odot (\phi\cdot r)}{\sqrt{v_t} + \epsilon}
+
+``scaling`` selects the published rescale r: ``"count"`` (current code) r = 1/max(mean(phi), 1e-3);
+``"count+1"`` (the original, kept as a comment in the code) r = n/(k+1), k = sum(phi).
+
+Kept as an independent, naive implementation: it is the oracle for AlphaAdam's
+``mask_source="m_t"`` identities (spec E2/E3), so it shares no masking code with AlphaAdam.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _validation as V
+from ._base import COMMON_DEFAULTS, Rule, safe_divide
+from .adam import AdamState, adam_moments, adam_scalars
+
+
+class CAdamW(Rule):
+    __doc__ = __doc__
+    name = "cadamw"
+    state_type = AdamState
+    buffers = ("exp_avg", "exp_avg_sq")
+    defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-6, "weight_decay": 0.0,
+                "scaling": "count", **COMMON_DEFAULTS}
+
+    def _validate_hyper(self, h):
+        h["betas"] = V.betas(h["betas"])
+        V.choice("scaling", h["scaling"], ("count", "count+1"))
+        return h
+
+    def scalars(self, t, lr):
+        b1, b2 = self.hyper["betas"]
+        return adam_scalars(b1, b2, t, lr, self.hyper["weight_decay"], "hf", self.hyper["eps"])
+
+    def _update_tensor(self, param, grad, bufs, t, sc):
+        param = param * sc["decay"]
+        exp_avg, exp_avg_sq = adam_moments(bufs["exp_avg"], bufs["exp_avg_sq"], grad, sc)
+        denom = np.sqrt(exp_avg_sq) + sc["eps"]
+        mask = (exp_avg * grad > 0).astype(param.dtype)
+        if self.hyper["scaling"] == "count":
+            mean = float(np.mean(mask, dtype=np.float64)) if mask.size else 1.0
+            mask = mask / param.dtype.type(max(mean, 1e-3))
+        else:
+            mask = mask * param.dtype.type(mask.size / (float(mask.sum()) + 1.0))
+        param = param - sc["step_size"] * safe_divide(exp_avg * mask, denom)
+        return param, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}, {}
