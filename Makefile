@@ -10,12 +10,12 @@ PYTEST_ARGS ?=
 
 .PHONY: install report test
 
-$(BIN)/.installed-$(subst ,,$(EXTRAS)): pyproject.toml
+$(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[$(EXTRAS)]"
 	touch $@
 
-install: $(BIN)/.installed-$(subst ,,$(EXTRAS))
+install: $(BIN)/.installed
 
 report: install
 	$(BIN)/refopt report

@@ -69,7 +69,7 @@ def boolean(name: str, value: Any) -> bool:
 
 def as_param_list(name: str, arrays: Any) -> list[np.ndarray]:
     """A list of float32/float64 NumPy arrays (one per tensor); a bare array is refused."""
-    if isinstance(arrays, np.ndarray) or np.isscalar(arrays):
+    if isinstance(arrays, (np.ndarray, np.generic)) or np.isscalar(arrays):
         raise TypeError(f"{name} must be a list of arrays (one per tensor), got a single "
                         f"{type(arrays).__name__}; wrap it as [{name}]")
     try:
@@ -78,6 +78,8 @@ def as_param_list(name: str, arrays: Any) -> list[np.ndarray]:
         raise TypeError(f"{name} must be a list of arrays, got {type(arrays).__name__}") from None
     out = []
     for i, a in enumerate(items):
+        if isinstance(a, np.floating):  # a NumPy scalar (e.g. stream[t] of a 1-D stream) is 0-d
+            a = np.asarray(a)
         if not isinstance(a, np.ndarray):
             raise TypeError(f"{name}[{i}] must be a numpy.ndarray, got {type(a).__name__}")
         if a.dtype not in SUPPORTED_DTYPES:
@@ -91,7 +93,7 @@ def check_grads(params: list[np.ndarray], grads: Any) -> list[np.ndarray | None]
     """Grads as a list matching ``params`` tensor by tensor (None = no gradient: tensor skipped)."""
     if isinstance(grads, np.ndarray):
         raise TypeError("grads must be a list of arrays (one per tensor), got a single ndarray")
-    grads = list(grads)
+    grads = [np.asarray(g) if isinstance(g, np.floating) else g for g in grads]
     if len(grads) != len(params):
         raise ValueError(f"grads has {len(grads)} tensors but params has {len(params)}")
     for i, (p, g) in enumerate(zip(params, grads)):

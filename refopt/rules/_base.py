@@ -188,12 +188,12 @@ def round_to_bits(x: np.ndarray, state_dtype: str | None) -> np.ndarray:
     if state_dtype in ("float32", "float16", "float64"):
         return x.astype(state_dtype).astype(x.dtype)
     if state_dtype == "bfloat16":
-        f32 = np.ascontiguousarray(x, dtype=np.float32)
+        f32 = np.array(x, dtype=np.float32, order="C")  # (ascontiguousarray would make 0-d 1-d)
         bits = f32.view(np.uint32).astype(np.uint64)
         rounding = ((bits >> 16) & 1) + 0x7FFF
         out = ((bits + rounding) >> 16 << 16).astype(np.uint32).view(np.float32)
         out = np.where(np.isfinite(f32), out, f32)
-        return out.astype(x.dtype)
+        return out.astype(x.dtype).reshape(x.shape)
     raise ValueError(f"state_dtype must be None, 'float64', 'float32', 'float16' or 'bfloat16', "
                      f"got {state_dtype!r}")
 

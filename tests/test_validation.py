@@ -1,0 +1,164 @@
+"""Every validation error: bad input is refused with a message naming the parameter and range."""
+import math
+
+import numpy as np
+import pytest
+
+import refopt
+
+ALL_RULES = sorted(refopt.RULES)
+ADAM_LIKE = [n for n in ALL_RULES if "betas" in refopt.RULES[n].cls.defaults]
+
+
+@pytest.mark.parametrize("name", ALL_RULES)
+@pytest.mark.parametrize("lr", [-1e-3, math.nan, math.inf, -math.inf])
+def test_bad_lr(name, lr):
+    with pytest.raises(ValueError, match=r"lr must be finite and >= 0"):
+        refopt.get_rule(name, lr=lr)
+
+
+@pytest.mark.parametrize("name", [n for n in ALL_RULES if n != "sgdm"])
+@pytest.mark.parametrize("field", ["eps", "weight_decay"])
+@pytest.mark.parametrize("value", [-1e-8, math.nan, math.inf])
+def test_bad_eps_and_weight_decay(name, field, value):
+    with pytest.raises(ValueError, match=rf"{field} must be finite and >= 0"):
+        refopt.get_rule(name, **{field: value})
+
+
+@pytest.mark.parametrize("name", ADAM_LIKE)
+@pytest.mark.parametrize("betas, index", [((1.0, 0.9), 0), ((-0.1, 0.9), 0), ((0.9, 1.0), 1),
+                                          ((0.9, 1.5), 1), ((0.9, math.nan), 1)])
+def test_betas_outside_unit_interval(name, betas, index):
+    with pytest.raises(ValueError, match=rf"betas\[{index}\] must be in [\[(]0, 1\)"):
+        refopt.get_rule(name, betas=betas)
+
+
+def test_adamx_refuses_beta2_zero():
+    # beta2 = 0 gives c = 0: v_t = g_1^2 forever (spec pitfalls), so AdamX needs 0 < beta2 < 1.
+    with pytest.raises(ValueError, match=r"betas\[1\] must be in \(0, 1\)"):
+        refopt.get_rule("adamx", betas=(0.9, 0.0))
+
+
+@pytest.mark.parametrize("betas", [(0.9,), (0.9, 0.99, 0.999), 0.9])
+def test_betas_wrong_length_or_type(betas):
+    with pytest.raises((ValueError, TypeError), match="betas"):
+        refopt.get_rule("adams", betas=betas)
+
+
+@pytest.mark.parametrize("name, option, value", [
+    ("adamx", "coef_form", "exact"), ("adamx", "weight_decay_mode", "coupled"),
+    ("adamx", "state_dtype", "int8"), ("adams", "bias_correction", "yes"),
+    ("alphaadam", "mask_source", "m_next"), ("alphaadam", "alpha_rule", "max"),
+    ("alphaadam", "first_step", "skip"), ("alphaadam", "bias_correction", "none"),
+    ("alphaadam", "density_floor", 0.0), ("alphaadam", "density_floor", 1.5),
+    ("alphaadam", "alpha_max", 0.5), ("alphaadam", "gamma", -0.1), ("alphaadam", "strict", 1),
+    ("cadamw", "scaling", "norm"), ("adam", "bias_correction", "paper"),
+    ("sgdm", "momentum", 1.0), ("sgdm", "dampening", 2.0), ("adamx", "nonfinite", "ignore"),
+])
+def test_bad_options(name, option, value):
+    with pytest.raises((ValueError, TypeError), match=option):
+        refopt.get_rule(name, **{option: value})
+
+
+def test_unknown_hyperparameter_and_rule():
+    # The official AdamNX code silently ignores unknown keyword arguments; refopt refuses them.
+    with pytest.raises(TypeError, match=r"unknown hyperparameter\(s\) \['amsgrad'\]"):
+        refopt.get_rule("adamx", amsgrad=True)
+    with pytest.raises(ValueError, match="unknown rule 'adamax'"):
+        refopt.get_rule("adamax")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        refopt.get_rule("adams", backend="tpu")
+
+
+def test_alias_adamnx():
+    assert refopt.get_rule("AdamNX").name == "adamx"
+
+
+@pytest.fixture
+def adams():
+    return refopt.get_rule("adams")
+
+
+def test_params_must_be_a_list_of_float_arrays(adams):
+    with pytest.raises(TypeError, match="params must be a list of arrays"):
+        adams.init(np.zeros(3))
+    with pytest.raises(TypeError, match=r"params\[1\] must be a numpy.ndarray"):
+        adams.init([np.zeros(3), [1.0, 2.0]])
+    with pytest.raises(TypeError, match=r"params\[0\] has dtype float16"):
+        adams.init([np.zeros(3, np.float16)])
+    with pytest.raises(TypeError, match=r"params\[0\] has dtype int64"):
+        adams.init([np.zeros(3, np.int64)])
+
+
+def test_grads_must_match_params(adams):
+    params = [np.zeros(3), np.zeros((2, 2))]
+    state = adams.init(params)
+    with pytest.raises(ValueError, match=r"grads\[1\] has shape \(4,\) but params\[1\] has shape \(2, 2\)"):
+        adams.step(params, [np.zeros(3), np.zeros(4)], state)
+    with pytest.raises(TypeError, match=r"grads\[0\] has dtype float32 but params\[0\] has dtype float64"):
+        adams.step(params, [np.zeros(3, np.float32), np.zeros((2, 2))], state)
+    with pytest.raises(ValueError, match="grads has 1 tensors but params has 2"):
+        adams.step(params, [np.zeros(3)], state)
+
+
+def test_state_must_match(adams):
+    params = [np.zeros(3)]
+    with pytest.raises(TypeError, match="state must be a AdamSState"):
+        adams.step(params, [np.zeros(3)], refopt.get_rule("adamx").init(params))
+    with pytest.raises(ValueError, match=r"state.exp_avg\[0\] has shape \(4,\)"):
+        adams.step(params, [np.zeros(3)], adams.init([np.zeros(4)]))
+
+
+def test_nonfinite_policy_raise_is_default():
+    rule = refopt.get_rule("adamx")
+    params = [np.ones(4), np.ones(2)]
+    state = rule.init(params)
+    with pytest.raises(FloatingPointError, match=r"grads\[1\] contains NaN or inf"):
+        rule.step(params, [np.ones(4), np.array([1.0, np.nan])], state)
+
+
+def test_nonfinite_policy_skip_leaves_everything_unchanged():
+    rule = refopt.get_rule("adamx", nonfinite="skip")
+    params = [np.ones(4), np.ones(2)]
+    state = rule.init(params)
+    params, state = rule.step(params, [np.ones(4), np.ones(2)], state)
+    new_params, new_state, info = rule.step_with_info(params, [np.ones(4), np.array([np.inf, 1.0])], state)
+    assert info["skipped"]
+    assert new_state.step == state.step == (1, 1)
+    for a, b in zip(new_params, params):
+        assert np.array_equal(a, b)
+
+
+def test_nonfinite_policy_propagate_lets_nan_flow():
+    rule = refopt.get_rule("adams", nonfinite="propagate")
+    params = [np.ones(2)]
+    new_params, state = rule.step(params, [np.array([np.nan, 1.0])], rule.init(params))
+    assert np.isnan(new_params[0][0]) and np.isfinite(new_params[0][1])
+    assert state.step == (1,)
+
+
+def test_none_grad_skips_the_tensor_and_its_step_count():
+    # As in the official AdamNX code: a parameter without gradient is skipped, t does not advance.
+    rule = refopt.get_rule("adamx")
+    params = [np.ones(3), np.ones(2)]
+    state = rule.init(params)
+    new_params, state = rule.step(params, [np.ones(3), None], state)
+    assert state.step == (1, 0)
+    assert new_params[1] is params[1]
+    assert not np.array_equal(new_params[0], params[0])
+
+
+def test_trajectory_validation():
+    p = [np.zeros(3)]
+    with pytest.raises(ValueError, match=r"grads\[0\] must be shaped \(T, \*\(3,\)\)"):
+        refopt.trajectory("adams", p, [np.zeros(3)])
+    with pytest.raises(ValueError, match="steps is required"):
+        refopt.trajectory("adams", p, lambda params, t: [np.ones(3)])
+    with pytest.raises(ValueError, match="lr_schedule has 2 entries but T = 3"):
+        refopt.trajectory("adams", p, [np.zeros((3, 3))], lr_schedule=[0.1, 0.1])
+    with pytest.raises(ValueError, match="record_every must be an integer >= 1"):
+        refopt.trajectory("adams", p, [np.zeros((3, 3))], record_every=0)
+    with pytest.raises(ValueError, match="steps=4 but the gradient streams hold 3"):
+        refopt.trajectory("adams", p, [np.zeros((3, 3))], steps=4)
+    with pytest.raises(ValueError, match="lr must be finite"):
+        refopt.trajectory("adams", p, [np.zeros((3, 3))], lr_schedule=[0.1, -1.0, 0.1])
