@@ -1,0 +1,374 @@
+r"""The backend-independent half of a fused rule: validation, policies, scalars and alpha.
+
+A fast backend (numba on CPU, CuPy on GPU) supplies a small *kernel namespace* ``K``: functions
+over flat, C-contiguous 1-D arrays that do one rule's whole element-wise update in one pass,
+reading ``param, grad`` and the state and writing the new ``param`` and state to *output* arrays
+(which may be the inputs themselves: the in-place step). :class:`FusedRule` wraps the float64
+NumPy reference rule and keeps everything that is not element-wise in Python, shared by both
+backends:
+
+* validation, the non-finite policy and ``None`` gradients, exactly as
+  :meth:`refopt.rules._base.Rule.step_with_info`;
+* the per-step scalars: the reference's own ``rule.scalars(t, lr)`` rounded once to the tensor's
+  dtype (the kernels contain no numeric literals, so float32 math stays float32);
+* AlphaAdam's and C-AdamW's per-tensor strength: an integer count of kept coordinates (exact,
+  independent of the thread partition) from a short read-only pass over ``m`` and ``g`` only
+  (8 B per float32 element; ``norm`` also reads ``v``), then alpha by the reference's own
+  :func:`~refopt.rules.alphaadam.alpha_for`, then the fused update. The count pass is skipped
+  where alpha is known without it (all-ones mask, or ``alpha_rule="none"`` when no info is asked).
+
+Kernel namespace (every array flat; ``*_o`` outputs may alias the inputs; scalars in the array
+dtype; ``zero`` is that dtype's 0 so that kernels hold no literals):
+
+=====================  ==========================================================================
+``count_nonfinite(g)``  number of NaN/inf in g
+``adamx(...)``          AdamX/AdamNX, ``round_mode`` 0 none, 1 float32, 2 float16, 3 bfloat16
+``adams(...)``          AdamS, both forms (``bc1`` = 1 in the paper form)
+``adam(...)``           Adam (L2) and AdamW (decoupled), all three bias corrections
+``adax(...)``           AdaX / AdaXW
+``sgdm(...)``           heavy-ball SGD, ``first`` selects b_1 = g_1
+``count_kept(...)``     k = #{score > 0} (strict) or #{score >= 0}, score = m_prev g or m_t g
+``norm_sums(...)``      k, sum(u^2), sum(phi u^2) in float64 (blocked: independent of threads)
+``masked_adam(...)``    AlphaAdam's update given psi for kept and dropped coordinates
+``cautious_adam(...)``  C-AdamW's update given the mask's two values
+=====================  ==========================================================================
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..rules._base import Rule
+from ..rules.alphaadam import alpha_for
+
+# AdamX's state_dtype -> the kernels' round_mode (see round_mode_for).
+ROUND_MODES = {"float32": 1, "float16": 2, "bfloat16": 3}
+
+# mask_mode of masked_adam / count_kept / norm_sums: which score decides the mask.
+MASK_ALL, MASK_M_PREV, MASK_M_NEW = 0, 1, 2
+
+
+def cast_scalars(rule: Rule, t: int, lr: float, dtype: np.dtype) -> dict[str, Any]:
+    """``rule.scalars(t, lr)`` with every float rounded once to ``dtype``, as the reference does."""
+    kind = np.dtype(dtype).type
+    return {k: (kind(v) if isinstance(v, float) else v) for k, v in rule.scalars(t, lr).items()}
+
+
+def round_mode_for(state_dtype: str | None, dtype: np.dtype) -> int:
+    """The kernel round mode that reproduces ``round_to_bits(x, state_dtype)`` for x of ``dtype``.
+
+    Rounding a float32 through float64 and back is the identity, as is rounding to its own dtype.
+    """
+    if state_dtype is None or state_dtype == np.dtype(dtype).name or state_dtype == "float64":
+        return 0
+    return ROUND_MODES[state_dtype]
+
+
+class FusedRule:
+    """A reference rule run by fused kernels; same API as the rule, plus in-place steps.
+
+    Parameters
+    ----------
+    reference : Rule
+        The NumPy reference rule (its hyperparameters, scalars and state layout are reused).
+
+    Notes
+    -----
+    ``step``/``step_with_info`` return new arrays and never mutate their inputs, as the
+    reference. ``step_``/``step_with_info_`` update ``params`` and the state buffers **in place**
+    (each must be C-contiguous and writeable) and return the new state (whose step counts are
+    new tuples; its buffers are the same arrays): one pass over memory, no allocation, the form
+    to use for large arrays. Under ``nonfinite="raise"``/``"skip"`` a read-only pass over the
+    gradients runs first, so that a bad step leaves everything untouched; ``"propagate"``
+    skips it.
+    """
+
+    backend = "fused"
+
+    def __init__(self, reference: Rule, kernels: Any) -> None:
+        if reference.name not in _PLANS:
+            raise ValueError(f"no fused kernels for rule {reference.name!r}")
+        self.reference = reference
+        self.K = kernels
+        self._plan = _PLANS[reference.name]
+
+    # -- the reference's attributes -------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.reference.name
+
+    @property
+    def hyper(self):
+        return self.reference.hyper
+
+    @property
+    def buffers(self) -> tuple[str, ...]:
+        return self.reference.buffers
+
+    @property
+    def state_type(self) -> type:
+        return self.reference.state_type
+
+    @property
+    def defaults(self):
+        return self.reference.defaults
+
+    def scalars(self, t: int, lr: float) -> dict[str, float]:
+        """The reference's float64 per-step scalars (the kernels receive them cast)."""
+        return self.reference.scalars(t, lr)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.reference!r})"
+
+    # -- backend hooks ----------------------------------------------------------------------
+    def _validate(self, params, grads, state):
+        """Return (params, grads) as lists of the backend's arrays; raise as the reference does."""
+        raise NotImplementedError
+
+    def _flat(self, a):
+        """A flat C-contiguous view (or copy) of ``a``."""
+        raise NotImplementedError
+
+    def _empty_like(self, a):
+        raise NotImplementedError
+
+    def _ones_mask(self, shape):
+        raise NotImplementedError
+
+    def _empty_mask(self, shape):
+        raise NotImplementedError
+
+    def _no_mask(self):
+        """A dummy mask output (length 0) for kernels called without ``write_mask``."""
+        raise NotImplementedError
+
+    # -- public API -----------------------------------------------------------------------
+    def init(self, params):
+        return self.reference.init(params)
+
+    def step(self, params, grads, state, *, lr: float | None = None):
+        new_params, new_state, _ = self._run(params, grads, state, lr, inplace=False,
+                                             want_info=False)
+        return new_params, new_state
+
+    def step_with_info(self, params, grads, state, *, lr: float | None = None):
+        return self._run(params, grads, state, lr, inplace=False, want_info=True)
+
+    def step_(self, params, grads, state, *, lr: float | None = None):
+        """In-place step: mutates ``params`` and the state buffers; returns the new state."""
+        _, new_state, _ = self._run(params, grads, state, lr, inplace=True, want_info=False)
+        return new_state
+
+    def step_with_info_(self, params, grads, state, *, lr: float | None = None):
+        """In-place step that also returns the per-tensor info: ``(state, info)``."""
+        _, new_state, info = self._run(params, grads, state, lr, inplace=True, want_info=True)
+        return new_state, info
+
+    # -- the step ---------------------------------------------------------------------------
+    def _run(self, params, grads, state, lr, *, inplace: bool, want_info: bool):
+        from .. import _validation as V
+
+        params, grads = self._validate(params, grads, state)
+        lr = self.hyper["lr"] if lr is None else V.finite_nonneg("lr", lr)
+        if inplace:
+            self._check_inplace(params, grads, state)
+        policy = self.hyper["nonfinite"]
+        if policy != "propagate":
+            bad = [i for i, g in enumerate(grads)
+                   if g is not None and self.K.count_nonfinite(self._flat(g)) > 0]
+            if bad and policy == "raise":
+                raise FloatingPointError(
+                    f"grads[{bad[0]}] contains NaN or inf (nonfinite='raise'); pass "
+                    f"nonfinite='skip' to skip such steps or 'propagate' to compute anyway")
+            if bad:
+                return list(params), state, {"skipped": True, "tensors": [{} for _ in params]}
+
+        new_params, steps, infos = [], [], []
+        new_bufs: dict[str, list] = {b: [] for b in self.buffers}
+        sc_cache: dict[tuple, dict] = {}
+        for i, (p, g) in enumerate(zip(params, grads)):
+            t_old = state.step[i]
+            old = {b: getattr(state, b)[i] for b in self.buffers}
+            if g is None:
+                new_params.append(p)
+                steps.append(t_old)
+                infos.append({})
+                for b in self.buffers:
+                    new_bufs[b].append(old[b])
+                continue
+            t = t_old + 1
+            key = (t, p.dtype)
+            if key not in sc_cache:
+                sc_cache[key] = cast_scalars(self.reference, t, lr, p.dtype)
+            if inplace:
+                p_out, out = p, old
+            else:
+                p_out = self._empty_like(p)
+                out = {b: self._empty_like(old[b]) for b in self.buffers}
+            info = self._plan(self, p, g, old, p_out, out, t, sc_cache[key], want_info)
+            new_params.append(p_out)
+            steps.append(t)
+            infos.append(info)
+            for b in self.buffers:
+                new_bufs[b].append(out[b])
+        new_state = self.state_type(step=tuple(steps),
+                                    **{b: tuple(v) for b, v in new_bufs.items()})
+        return new_params, new_state, {"skipped": False, "tensors": infos}
+
+    def _check_inplace(self, params, grads, state) -> None:
+        for i, (p, g) in enumerate(zip(params, grads)):
+            if g is None:
+                continue
+            arrays = [("params", p)] + [(f"state.{b}", getattr(state, b)[i]) for b in self.buffers]
+            for label, a in arrays:
+                if not (a.flags.c_contiguous and a.flags.writeable):
+                    raise ValueError(f"{label}[{i}] must be C-contiguous and writeable for an "
+                                     f"in-place step; use step() or np.ascontiguousarray")
+                if a.dtype != p.dtype:
+                    raise TypeError(f"{label}[{i}] has dtype {a.dtype} but params[{i}] has "
+                                    f"{p.dtype}")
+
+
+# -- per-rule plans: scalars and flags -> one (or, for masked rules, two) kernel calls ------
+
+def _flats(rule, p, g, old, p_out, out, names):
+    f = rule._flat
+    return ([f(p), f(g)] + [f(old[b]) for b in names] + [f(p_out)] + [f(out[b]) for b in names])
+
+
+def _plan_adamx(rule, p, g, old, p_out, out, t, sc, want_info):
+    h = rule.hyper
+    arrays = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
+    rule.K.adamx(*arrays, h["weight_decay_mode"] == "l2", sc["decay"], sc["l2"], sc["beta1_t"],
+                 sc["one_minus_beta1_t"], sc["beta2_t"], sc["one_minus_beta2_t"], sc["lr"],
+                 sc["eps"], p.dtype.type(0), round_mode_for(h["state_dtype"], p.dtype))
+    return {}
+
+
+def _plan_adams(rule, p, g, old, p_out, out, t, sc, want_info):
+    arrays = _flats(rule, p, g, old, p_out, out, ("exp_avg",))
+    rule.K.adams(*arrays, sc["decay"], sc["beta1"], sc["one_minus_beta1"], sc["beta2"],
+                 sc["one_minus_beta2"], sc["bias_correction1"], sc["lr"], sc["eps"],
+                 p.dtype.type(0))
+    return {}
+
+
+def _plan_adam(rule, p, g, old, p_out, out, t, sc, want_info):
+    arrays = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
+    rule.K.adam(*arrays, bool(rule.reference.decoupled), sc["decay"], sc["weight_decay"],
+                sc["beta1"], sc["one_minus_beta1"], sc["beta2"], sc["one_minus_beta2"],
+                sc["step_size"], sc["denom_div"], sc["eps"], p.dtype.type(0))
+    return {}
+
+
+def _plan_adax(rule, p, g, old, p_out, out, t, sc, want_info):
+    arrays = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
+    rule.K.adax(*arrays, rule.hyper["weight_decay_mode"] == "l2", sc["decay"], sc["l2"],
+                sc["beta1"], sc["one_minus_beta1"], sc["growth"], sc["b"], sc["step_size"],
+                sc["eps"], p.dtype.type(0))
+    return {}
+
+
+def _plan_sgdm(rule, p, g, old, p_out, out, t, sc, want_info):
+    arrays = _flats(rule, p, g, old, p_out, out, ("momentum_buffer",))
+    rule.K.sgdm(*arrays, t == 1, bool(rule.hyper["nesterov"]), sc["weight_decay"],
+                sc["momentum"], sc["one_minus_dampening"], sc["lr"])
+    return {}
+
+
+def _plan_cadamw(rule, p, g, old, p_out, out, t, sc, want_info):
+    f, kind = rule._flat, p.dtype.type
+    n = p.size
+    kept = int(rule.K.count_kept(f(old["exp_avg"]), f(g), sc["beta1"], sc["one_minus_beta1"],
+                                 MASK_M_NEW, True, kind(0)))
+    # The reference's mask values: 1/r and 0/r (count), 1*s and 0*s (count+1), in the dtype.
+    if rule.hyper["scaling"] == "count":
+        mean = kept / n if n else 1.0  # = np.mean(mask, dtype=float64): an exact sum of 0/1
+        r = kind(max(mean, 1e-3))
+        keep_val, drop_val = kind(1) / r, kind(0) / r
+    else:
+        s = kind(n / (float(kept) + 1.0))
+        keep_val, drop_val = kind(1) * s, kind(0) * s
+    arrays = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
+    rule.K.cautious_adam(*arrays, sc["decay"], sc["beta1"], sc["one_minus_beta1"], sc["beta2"],
+                         sc["one_minus_beta2"], sc["step_size"], sc["eps"], kind(0),
+                         keep_val, drop_val)
+    return {}
+
+
+def _plan_alphaadam(rule, p, g, old, p_out, out, t, sc, want_info):
+    h = rule.hyper
+    f, kind = rule._flat, p.dtype.type
+    n = p.size
+    strict = bool(h["strict"])
+    if h["mask_source"] == "ones" or (h["mask_source"] == "m_prev" and t == 1
+                                      and h["first_step"] == "unmasked"):
+        mode = MASK_ALL
+    elif h["mask_source"] == "m_t" or (t == 1 and h["first_step"] == "cautious"):
+        mode = MASK_M_NEW
+    else:
+        mode = MASK_M_PREV
+
+    alpha, kept = None, None
+    if mode == MASK_ALL:
+        kept = n
+        # The unmasked first step uses psi = 1 whatever the rule; otherwise an all-ones mask gives
+        # alpha = 1 (count, soft, none) or n/(n+1) (count+1). ``norm`` is a ratio of two equal
+        # sums, 1 unless they are not finite: computed below, as the reference does.
+        if t == 1 and h["mask_source"] == "m_prev":
+            alpha = 1.0
+        elif h["alpha_rule"] != "norm":
+            alpha = alpha_for(h["alpha_rule"], kept, n, h["density_floor"], h["alpha_max"])
+    if alpha is not None:
+        pass
+    elif h["alpha_rule"] == "norm":
+        kept, sum_all, sum_kept = rule.K.norm_sums(
+            f(g), f(old["exp_avg"]), f(old["exp_avg_sq"]), sc["beta1"], sc["one_minus_beta1"],
+            sc["beta2"], sc["one_minus_beta2"], sc["denom_div"], sc["eps"], kind(0), mode, strict)
+        kept = int(kept)
+        alpha = norm_alpha(float(sum_all), float(sum_kept), h["alpha_max"])
+    elif h["alpha_rule"] == "none" and not want_info:
+        alpha = 1.0  # the count would only feed info["kept"]
+    else:
+        kept = int(rule.K.count_kept(f(old["exp_avg"]), f(g), sc["beta1"], sc["one_minus_beta1"],
+                                     mode, strict, kind(0)))
+        alpha = alpha_for(h["alpha_rule"], kept, n, h["density_floor"], h["alpha_max"])
+
+    a = kind(alpha)
+    # psi = phi/a + (1-phi) a (soft) or a phi + gamma (1-phi): its two values, in the dtype.
+    if h["alpha_rule"] == "soft":
+        psi_kept, psi_drop = kind(1) / a, a
+    else:
+        psi_kept, psi_drop = a, kind(h["gamma"])
+
+    write_mask = want_info and mode != MASK_ALL
+    if write_mask:
+        mask = rule._empty_mask(p.shape)
+        mask_flat = f(mask)
+    else:
+        mask, mask_flat = None, rule._no_mask()
+    arrays = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
+    rule.K.masked_adam(*arrays, mask_flat, write_mask, sc["decay"], sc["beta1"],
+                       sc["one_minus_beta1"], sc["beta2"], sc["one_minus_beta2"], sc["step_size"],
+                       sc["denom_div"], sc["eps"], kind(0), mode, strict, psi_kept, psi_drop)
+    if not want_info:
+        return {}
+    if mask is None:
+        mask = rule._ones_mask(p.shape)
+    return {"mask": mask, "alpha": alpha, "kept": kept}
+
+
+def norm_alpha(sum_all: float, sum_kept: float, alpha_max: float) -> float:
+    """AlphaAdam's ``norm`` strength from the two float64 sums of squares (as ``alpha_for``)."""
+    import math
+
+    kept_norm = math.sqrt(sum_kept)
+    if kept_norm == 0.0:
+        return 1.0
+    return min(alpha_max, math.sqrt(sum_all) / kept_norm)
+
+
+_PLANS = {"adamx": _plan_adamx, "adams": _plan_adams, "adam": _plan_adam, "adamw": _plan_adam,
+          "adax": _plan_adax, "sgdm": _plan_sgdm, "cadamw": _plan_cadamw,
+          "alphaadam": _plan_alphaadam}

@@ -1,0 +1,394 @@
+r"""Fused CPU kernels with numba: one parallel pass per tensor, bitwise equal to the reference.
+
+``refopt.get_rule(name, backend="numba", **hyper)`` returns a :class:`NumbaRule`: the reference
+rule's API (``init``, ``step``, ``step_with_info``, ``buffers``, ``hyper``, ``name``,
+``scalars``) plus the in-place ``step_``/``step_with_info_`` of
+:class:`refopt.kernels.fused.FusedRule`.
+
+Each kernel is a ``prange`` loop that loads ``param, grad`` and the state of one element, updates
+them in registers and stores them once: AdamX moves 28 B per float32 element (read w, g, m, v;
+write w, m, v), AdamS 20 B. Parity with the float64 NumPy reference (``shared/guides/kernels.md``):
+
+* ``fastmath=False`` (no reassociation, no contraction into FMA) and ``error_model="numpy"``
+  (x/0 gives inf/nan as NumPy does, not ``ZeroDivisionError``);
+* no numeric literals in the element arithmetic: every scalar is the reference's
+  ``rule.scalars(t, lr)`` rounded once to the array dtype, ``zero`` included, so float32 stays
+  float32 (numba would promote ``1 - b`` with a Python literal to float64);
+* the reference's operation order and parenthesisation, operation by operation; ``np.sqrt``
+  (which keeps float32, unlike ``math.sqrt``); ``safe_divide``'s 0/0 := 0.
+
+The result is bitwise equal to the reference for every rule and option in float32 and float64,
+except AlphaAdam's ``alpha_rule="norm"``, whose two float64 sums of squares are added in fixed
+blocks of :data:`NORM_BLOCK` elements (independent of the thread count, but not NumPy's pairwise
+order): alpha agrees to a few ulp. AdamX's ``state_dtype`` rounding (float32, float16, bfloat16)
+is done in float64 arithmetic by the add-and-subtract trick, exact round-to-nearest-even.
+
+Set ``REFOPT_NUMBA_FASTMATH=1`` before import to build with ``fastmath=True`` (faster, not
+bitwise; the tests assume it is unset).
+
+numba is imported by this module only; ``import refopt`` never imports it.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+from numba import njit, prange
+
+from .. import _validation as V
+from .fused import FusedRule
+
+_FASTMATH = os.environ.get("REFOPT_NUMBA_FASTMATH", "") == "1"
+_JIT = dict(parallel=True, fastmath=_FASTMATH, error_model="numpy", cache=True)
+_JIT_SERIAL = dict(fastmath=_FASTMATH, error_model="numpy", cache=True)
+
+#: Block length of the deterministic float64 sums of AlphaAdam's ``norm`` rule.
+NORM_BLOCK = 4096
+
+# Largest finite values of the emulated storage formats, and the smallest normal exponents.
+_HALF_MAX, _HALF_OVERFLOW = 65504.0, 65520.0
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+# -- element helpers ---------------------------------------------------------------------------
+
+@njit(**_JIT_SERIAL, inline="always")
+def _safe_div(num, den, zero):
+    """num / den with 0/0 := 0, as ``refopt.rules._base.safe_divide`` (select, no branch)."""
+    q = num / den
+    if (num == zero) & (den == zero):
+        q = zero
+    return q
+
+
+@njit(**_JIT_SERIAL)
+def _round_to_multiple(x, exponent):
+    """x rounded to the nearest multiple of 2**exponent, ties to even (float64, exact).
+
+    Adding c = 1.5 * 2**(52 + exponent) moves x into a binade whose spacing is 2**exponent, so the
+    one rounding of the addition is the wanted round-to-nearest-even; subtracting c is exact.
+    """
+    c = math.ldexp(1.5, 52 + exponent)
+    return (x + c) - c
+
+
+@njit(**_JIT_SERIAL)
+def _round_float16(x):
+    """float64 -> nearest float16 (ties to even) -> float64, as ``x.astype(np.float16)``."""
+    if not math.isfinite(x) or x == 0.0:
+        return x
+    if abs(x) >= _HALF_OVERFLOW:
+        return math.copysign(math.inf, x)
+    _, e = math.frexp(x)  # |x| in [2**(e-1), 2**e)
+    r = _round_to_multiple(x, max(e - 1, -14) - 10)  # 11 significant bits; subnormals below 2**-14
+    if abs(r) > _HALF_MAX:
+        return math.copysign(math.inf, x)
+    if r == 0.0:
+        return math.copysign(0.0, x)
+    return r
+
+
+@njit(**_JIT_SERIAL)
+def _round_bfloat16(x):
+    """float64 -> float32 -> bfloat16 (ties to even) -> float64, as ``round_to_bits``."""
+    f = np.float64(np.float32(x))
+    if not math.isfinite(f) or f == 0.0:
+        return f
+    _, e = math.frexp(f)
+    r = _round_to_multiple(f, max(e - 1, -126) - 7)  # 8 significant bits; float32 subnormals
+    if abs(r) > _FLOAT32_MAX:
+        return math.copysign(math.inf, f)
+    if r == 0.0:
+        return math.copysign(0.0, f)
+    return r
+
+
+@njit(**_JIT_SERIAL)
+def _round_state(x, mode):
+    """``round_to_bits`` for one value held in float64; mode 1 float32, 2 float16, 3 bfloat16."""
+    if mode == 1:
+        return np.float64(np.float32(x))
+    if mode == 2:
+        return _round_float16(x)
+    return _round_bfloat16(x)
+
+
+# -- kernels -------------------------------------------------------------------------------
+
+@njit(**_JIT)
+def _count_nonfinite(g):
+    bad = 0
+    for i in prange(g.size):
+        if not np.isfinite(g[i]):
+            bad += 1
+    return bad
+
+
+@njit(**_JIT)
+def _adamx(p, g, m, v, p_o, m_o, v_o, l2_mode, decay, l2, b1t, omb1t, b2t, omb2t, lr, eps, zero):
+    for i in prange(p.size):
+        pi = p[i]
+        gi = g[i]
+        if l2_mode:
+            gi = gi + l2 * pi
+        else:
+            pi = pi * decay
+        mi = b1t * m[i] + omb1t * gi
+        vi = b2t * v[i] + omb2t * (gi * gi)
+        m_o[i] = mi
+        v_o[i] = vi
+        p_o[i] = pi - lr * _safe_div(mi, np.sqrt(vi) + eps, zero)
+
+
+@njit(**_JIT)
+def _adamx_rounded(p, g, m, v, p_o, m_o, v_o, l2_mode, decay, l2, b1t, omb1t, b2t, omb2t, lr,
+                   eps, zero, round_mode):
+    for i in prange(p.size):
+        pi = p[i]
+        gi = g[i]
+        if l2_mode:
+            gi = gi + l2 * pi
+        else:
+            pi = pi * decay
+        mi = b1t * m[i] + omb1t * gi
+        vi = b2t * v[i] + omb2t * (gi * gi)
+        # Stored rounded (the store converts back to the array dtype exactly), then reloaded.
+        m_o[i] = _round_state(np.float64(mi), round_mode)
+        v_o[i] = _round_state(np.float64(vi), round_mode)
+        mi = m_o[i]
+        vi = v_o[i]
+        p_o[i] = pi - lr * _safe_div(mi, np.sqrt(vi) + eps, zero)
+
+
+@njit(**_JIT)
+def _adams(p, g, m, p_o, m_o, decay, b1, omb1, b2, omb2, bc1, lr, eps, zero):
+    for i in prange(p.size):
+        pi = p[i] * decay
+        gi = g[i]
+        mp = m[i]
+        m_prev = mp / bc1
+        nu = b2 * (m_prev * m_prev) + omb2 * (gi * gi)
+        mi = b1 * mp + omb1 * gi
+        m_o[i] = mi
+        p_o[i] = pi - lr * _safe_div(mi / bc1, np.sqrt(nu) + eps, zero)
+
+
+@njit(**_JIT)
+def _adam(p, g, m, v, p_o, m_o, v_o, decoupled, decay, wd, b1, omb1, b2, omb2, step_size,
+          denom_div, eps, zero):
+    for i in prange(p.size):
+        pi = p[i]
+        gi = g[i]
+        if decoupled:
+            pi = pi * decay
+        else:
+            gi = gi + wd * pi
+        mi = b1 * m[i] + omb1 * gi
+        vi = b2 * v[i] + omb2 * (gi * gi)
+        m_o[i] = mi
+        v_o[i] = vi
+        p_o[i] = pi - step_size * _safe_div(mi, np.sqrt(vi) / denom_div + eps, zero)
+
+
+@njit(**_JIT)
+def _adax(p, g, m, v, p_o, m_o, v_o, l2_mode, decay, l2, b1, omb1, growth, b, step_size, eps,
+          zero):
+    for i in prange(p.size):
+        pi = p[i]
+        gi = g[i]
+        if l2_mode:
+            gi = gi + l2 * pi
+        else:
+            pi = pi * decay
+        mi = b1 * m[i] + omb1 * gi
+        vi = growth * v[i] + b * (gi * gi)
+        m_o[i] = mi
+        v_o[i] = vi
+        p_o[i] = pi - step_size * _safe_div(mi, np.sqrt(vi) + eps, zero)
+
+
+@njit(**_JIT)
+def _sgdm(p, g, buf, p_o, buf_o, first, nesterov, wd, momentum, omd, lr):
+    for i in prange(p.size):
+        pi = p[i]
+        gi = g[i] + wd * pi
+        if first:
+            bi = gi
+        else:
+            bi = momentum * buf[i] + omd * gi
+        buf_o[i] = bi
+        if nesterov:
+            p_o[i] = pi - lr * (gi + momentum * bi)
+        else:
+            p_o[i] = pi - lr * bi
+
+
+@njit(**_JIT)
+def _count_kept(m, g, b1, omb1, mask_mode, strict, zero):
+    """Kept coordinates: score = m_prev g (mode 1) or m_t g (mode 2), > 0 or >= 0."""
+    kept = 0
+    for i in prange(g.size):
+        gi = g[i]
+        if mask_mode == 1:
+            score = m[i] * gi
+        else:
+            score = (b1 * m[i] + omb1 * gi) * gi
+        if strict:
+            keep = score > zero
+        else:
+            keep = score >= zero
+        if keep:
+            kept += 1
+    return kept
+
+
+@njit(**_JIT)
+def _norm_sums(g, m, v, b1, omb1, b2, omb2, denom_div, eps, zero, mask_mode, strict):
+    """(k, sum u^2, sum phi u^2) with u = m_t / (sqrt(v_t)/d + eps) squared in float64.
+
+    Each block of NORM_BLOCK elements is summed in order, then the block sums in order: the
+    result does not depend on the number of threads.
+    """
+    n = g.size
+    n_blocks = (n + NORM_BLOCK - 1) // NORM_BLOCK
+    part_all = np.zeros(n_blocks, dtype=np.float64)
+    part_kept = np.zeros(n_blocks, dtype=np.float64)
+    part_k = np.zeros(n_blocks, dtype=np.int64)
+    for blk in prange(n_blocks):
+        lo = blk * NORM_BLOCK
+        hi = min(n, lo + NORM_BLOCK)
+        s_all = np.float64(0)
+        s_kept = np.float64(0)
+        k = 0
+        for i in range(lo, hi):
+            gi = g[i]
+            mp = m[i]
+            mi = b1 * mp + omb1 * gi
+            vi = b2 * v[i] + omb2 * (gi * gi)
+            u = np.float64(_safe_div(mi, np.sqrt(vi) / denom_div + eps, zero))
+            if mask_mode == 0:
+                keep = True
+            else:
+                score = mp * gi if mask_mode == 1 else mi * gi
+                keep = score > zero if strict else score >= zero
+            s_all += u * u
+            if keep:
+                s_kept += u * u
+                k += 1
+        part_all[blk] = s_all
+        part_kept[blk] = s_kept
+        part_k[blk] = k
+    sum_all = np.float64(0)
+    sum_kept = np.float64(0)
+    kept = 0
+    for blk in range(n_blocks):
+        sum_all += part_all[blk]
+        sum_kept += part_kept[blk]
+        kept += part_k[blk]
+    return kept, sum_all, sum_kept
+
+
+@njit(**_JIT)
+def _masked_adam(p, g, m, v, p_o, m_o, v_o, mask_o, write_mask, decay, b1, omb1, b2, omb2,
+                 step_size, denom_div, eps, zero, mask_mode, strict, psi_kept, psi_drop):
+    for i in prange(p.size):
+        gi = g[i]
+        mp = m[i]
+        pi = p[i] * decay
+        mi = b1 * mp + omb1 * gi
+        vi = b2 * v[i] + omb2 * (gi * gi)
+        u = _safe_div(mi, np.sqrt(vi) / denom_div + eps, zero)
+        if mask_mode == 0:
+            keep = True
+        else:
+            score = mp * gi if mask_mode == 1 else mi * gi
+            keep = score > zero if strict else score >= zero
+        psi = psi_kept if keep else psi_drop
+        m_o[i] = mi
+        v_o[i] = vi
+        p_o[i] = pi - step_size * (psi * u)
+        if write_mask:
+            mask_o[i] = keep
+
+
+@njit(**_JIT)
+def _cautious_adam(p, g, m, v, p_o, m_o, v_o, decay, b1, omb1, b2, omb2, step_size, eps, zero,
+                   keep_val, drop_val):
+    for i in prange(p.size):
+        gi = g[i]
+        pi = p[i] * decay
+        mi = b1 * m[i] + omb1 * gi
+        vi = b2 * v[i] + omb2 * (gi * gi)
+        scale = keep_val if mi * gi > zero else drop_val
+        m_o[i] = mi
+        v_o[i] = vi
+        p_o[i] = pi - step_size * _safe_div(mi * scale, np.sqrt(vi) + eps, zero)
+
+
+@njit(**_JIT)
+def copy_kernel(src, dst):
+    """dst[:] = src[:] with the kernels' threads: the memory roofline of ``refopt bench``."""
+    for i in prange(src.size):
+        dst[i] = src[i]
+
+
+# -- kernel namespace (see refopt.kernels.fused) ------------------------------------------------
+
+class _Kernels:
+    """The kernel namespace of :mod:`refopt.kernels.fused` for flat NumPy arrays."""
+
+    count_nonfinite = staticmethod(_count_nonfinite)
+    adams = staticmethod(_adams)
+    adam = staticmethod(_adam)
+    adax = staticmethod(_adax)
+    sgdm = staticmethod(_sgdm)
+    count_kept = staticmethod(_count_kept)
+    norm_sums = staticmethod(_norm_sums)
+    masked_adam = staticmethod(_masked_adam)
+    cautious_adam = staticmethod(_cautious_adam)
+
+    @staticmethod
+    def adamx(p, g, m, v, p_o, m_o, v_o, l2_mode, decay, l2, b1t, omb1t, b2t, omb2t, lr, eps,
+              zero, round_mode):
+        if round_mode == 0:
+            _adamx(p, g, m, v, p_o, m_o, v_o, l2_mode, decay, l2, b1t, omb1t, b2t, omb2t, lr, eps,
+                   zero)
+        else:
+            _adamx_rounded(p, g, m, v, p_o, m_o, v_o, l2_mode, decay, l2, b1t, omb1t, b2t, omb2t,
+                           lr, eps, zero, round_mode)
+
+
+_NO_MASK = np.zeros(0, dtype=np.bool_)
+
+
+class NumbaRule(FusedRule):
+    """A reference rule run by the fused numba kernels (see the module docstring)."""
+
+    backend = "numba"
+
+    def _validate(self, params, grads, state):
+        params = V.as_param_list("params", params)
+        grads = V.check_grads(params, grads)
+        self.reference._check_state(params, state)
+        return params, grads
+
+    def _flat(self, a):
+        return np.ascontiguousarray(a).reshape(-1)
+
+    def _empty_like(self, a):
+        return np.empty(a.shape, dtype=a.dtype)
+
+    def _ones_mask(self, shape):
+        return np.ones(shape, dtype=bool)
+
+    def _empty_mask(self, shape):
+        return np.empty(shape, dtype=bool)
+
+    def _no_mask(self):
+        return _NO_MASK
+
+
+def make_rule(reference) -> NumbaRule:
+    """Wrap a NumPy reference rule (from ``refopt.get_rule``) in the fused numba kernels."""
+    return NumbaRule(reference, _Kernels)
