@@ -1,0 +1,387 @@
+r"""Diagnoses: which known mistake explains a failing port?
+
+For a failing case, refopt's reference is re-run with each known mistake planted (a small mutated
+rule: a subclass of the reference rule whose ``_update_tensor`` makes the mistake, or the reference
+with one option flipped) on the same inputs; for closed-loop cases the mutant runs its own closed
+loop, as the port did. The mistakes whose trajectory matches the port's within tolerance are
+reported, best first; if none matches, the report says "no known mistake matches" and names the
+closest candidate.
+
+Known mistakes (``shared/spec/*.md``, pitfalls sections):
+
+=========================  ========================================================  ============
+key                        mistake                                                   rules
+=========================  ========================================================  ============
+``eps_inside_sqrt``        :math:`\sqrt{v + \epsilon}` instead of :math:`\sqrt v + \epsilon`   all three
+``wd_coupled``             weight decay added to the gradient (L2) instead of         all three
+                           decoupled :math:`\theta(1-\eta\lambda)`
+``wd_after_step``          decoupled decay applied after the step instead of before   all three
+``adams_m_t_denominator``  AdamS :math:`\nu_t` from the updated :math:`m_t` (ReaLLM-Forge)  adams
+``adams_old_m_c_prev``     AdamS code form: old m corrected by :math:`1-\beta_1^{t-1}`  adams (code)
+                           instead of :math:`1-\beta_1^{t}` (a "fix" of the code's quirk)
+``missing_bias_correction``  adams code form without correction (= paper form);     all three
+                           AdamX with constant betas; AlphaAdam with none
+``extra_bias_correction``  adams paper form with correction (= code form); AdamX     all three
+                           with Adam's correction on top of the folded betas;
+                           AlphaAdam corrected twice
+``alphaadam_mask_from_m_t``  the mask from the updated :math:`m_t`: Cautious         alphaadam
+                           (C-AdamW), not AlphaAdam
+``alphaadam_no_mask``      no mask at all: plain AdamW                               alphaadam
+``plain_adamw``            torch.optim.AdamW with the same lr, betas, eps, decay     adamx, adams
+=========================  ========================================================  ============
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+
+from ..registry import canonical_name, get_rule
+from ..rules._base import round_to_bits, safe_divide
+from ..rules.adams import AdamS
+from ..rules.adamx import AdamX
+from ..rules.alphaadam import AlphaAdam, alpha_for
+from .adapters import PortRun, RulePort, run_case
+from .compare import Comparison, compare_trajectories
+
+# -- mutated reference rules ----------------------------------------------------------------
+
+
+class _Mutant:
+    """Mixin: ``mistake`` names the planted mistake; helpers shared by the mutants."""
+
+    mistake: str = ""
+
+    def _decay_in(self, param, grad, dtype_type):
+        """Weight decay before the update, as planted: returns (param, grad)."""
+        wd = self.hyper.get("weight_decay", 0.0)
+        if self.mistake == "wd_coupled":
+            return param, grad + dtype_type(wd) * param
+        if self.mistake == "wd_after_step":
+            return param, grad
+        return None
+
+    def _denominator(self, second, eps):
+        if self.mistake == "eps_inside_sqrt":
+            return np.sqrt(second + eps)
+        return np.sqrt(second) + eps
+
+
+class AdamXMutant(_Mutant, AdamX):
+    """AdamX with one planted mistake (``mistake`` attribute)."""
+
+    def _update_tensor(self, param, grad, bufs, t, sc):
+        f = param.dtype.type
+        planted = self._decay_in(param, grad, f)
+        if planted is not None:
+            param, grad = planted
+        elif self.hyper["weight_decay_mode"] == "l2":
+            grad = grad + sc["l2"] * param
+        else:
+            param = param * sc["decay"]
+        b1, b2 = self.hyper["betas"]
+        if self.mistake == "missing_bias_correction":
+            # Adam's constant betas without any correction, instead of the folded beta_t's.
+            k1, k2 = f(b1), f(b2)
+        else:
+            k1, k2 = sc["beta1_t"], sc["beta2_t"]
+        exp_avg = k1 * bufs["exp_avg"] + (f(1) - k1 if self.mistake == "missing_bias_correction"
+                                          else sc["one_minus_beta1_t"]) * grad
+        exp_avg_sq = k2 * bufs["exp_avg_sq"] + (f(1) - k2 if self.mistake == "missing_bias_correction"
+                                                else sc["one_minus_beta2_t"]) * (grad * grad)
+        exp_avg = round_to_bits(exp_avg, self.hyper["state_dtype"])
+        exp_avg_sq = round_to_bits(exp_avg_sq, self.hyper["state_dtype"])
+        num, second = exp_avg, exp_avg_sq
+        if self.mistake == "extra_bias_correction":
+            # Adam's correction applied on top of the betas that already fold it in.
+            num = num / f(1.0 - b1 ** t)
+            second = second / f(1.0 - b2 ** t)
+        param = param - sc["lr"] * safe_divide(num, self._denominator(second, sc["eps"]))
+        if self.mistake == "wd_after_step":
+            param = param * sc["decay"]
+        return param, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}, {}
+
+
+class AdamSMutant(_Mutant, AdamS):
+    """AdamS with one planted mistake (``mistake`` attribute)."""
+
+    def _update_tensor(self, param, grad, bufs, t, sc):
+        f = param.dtype.type
+        planted = self._decay_in(param, grad, f)
+        if planted is not None:
+            param, grad = planted
+        else:
+            param = param * sc["decay"]
+        c = sc["bias_correction1"]
+        c_old = c
+        if self.mistake == "adams_old_m_c_prev":
+            b1 = self.hyper["betas"][0]
+            # m_0 = 0, so the t = 1 value does not matter; avoid 0/0.
+            c_old = f(1.0 - b1 ** (t - 1)) if t > 1 else f(1)
+        exp_avg = sc["beta1"] * bufs["exp_avg"] + sc["one_minus_beta1"] * grad
+        m_for_nu = (exp_avg if self.mistake == "adams_m_t_denominator" else bufs["exp_avg"])
+        m_for_nu = m_for_nu / (c if self.mistake == "adams_m_t_denominator" else c_old)
+        nu = sc["beta2"] * (m_for_nu * m_for_nu) + sc["one_minus_beta2"] * (grad * grad)
+        m_hat = exp_avg / c
+        param = param - sc["lr"] * safe_divide(m_hat, self._denominator(nu, sc["eps"]))
+        if self.mistake == "wd_after_step":
+            param = param * sc["decay"]
+        return param, {"exp_avg": exp_avg}, {}
+
+
+class AlphaAdamMutant(_Mutant, AlphaAdam):
+    """AlphaAdam with one planted mistake (``mistake`` attribute)."""
+
+    def scalars(self, t, lr):
+        sc = dict(super().scalars(t, lr))
+        b1, b2 = self.hyper["betas"]
+        bc1, bc2 = 1.0 - b1 ** t, 1.0 - b2 ** t
+        if self.mistake == "missing_bias_correction":
+            sc["step_size"], sc["denom_div"] = lr, 1.0
+        elif self.mistake == "extra_bias_correction":
+            # Both corrections in the direction (torch style) and the hf step size on top.
+            sc["step_size"], sc["denom_div"] = lr * math.sqrt(bc2) / bc1 / bc1, math.sqrt(bc2)
+        return sc
+
+    def _update_tensor(self, param, grad, bufs, t, sc):
+        h = self.hyper
+        f = param.dtype.type
+        planted = self._decay_in(param, grad, f)
+        if planted is not None:
+            param, grad = planted
+        else:
+            param = param * sc["decay"]
+        exp_avg = sc["beta1"] * bufs["exp_avg"] + sc["one_minus_beta1"] * grad
+        exp_avg_sq = sc["beta2"] * bufs["exp_avg_sq"] + sc["one_minus_beta2"] * (grad * grad)
+        score = self.mask_product(bufs["exp_avg"], exp_avg, grad, t)
+        if self.mistake == "eps_inside_sqrt":
+            u = safe_divide(exp_avg, np.sqrt(exp_avg_sq / (sc["denom_div"] * sc["denom_div"])
+                                             + sc["eps"]))
+        else:
+            u = safe_divide(exp_avg, np.sqrt(exp_avg_sq) / sc["denom_div"] + sc["eps"])
+        if score is None:
+            mask = np.ones(param.shape, dtype=bool)
+            alpha = 1.0 if t == 1 and h["mask_source"] == "m_prev" else alpha_for(
+                h["alpha_rule"], mask.size, mask.size, h["density_floor"], h["alpha_max"], u, mask)
+        else:
+            mask = score > 0 if h["strict"] else score >= 0
+            alpha = alpha_for(h["alpha_rule"], int(np.count_nonzero(mask)), mask.size,
+                              h["density_floor"], h["alpha_max"], u, mask)
+        phi = mask.astype(param.dtype)
+        a = f(alpha)
+        psi = phi / a + (f(1) - phi) * a if h["alpha_rule"] == "soft" else \
+            a * phi + f(h["gamma"]) * (f(1) - phi)
+        param = param - sc["step_size"] * (psi * u)
+        if self.mistake == "wd_after_step":
+            param = param * sc["decay"]
+        return param, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}, {}
+
+
+_MUTANTS = {"adamx": AdamXMutant, "adams": AdamSMutant, "alphaadam": AlphaAdamMutant}
+
+
+def _mutant(case, mistake: str, **changes):
+    cls = _MUTANTS[canonical_name(case.rule)]
+    rule = cls(**{**case.hyper, **changes})
+    rule.mistake = mistake
+    return rule
+
+
+def _with(case, rule_name=None, **changes):
+    return get_rule(rule_name or case.rule, **{**case.hyper, **changes})
+
+
+# -- the catalogue --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """One known mistake: when it applies to a case and how to build the mutated reference."""
+
+    key: str
+    title: str
+    rules: tuple
+    applies: Callable
+    build: Callable
+
+
+def _wd(case) -> float:
+    return float(case.hyper.get("weight_decay", 0.0) or 0.0)
+
+
+def _decoupled(case) -> bool:
+    return _wd(case) > 0 and case.hyper.get("weight_decay_mode", "decoupled") == "decoupled"
+
+
+def _eps(case) -> bool:
+    return float(case.hyper.get("eps") or 0.0) > 0
+
+
+def _adamw_hyper(case) -> dict:
+    return {k: case.hyper[k] for k in ("lr", "betas", "eps", "weight_decay") if k in case.hyper}
+
+
+MISTAKES: tuple = (
+    Mistake("eps_inside_sqrt", "eps inside the square root: sqrt(v + eps) instead of sqrt(v) + eps",
+            ("adamx", "adams", "alphaadam"), _eps,
+            lambda c: _mutant(c, "eps_inside_sqrt")),
+    Mistake("adams_m_t_denominator",
+            "AdamS denominator from the updated m_t instead of m_{t-1}: "
+            "nu = b2*m_t^2 + (1-b2)*g^2 (as in ReaLLM-Forge)",
+            ("adams",), lambda c: True, lambda c: _mutant(c, "adams_m_t_denominator")),
+    Mistake("adams_old_m_c_prev",
+            "AdamS code form with the old momentum corrected by 1-b1^(t-1) instead of 1-b1^t "
+            "(the official code divides m_{t-1} by 1-b1^t; do not 'fix' it)",
+            ("adams",), lambda c: bool(c.hyper.get("bias_correction")),
+            lambda c: _mutant(c, "adams_old_m_c_prev")),
+    Mistake("missing_bias_correction",
+            "missing bias correction (for adams: the paper form, bias_correction=False, run where "
+            "the case asks for the code form)", ("adams",),
+            lambda c: bool(c.hyper.get("bias_correction")),
+            lambda c: _with(c, bias_correction=False)),
+    Mistake("extra_bias_correction",
+            "extra bias correction (for adams: the official-code form, bias_correction=True, run "
+            "where the case asks for the paper form)", ("adams",),
+            lambda c: not c.hyper.get("bias_correction"),
+            lambda c: _with(c, bias_correction=True)),
+    Mistake("missing_bias_correction",
+            "missing bias correction: constant betas b1, b2 instead of AdamX's folded "
+            "b1_t = (b1-b1^t)/(1-b1^t) and b2_t", ("adamx",), lambda c: True,
+            lambda c: _mutant(c, "missing_bias_correction")),
+    Mistake("extra_bias_correction",
+            "extra bias correction: Adam's m/(1-b1^t), v/(1-b2^t) on top of AdamX's folded betas",
+            ("adamx",), lambda c: True, lambda c: _mutant(c, "extra_bias_correction")),
+    Mistake("missing_bias_correction",
+            "missing bias correction: step size lr and denominator sqrt(v) + eps",
+            ("alphaadam",), lambda c: True, lambda c: _mutant(c, "missing_bias_correction")),
+    Mistake("extra_bias_correction",
+            "extra bias correction: m_hat/(sqrt(v_hat) + eps) with the hf step size "
+            "lr*sqrt(1-b2^t)/(1-b1^t) on top", ("alphaadam",), lambda c: True,
+            lambda c: _mutant(c, "extra_bias_correction")),
+    Mistake("wd_coupled", "weight decay coupled (L2: weight_decay*theta added to the gradient) "
+            "instead of decoupled theta*(1 - lr*weight_decay)", ("adamx", "adams", "alphaadam"),
+            _decoupled, lambda c: _mutant(c, "wd_coupled")),
+    Mistake("wd_after_step", "decoupled weight decay applied after the step instead of before it",
+            ("adamx", "adams", "alphaadam"), _decoupled, lambda c: _mutant(c, "wd_after_step")),
+    Mistake("alphaadam_mask_from_m_t",
+            "mask from the updated m_t (m_t*g > 0) instead of m_{t-1}: this is Cautious "
+            "(C-AdamW, arXiv 2411.16085), not AlphaAdam", ("alphaadam",),
+            lambda c: c.hyper.get("mask_source") == "m_prev",
+            lambda c: _with(c, mask_source="m_t")),
+    Mistake("alphaadam_no_mask", "no mask and no alpha: plain AdamW", ("alphaadam",),
+            lambda c: c.hyper.get("mask_source") != "ones",
+            lambda c: _with(c, mask_source="ones", alpha_rule="none")),
+    Mistake("plain_adamw", "plain AdamW (torch.optim.AdamW) with the same lr, betas, eps and "
+            "weight_decay: a different algorithm", ("adamx", "adams"), lambda c: True,
+            lambda c: get_rule("adamw", **_adamw_hyper(c))),
+)
+
+
+def mistakes_for(case) -> list:
+    rule = canonical_name(case.rule)
+    return [m for m in MISTAKES if rule in m.rules and m.applies(case)]
+
+
+# -- matching -------------------------------------------------------------------------------
+_MATCH_RTOL = {"float64": 1e-9, "float32": 2e-5}
+
+
+def matching_tolerance(case) -> dict:
+    """The tolerance within which a port "matches" a mutant.
+
+    The case's own tolerance when it is an ``allclose`` one; for ``bitwise``/``max_ulp`` cases a
+    port in another framework cannot be expected to reproduce a mutant bit for bit, so an
+    allclose tolerance at a few ulps per step is used (float64 1e-9, float32 2e-5 relative).
+    """
+    tol = dict(case.tolerance or {})
+    if tol.get("mode") in ("allclose", "statistical") and tol.get("rtol") is not None:
+        return tol
+    rtol = _MATCH_RTOL[str(case.dtype)]
+    return {"mode": "allclose", "rtol": rtol, "atol": rtol * 1e-3,
+            "pointwise_horizon": tol.get("pointwise_horizon")}
+
+
+@dataclass
+class Candidate:
+    mistake: Mistake
+    comparison: Comparison | None
+    error: str | None = None
+
+    @property
+    def score(self) -> float:
+        return math.inf if self.comparison is None else self.comparison.score
+
+
+@dataclass
+class Diagnosis:
+    """The known mistakes that match a failing port (best first) and a one-line verdict."""
+
+    matches: list = field(default_factory=list)      # Candidate
+    closest: Candidate | None = None
+    hints: list = field(default_factory=list)
+
+    @property
+    def keys(self) -> list:
+        return [c.mistake.key for c in self.matches]
+
+    @property
+    def message(self) -> str:
+        parts = []
+        if self.matches:
+            parts.append("matches known mistake: " + "; or ".join(
+                f"{c.mistake.title} [{c.mistake.key}]" for c in self.matches))
+        else:
+            text = "no known mistake matches"
+            if self.closest is not None and math.isfinite(self.closest.score):
+                text += (f" (closest: {self.closest.mistake.key}, "
+                         f"{self.closest.score:.3g}x the tolerance)")
+            parts.append(text)
+        parts.extend(self.hints)
+        return ". ".join(parts)
+
+
+def name_collision_hints(case, run: PortRun | None, port_name: str = "") -> list:
+    """Signs that the port implements a different algorithm under the same name."""
+    hints = []
+    rule = canonical_name(case.rule)
+    if rule == "adams":
+        keeps_v = run is not None and any(
+            k in run.state for k in ("exp_avg_sq", "max_exp_avg_sq"))
+        if "pytorch_optimizer" in port_name or keeps_v:
+            hints.append(
+                "name collision: refopt's adams is AdamS of Zhang, Wang, Chen 2025 "
+                "(arXiv 2505.16363: no second moment, denominator from m_{t-1} and g_t); "
+                + ("the port keeps a second moment (exp_avg_sq), " if keeps_v else "")
+                + "pytorch_optimizer's AdamS is a different algorithm, 'Adam with stable weight "
+                "decay' (Xie, Sato, Sugiyama, arXiv 2011.11152)")
+    if rule == "adamx" and "1904.03590" in port_name:
+        hints.append("name collision: Tran & Phong's AdamX (arXiv 1904.03590) is unrelated to "
+                     "AdamX/AdamNX of Zhu, Xiao, Min (arXiv 2511.13465)")
+    return hints
+
+
+def diagnose(case, run: PortRun, port_name: str = "") -> Diagnosis:
+    """Which known mistake reproduces ``run`` (the port's trajectory on ``case``)?"""
+    tol = matching_tolerance(case)
+    actual = run.as_histories()
+    candidates = []
+    for mistake in mistakes_for(case):
+        try:
+            mutant = mistake.build(case)
+            expected = run_case(RulePort(mutant, rebuild=False), case).as_histories()
+            cmp = compare_trajectories(expected, {k: v for k, v in actual.items()
+                                                  if k in expected}, case.steps, tol, case.dtype)
+            candidates.append(Candidate(mistake, cmp))
+        except (ValueError, TypeError, FloatingPointError) as exc:
+            candidates.append(Candidate(mistake, None, f"{type(exc).__name__}: {exc}"))
+    candidates.sort(key=lambda c: c.score)
+    matches = [c for c in candidates if c.comparison is not None and c.comparison.passed]
+    return Diagnosis(matches=matches, closest=candidates[0] if candidates else None,
+                     hints=name_collision_hints(case, run, port_name))
+
+
+def replace_tolerance(case, **changes):
+    """A copy of ``case`` with tolerance entries changed (used by tests and ``compare``)."""
+    return replace(case, tolerance={**case.tolerance, **changes})
