@@ -114,9 +114,10 @@ def rule_defaults(case) -> dict:
         try:
             fixed = {k: v for k, v in case.hyper.items() if k in raw and k not in dependent}
             resolved = get_rule(case.rule, **fixed).hyper
-            out.update({k: resolved[k] for k in dependent})
         except (TypeError, ValueError):
-            pass  # an invalid case: compare with the raw defaults
+            # An invalid case: its other options cannot be validated; use the plain defaults.
+            resolved = get_rule(case.rule).hyper
+        out.update({k: resolved[k] for k in dependent})
     return out
 
 
@@ -138,10 +139,15 @@ def case_kwargs(case, accepted: set, var_kw: bool, options: Mapping | None = Non
     Raises :class:`NotApplicable` when a hyperparameter the case needs cannot be passed, or when
     ``options`` fixes a hyperparameter to another value than the case's.
     """
+    from ..registry import RULES, canonical_name
+
     options = dict(options or {})
     defaults = rule_defaults(case)
     kwargs: dict = {}
+    raw = RULES[canonical_name(case.rule)].cls.defaults
     for key, value in case.hyper.items():
+        if value is None and key in raw and raw[key] is None:
+            continue  # "the default" (e.g. AlphaAdam's eps=None): the port's own default
         if key in options:
             if not _equal(options[key], value):
                 raise NotApplicable(f"--option {key}={options[key]!r} but the case has "
