@@ -13,7 +13,11 @@ def is_zero(expr) -> bool:
     e = sp.simplify(expr)
     if e == 0:
         return True
-    return sp.expand(sp.together(sp.expand(e))) == 0
+    if sp.expand(sp.together(sp.expand(e))) == 0:
+        return True
+    # powers with symbolic exponents: b**(t-1) -> b**t / b, then rational-function cancellation
+    e = sp.expand_power_exp(sp.expand(expr))
+    return sp.cancel(sp.together(e)) == 0 or sp.simplify(e) == 0
 
 
 def sign_is(expr, sign: str) -> bool:
@@ -62,9 +66,51 @@ def rel_err(a: float, b: float) -> float:
 
 
 def generic_branch(expr):
-    """Replace every Piecewise by its final ('otherwise') branch.
+    """Replace every Piecewise by its first branch whose condition is not an equality.
 
-    sympy's geometric sums come back as Piecewise((t, Eq(c, 1)), (closed form, True)); the
-    claims here have 0 < c < 1 (or ratio != 1), so the generic branch is the one that applies.
+    sympy's geometric sums come back as Piecewise((t, Eq(c, 1)), (closed form, True)) or, for
+    series, Piecewise((closed form, Abs(r) < 1), (Sum(...), True)). The claims here have
+    0 < c < 1 (ratio != 1, |ratio| < 1, stated in each derivation), so the generic closed form is
+    the branch that applies.
     """
-    return expr.replace(lambda e: isinstance(e, sp.Piecewise), lambda e: e.args[-1].expr)
+    def pick(pw):
+        for branch in pw.args:
+            if not isinstance(branch.cond, sp.Equality):
+                return branch.expr
+        return pw.args[-1].expr
+    return expr.replace(lambda e: isinstance(e, sp.Piecewise), pick)
+
+
+def sign_of(expr, var, depth: int = 3) -> int | None:
+    """+1 / -1 when the sign of ``expr`` for ``var`` > 0 is established exactly, else None.
+
+    Rules, each exact: sympy's assumptions; products and quotients multiply signs; a power with a
+    positive base is positive; a sum of terms of one sign has that sign; and the monotonicity
+    argument "f(0+) = 0 and f' has sign s on var > 0, so f has sign s" (used for 1 - exp(-x)).
+    """
+    e = sp.factor(sp.powsimp(expr))
+    if e.is_positive:
+        return 1
+    if e.is_negative:
+        return -1
+    if e.is_Mul:
+        signs = [sign_of(f, var, depth) for f in e.args]
+        if None in signs:
+            return None
+        return int(math.prod(signs))
+    if e.is_Pow:
+        sb = sign_of(e.base, var, depth)
+        if sb == 1:
+            return 1
+        if sb == -1 and e.exp.is_integer:
+            return -1 if e.exp.is_odd else (1 if e.exp.is_even else None)
+        return None
+    if e.is_Add:
+        signs = {sign_of(a, var, depth) for a in e.args}
+        if len(signs) == 1 and None not in signs:
+            return signs.pop()
+    if depth > 0 and e.has(var):
+        at0 = sp.limit(e, var, 0, "+")
+        if at0 == 0:
+            return sign_of(sp.diff(e, var), var, depth - 1)
+    return None
