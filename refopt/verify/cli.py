@@ -1,0 +1,171 @@
+"""``refopt verify`` and ``refopt compare``: a one-command verdict on a port, with diagnoses.
+
+::
+
+    refopt verify RULE TARGET [--dtype float32|float64] [--option NAME=VALUE ...] [--cases PATTERN]
+    refopt verify RULE --write-inputs DIR [--dtype ...] [--cases ...]     # file mode, step 1
+    refopt compare RULE DIR [--dtype ...] [--cases ...]                    # file mode, step 2
+
+TARGET is ``module:attribute`` importable from the current directory (a torch.optim.Optimizer
+class, an optax GradientTransformation or factory, a refopt-rule-like object or factory, or a
+step function; see :mod:`refopt.verify.adapters`). Exit status: 0 if every selected case passes,
+1 if one fails, 2 if nothing could be run or the command was wrong.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import os
+import sys
+
+
+def parse_option(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` with VALUE read as a Python literal when it is one (``0.1``, ``True``,
+    ``(0.9, 0.95)``, ``None``), else kept as a string (``hf``)."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"--option needs NAME=VALUE, got {text!r}")
+    try:
+        value = ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError):
+        value = raw.strip()
+    return name.strip(), value
+
+
+def load_target(spec: str):
+    """Import ``module:attribute`` (attribute may be dotted) with the current directory first on
+    ``sys.path``."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"TARGET must be module:attribute (e.g. my_port:AdamS), got {spec!r}")
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    module = importlib.import_module(module_name)
+    obj = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ValueError(f"{module_name} has no attribute {attr!r}") from None
+    return obj
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dtype", choices=("float32", "float64"), default=None,
+                   help="only the cases of this dtype (default: both)")
+    p.add_argument("--cases", default="*", metavar="PATTERN",
+                   help="fnmatch pattern on case ids, e.g. 'adams_paper_*' (default: all cases "
+                        "of the rule)")
+    p.add_argument("--suite", default=None, metavar="DIR",
+                   help="another golden suite directory (default: the committed suite)")
+    p.add_argument("--json", default=None, metavar="FILE",
+                   help="also write the report as JSON (atomically)")
+    p.add_argument("--no-diagnose", action="store_true",
+                   help="skip the known-mistake diagnosis of failures")
+
+
+def register(subparsers) -> None:
+    v = subparsers.add_parser(
+        "verify", help="verify a port (torch, optax, Python) against the golden suite",
+        description="Run every selected golden case of RULE through TARGET and print a per-case "
+                    "table: pass/fail, first divergent step and tensor, worst absolute and "
+                    "relative error, ULP distance, log relative error, and for failures the known "
+                    "mistake that explains them. Exit status 0 only if every selected case passes.")
+    v.add_argument("rule", metavar="RULE", help="adamx (adamnx), adams or alphaadam")
+    v.add_argument("target", metavar="TARGET", nargs="?",
+                   help="module:attribute importable from the current directory")
+    v.add_argument("--option", action="append", default=[], type=parse_option,
+                   metavar="NAME=VALUE", help="extra constructor/factory argument (repeatable); "
+                   "a rule hyperparameter given here also deselects cases with another value")
+    v.add_argument("--adapter", choices=("auto", "torch", "optax", "rule", "function"),
+                   default="auto", help="force an adapter (default: chosen from TARGET)")
+    v.add_argument("--write-inputs", default=None, metavar="DIR",
+                   help="file mode: write each selected case's inputs under DIR for a port in "
+                        "another language, then judge its outputs with 'refopt compare'")
+    _common(v)
+    v.set_defaults(func=run_verify)
+
+    c = subparsers.add_parser(
+        "compare", help="judge the trajectories a foreign port wrote (file mode)",
+        description="Judge the outputs a port wrote under DIR for the inputs of 'refopt verify "
+                    "RULE --write-inputs DIR' (format: refopt/verify/PORTING.md). Exit status 0 "
+                    "only if every case found passes.")
+    c.add_argument("rule", metavar="RULE")
+    c.add_argument("directory", metavar="DIR")
+    _common(c)
+    c.set_defaults(func=run_compare)
+
+
+def _finish(report, args) -> int:
+    print(report.table())
+    if args.json:
+        from .._io import atomic_write_json
+
+        atomic_write_json(args.json, report.to_dict())
+    return report.exit_status
+
+
+def run_verify(args) -> int:
+    from . import load_cases, verify_cases
+    from .files import write_inputs
+
+    try:
+        cases = load_cases(args.rule, dtype=args.dtype, cases=args.cases, directory=args.suite)
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        print(f"refopt verify: {exc}", file=sys.stderr)
+        return 2
+    if not cases:
+        print(f"refopt verify: no golden case of {args.rule!r} matches --cases {args.cases!r}"
+              + (f" and --dtype {args.dtype}" if args.dtype else ""), file=sys.stderr)
+        return 2
+    if args.write_inputs:
+        if args.target:
+            print("refopt verify: give either TARGET or --write-inputs, not both", file=sys.stderr)
+            return 2
+        written = write_inputs(cases, args.write_inputs)
+        print(f"wrote the inputs of {len(written)} cases under {args.write_inputs}; run your port "
+              f"on them, then: refopt compare {args.rule} {args.write_inputs}")
+        return 0
+    if not args.target:
+        print("refopt verify: TARGET (module:attribute) or --write-inputs DIR is required",
+              file=sys.stderr)
+        return 2
+    try:
+        target = load_target(args.target)
+    except (ImportError, ValueError) as exc:
+        print(f"refopt verify: cannot import {args.target!r}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = verify_cases(cases, target, options=dict(args.option), adapter=args.adapter,
+                              rule=args.rule, diagnose=not args.no_diagnose,
+                              port_name=args.target)
+    except (TypeError, ValueError) as exc:
+        print(f"refopt verify: {exc}", file=sys.stderr)
+        return 2
+    return _finish(report, args)
+
+
+def run_compare(args) -> int:
+    from .files import compare_directory, listed_cases
+
+    if not os.path.isdir(args.directory):
+        print(f"refopt compare: {args.directory} is not a directory", file=sys.stderr)
+        return 2
+    if not listed_cases(args.directory):
+        print(f"refopt compare: no case inputs under {args.directory} (write them with "
+              f"'refopt verify {args.rule} --write-inputs {args.directory}')", file=sys.stderr)
+        return 2
+    try:
+        report = compare_directory(args.rule, args.directory, dtype=args.dtype,
+                                   pattern=args.cases, suite_directory=args.suite,
+                                   diagnose=not args.no_diagnose)
+    except (ValueError, RuntimeError) as exc:
+        print(f"refopt compare: {exc}", file=sys.stderr)
+        return 2
+    if not report.results:
+        print(f"refopt compare: none of the cases under {args.directory} is a golden case of "
+              f"{args.rule!r} matching the selection", file=sys.stderr)
+        return 2
+    return _finish(report, args)
