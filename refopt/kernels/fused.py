@@ -17,8 +17,11 @@ backends:
   :func:`~refopt.rules.alphaadam.alpha_for`, then the fused update. The count pass is skipped
   where alpha is known without it (all-ones mask, or ``alpha_rule="none"`` when no info is asked).
 
-Kernel namespace (every array flat; ``*_o`` outputs may alias the inputs; scalars in the array
-dtype; ``zero`` is that dtype's 0 so that kernels hold no literals):
+Kernel namespace (every array flat; scalars in the array dtype; ``zero`` is that dtype's 0, so
+that kernels hold no literals). An update kernel takes ``ins`` (``[p, g, *state]``), ``outs``
+(``[p_o, *state_o]``, or ``None`` to write back into ``p`` and the state: the in-place step; a
+separate in-place kernel, because a compiler that cannot prove outputs and inputs disjoint or
+identical falls back to scalar code) and then the scalars:
 
 =====================  ==========================================================================
 ``count_nonfinite(g)``  number of NaN/inf in g
@@ -233,46 +236,50 @@ class FusedRule:
 # -- per-rule plans: scalars and flags -> one (or, for masked rules, two) kernel calls ------
 
 def _flats(rule, p, g, old, p_out, out, names):
+    """(ins, outs) of an update kernel; outs is None when the step is in place."""
     f = rule._flat
-    return ([f(p), f(g)] + [f(old[b]) for b in names] + [f(p_out)] + [f(out[b]) for b in names])
+    ins = [f(p), f(g)] + [f(old[b]) for b in names]
+    if p_out is p:
+        return ins, None
+    return ins, [f(p_out)] + [f(out[b]) for b in names]
 
 
 def _plan_adamx(rule, p, g, old, p_out, out, t, sc, want_info):
     h = rule.hyper
-    arrays = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
-    rule.K.adamx(*arrays, h["weight_decay_mode"] == "l2", sc["decay"], sc["l2"], sc["beta1_t"],
+    ins, outs = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
+    rule.K.adamx(ins, outs, h["weight_decay_mode"] == "l2", sc["decay"], sc["l2"], sc["beta1_t"],
                  sc["one_minus_beta1_t"], sc["beta2_t"], sc["one_minus_beta2_t"], sc["lr"],
                  sc["eps"], p.dtype.type(0), round_mode_for(h["state_dtype"], p.dtype))
     return {}
 
 
 def _plan_adams(rule, p, g, old, p_out, out, t, sc, want_info):
-    arrays = _flats(rule, p, g, old, p_out, out, ("exp_avg",))
-    rule.K.adams(*arrays, sc["decay"], sc["beta1"], sc["one_minus_beta1"], sc["beta2"],
+    ins, outs = _flats(rule, p, g, old, p_out, out, ("exp_avg",))
+    rule.K.adams(ins, outs, sc["decay"], sc["beta1"], sc["one_minus_beta1"], sc["beta2"],
                  sc["one_minus_beta2"], sc["bias_correction1"], sc["lr"], sc["eps"],
                  p.dtype.type(0))
     return {}
 
 
 def _plan_adam(rule, p, g, old, p_out, out, t, sc, want_info):
-    arrays = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
-    rule.K.adam(*arrays, bool(rule.reference.decoupled), sc["decay"], sc["weight_decay"],
+    ins, outs = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
+    rule.K.adam(ins, outs, bool(rule.reference.decoupled), sc["decay"], sc["weight_decay"],
                 sc["beta1"], sc["one_minus_beta1"], sc["beta2"], sc["one_minus_beta2"],
                 sc["step_size"], sc["denom_div"], sc["eps"], p.dtype.type(0))
     return {}
 
 
 def _plan_adax(rule, p, g, old, p_out, out, t, sc, want_info):
-    arrays = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
-    rule.K.adax(*arrays, rule.hyper["weight_decay_mode"] == "l2", sc["decay"], sc["l2"],
+    ins, outs = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
+    rule.K.adax(ins, outs, rule.hyper["weight_decay_mode"] == "l2", sc["decay"], sc["l2"],
                 sc["beta1"], sc["one_minus_beta1"], sc["growth"], sc["b"], sc["step_size"],
                 sc["eps"], p.dtype.type(0))
     return {}
 
 
 def _plan_sgdm(rule, p, g, old, p_out, out, t, sc, want_info):
-    arrays = _flats(rule, p, g, old, p_out, out, ("momentum_buffer",))
-    rule.K.sgdm(*arrays, t == 1, bool(rule.hyper["nesterov"]), sc["weight_decay"],
+    ins, outs = _flats(rule, p, g, old, p_out, out, ("momentum_buffer",))
+    rule.K.sgdm(ins, outs, t == 1, bool(rule.hyper["nesterov"]), sc["weight_decay"],
                 sc["momentum"], sc["one_minus_dampening"], sc["lr"])
     return {}
 
@@ -290,8 +297,8 @@ def _plan_cadamw(rule, p, g, old, p_out, out, t, sc, want_info):
     else:
         s = kind(n / (float(kept) + 1.0))
         keep_val, drop_val = kind(1) * s, kind(0) * s
-    arrays = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
-    rule.K.cautious_adam(*arrays, sc["decay"], sc["beta1"], sc["one_minus_beta1"], sc["beta2"],
+    ins, outs = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
+    rule.K.cautious_adam(ins, outs, sc["decay"], sc["beta1"], sc["one_minus_beta1"], sc["beta2"],
                          sc["one_minus_beta2"], sc["step_size"], sc["eps"], kind(0),
                          keep_val, drop_val)
     return {}
@@ -348,8 +355,8 @@ def _plan_alphaadam(rule, p, g, old, p_out, out, t, sc, want_info):
         mask_flat = f(mask)
     else:
         mask, mask_flat = None, rule._no_mask()
-    arrays = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
-    rule.K.masked_adam(*arrays, mask_flat, write_mask, sc["decay"], sc["beta1"],
+    ins, outs = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
+    rule.K.masked_adam(ins, outs, mask_flat, write_mask, sc["decay"], sc["beta1"],
                        sc["one_minus_beta1"], sc["beta2"], sc["one_minus_beta2"], sc["step_size"],
                        sc["denom_div"], sc["eps"], kind(0), mode, strict, psi_kept, psi_drop)
     if not want_info:
