@@ -1,0 +1,272 @@
+r"""AlphaAdam: what the masks do (spec alphaadam.md 2.4, 4.5).
+
+On the heterogeneous noisy quadratic of spec 4.5 (:math:`f = \tfrac12\sum_i h_i x_i^2`, h
+log-spaced over 1e-2..1e2, d = 1000, N(0, 1) gradient noise; lr 3e-3, 3000 steps, 3 seeds,
+x0 ~ N(0, I), each rule's other defaults) we measure for Adam, C-AdamW and AlphaAdam under every
+``alpha_rule``:
+
+* the **noise floor**: the mean of the exact loss f over the last 200 steps;
+* the **mask density** (kept fraction k/n) at every step, and the share of coordinates that were
+  both kept at some step and masked at another (intra-layer asynchrony);
+* the **first-step policy** (``unmasked``, ``cautious``, ``as_is``): the size of step 1 and the
+  floor. With m_0 = 0 the strict ``m_prev`` mask is empty at t = 1 (spec 2.4, B9).
+
+Also the mask density with exact gradients on Rosenbrock and logistic regression (spec 4.5).
+
+The spec's indicative numbers for one untuned run (Adam 579, C-Adam 119, ``count`` 52, ``norm``
+436, ``soft`` 47) are shown next to ours; they are not a criterion (their x0 is unstated).
+
+Verdict criteria: A-floor is *reproduced* iff the default AlphaAdam's mean floor is below both
+Adam's and C-AdamW's by more than 2 combined standard errors (over seeds). A-async iff the mean
+kept fraction over steps 2..T lies in (0.05, 0.95) and more than half of the coordinates are
+both kept and masked at some step. A-first iff step 1 under ``as_is`` moves nothing (weight decay
+0), ``unmasked`` moves as AdamW's step 1 (to 1e-12 relative) and ``cautious`` keeps every
+coordinate with g != 0 at t = 1.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ._common import ExperimentResult, Verdict, decide, fmt, pyplot, save_figure
+from .runner import run_sweep, task
+
+CONFIGS = {
+    "quick": {"dim": 1000, "steps": 3000, "seeds": [0, 1, 2], "window": 200, "lr": 3e-3,
+              "density_steps": 2000},
+    "full": {"dim": 1000, "steps": 10000, "seeds": list(range(10)), "window": 1000, "lr": 3e-3,
+             "density_steps": 10000},
+    "tiny": {"dim": 200, "steps": 600, "seeds": [0, 1], "window": 100, "lr": 3e-3,
+             "density_steps": 300},
+}
+
+SPEC_INDICATIVE = {"adam": 579, "cadamw": 119, "alphaadam:count": 52, "alphaadam:norm": 436,
+                   "alphaadam:soft": 47}
+
+ALPHA_RULES = ("count", "count+1", "norm", "soft", "none")
+FIRST_STEP = ("unmasked", "cautious", "as_is")
+
+
+def variants(rule_under_test: str = "alphaadam") -> dict[str, tuple[str, dict]]:
+    """label -> (rule name, extra hyperparameters); ``rule_under_test`` replaces AlphaAdam."""
+    out = {"adam": ("adam", {}), "cadamw": ("cadamw", {})}
+    for a in ALPHA_RULES:
+        out[f"alphaadam:{a}"] = (rule_under_test,
+                                 {"alpha_rule": a} if rule_under_test == "alphaadam" else {})
+    for p in FIRST_STEP[1:]:
+        out[f"alphaadam:first={p}"] = (rule_under_test, {"first_step": p}
+                                       if rule_under_test == "alphaadam" else {})
+    return out
+
+
+@task("alphaadam_masks")
+def masks_run(spec: dict) -> dict:
+    """One seeded run: loss curve, noise floor, kept fraction per step, first-step size."""
+    from ..objectives import make_objective
+    from ..registry import get_rule
+
+    f = make_objective(spec["objective"], **spec.get("constants", {}))
+    rule = get_rule(spec["rule"], **spec["hyper"])
+    x_rng, noise_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(spec["seed"]).spawn(2))
+    x0 = spec.get("x0")
+    d = f.shape[0]
+    x = np.asarray(x0, dtype=float) if x0 is not None else x_rng.standard_normal(d)
+    state = rule.init([x])
+    steps, window = int(spec["steps"]), int(spec.get("window", 0))
+    every = max(1, steps // 200)
+    losses, kept_frac, rec_t = [], [], []
+    tail = []
+    kept_any = np.zeros(d, bool)
+    dropped_any = np.zeros(d, bool)
+    first_step = None
+    first_kept = None
+    for t in range(1, steps + 1):
+        g = f.stochastic_grad(x, noise_rng)
+        (x_new,), state, info = rule.step_with_info([x], [g], state)
+        if t == 1:
+            first_step = float(np.linalg.norm(x_new - x))
+        x = x_new
+        tinfo = info["tensors"][0]
+        if "mask" in tinfo:
+            mask = np.asarray(tinfo["mask"], bool)
+        elif spec["rule"] == "cadamw":
+            # C-AdamW reports no mask: recompute its test m_t * g > 0 from the new state.
+            mask = state.exp_avg[0] * g > 0
+        else:
+            mask = np.ones(d, bool)
+        q = float(mask.mean())
+        if t == 1:
+            first_kept = q
+        else:
+            kept_any |= mask
+            dropped_any |= ~mask
+        loss = f.value(x)
+        if t > steps - window:
+            tail.append(loss)
+        kept_frac.append(q)
+        if t % every == 0 or t == 1:
+            rec_t.append(t)
+            losses.append(loss)
+    kf = np.array(kept_frac)
+    return {"t": rec_t, "loss": losses, "floor": float(np.mean(tail)) if tail else None,
+            "kept_t": rec_t, "kept": [float(kf[t - 1]) for t in rec_t],
+            "mean_kept_after_1": float(kf[1:].mean()) if steps > 1 else None,
+            "both_kept_and_masked": float(np.mean(kept_any & dropped_any)),
+            "first_step_norm": first_step, "first_kept": first_kept}
+
+
+def _specs(cfg: dict, rule_under_test: str) -> list[dict]:
+    specs = []
+    for label, (name, extra) in variants(rule_under_test).items():
+        for seed in cfg["seeds"]:
+            specs.append({"task": "alphaadam_masks", "label": label, "rule": name,
+                          "hyper": {"lr": cfg["lr"], **extra}, "objective": "noisy_quadratic",
+                          "constants": {"dim": cfg["dim"]}, "seed": seed, "steps": cfg["steps"],
+                          "window": cfg["window"]})
+    for obj, consts in (("rosenbrock", {"dim": 10}), ("logistic", {"dim": 20, "n_samples": 200})):
+        specs.append({"task": "alphaadam_masks", "label": f"density:{obj}",
+                      "rule": rule_under_test, "hyper": {"lr": 1e-2}, "objective": obj,
+                      "constants": consts, "seed": 0, "steps": cfg["density_steps"], "window": 0})
+    return specs
+
+
+def _adamw_first_step(cfg: dict, seed: int) -> float:
+    """||step 1|| of AdamW (hf form, eps 1e-6 as AlphaAdam's default) on the same gradient."""
+    from ..objectives import make_objective
+    from ..registry import get_rule
+
+    f = make_objective("noisy_quadratic", dim=cfg["dim"])
+    x_rng, noise_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    x = x_rng.standard_normal(cfg["dim"])
+    rule = get_rule("adamw", lr=cfg["lr"], betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0,
+                    bias_correction="hf")
+    (x1,), _ = rule.step([x], [f.stochastic_grad(x, noise_rng)], rule.init([x]))
+    return float(np.linalg.norm(x1 - x))
+
+
+def run(config: str = "quick", out_dir: str | Path = "reports", *,
+        rule_under_test: str = "alphaadam", max_workers: int | None = 1, scheduler=None,
+        progress: bool = False) -> ExperimentResult:
+    """Run the AlphaAdam mask experiments; ``rule_under_test="adam"`` plants a maskless rule."""
+    start = time.perf_counter()
+    cfg = CONFIGS[config]
+    out_dir = Path(out_dir)
+    tag = "" if rule_under_test == "alphaadam" else f"_{rule_under_test}"
+    records = run_sweep(_specs(cfg, rule_under_test),
+                        out_dir / "results" / f"alphaadam_masks_{config}{tag}.jsonl",
+                        max_workers=max_workers, scheduler=scheduler, progress=progress)
+    by_label: dict[str, list] = {}
+    for rec in records:
+        by_label.setdefault(rec["spec"]["label"], []).append(rec["result"])
+    floors = {lab: [r["floor"] for r in rs] for lab, rs in by_label.items()
+              if not lab.startswith("density:")}
+    stats = {lab: {"mean": float(np.mean(v)), "se": float(np.std(v, ddof=1) / math.sqrt(len(v)))
+                   if len(v) > 1 else float("nan")} for lab, v in floors.items()}
+    nums = {"config": cfg, "floor": stats, "spec_indicative": SPEC_INDICATIVE,
+            "mean_kept_after_1": {lab: float(np.mean([r["mean_kept_after_1"] for r in rs]))
+                                  for lab, rs in by_label.items()},
+            "both_kept_and_masked": {lab: float(np.mean([r["both_kept_and_masked"] for r in rs]))
+                                     for lab, rs in by_label.items()},
+            "first_step_norm": {lab: float(np.mean([r["first_step_norm"] for r in rs]))
+                                for lab, rs in by_label.items() if lab.startswith("alphaadam:first")
+                                or lab == "alphaadam:count"},
+            "first_kept": {lab: float(np.mean([r["first_kept"] for r in rs]))
+                           for lab, rs in by_label.items()}}
+
+    main = stats["alphaadam:count"]
+
+    def below(base):
+        b = stats[base]
+        gap = b["mean"] - main["mean"]
+        return gap > 2 * math.sqrt(b["se"] ** 2 + main["se"] ** 2), gap
+
+    ok_adam, _ = below("adam")
+    ok_c, _ = below("cadamw")
+    order = sorted(stats, key=lambda k: stats[k]["mean"])
+    verdicts = [Verdict(
+        "A-floor", decide(ok_adam and ok_c),
+        "mean floor (exact loss averaged over the last window) of AlphaAdam (defaults: m_prev, "
+        "strict, count) below Adam's and C-AdamW's by > 2 combined standard errors over seeds",
+        f"{config} (d = {cfg['dim']}, lr {cfg['lr']}, {cfg['steps']} steps, {len(cfg['seeds'])} "
+        f"seeds, last {cfg['window']}): " + ", ".join(
+            f"{k} {fmt(stats[k]['mean'])} ± {fmt(stats[k]['se'], 2)}"
+            + (f" (spec {SPEC_INDICATIVE[k]})" if k in SPEC_INDICATIVE else "") for k in order))]
+    mk = nums["mean_kept_after_1"]["alphaadam:count"]
+    both = nums["both_kept_and_masked"]["alphaadam:count"]
+    verdicts.append(Verdict(
+        "A-async", decide(0.05 < mk < 0.95 and both > 0.5),
+        "mean kept fraction over steps 2..T in (0.05, 0.95) and > 50 % of coordinates both kept "
+        "and masked at some step (default AlphaAdam, noisy quadratic)",
+        f"mean kept fraction {fmt(mk)} (C-AdamW {fmt(nums['mean_kept_after_1']['cadamw'])}); "
+        f"coordinates both kept and masked: {fmt(both)}; Rosenbrock (exact gradients) "
+        f"{fmt(nums['mean_kept_after_1'].get('density:rosenbrock'))}, logistic "
+        f"{fmt(nums['mean_kept_after_1'].get('density:logistic'))}"))
+    ok_alpha, gap_alpha = (lambda b, m: (b["mean"] - m["mean"] > 2 * math.sqrt(
+        b["se"] ** 2 + m["se"] ** 2), b["mean"] - m["mean"]))(stats["alphaadam:none"], main)
+    verdicts.append(Verdict(
+        "A-alpha", decide(ok_alpha),
+        "the compensating alpha matters: floor with alpha_rule='count' below the same masks with "
+        "alpha_rule='none' (alpha = 1) by > 2 combined standard errors",
+        f"floor count {fmt(main['mean'])} vs none {fmt(stats['alphaadam:none']['mean'])} "
+        f"(gap {fmt(gap_alpha)}); count+1 {fmt(stats['alphaadam:count+1']['mean'])}, norm "
+        f"{fmt(stats['alphaadam:norm']['mean'])}, soft {fmt(stats['alphaadam:soft']['mean'])}"))
+    adamw1 = float(np.mean([_adamw_first_step(cfg, s) for s in cfg["seeds"]]))
+    fs = nums["first_step_norm"]
+    fk = nums["first_kept"]
+    first_ok = (fs.get("alphaadam:first=as_is", 1.0) == 0.0
+                and abs(fs["alphaadam:count"] - adamw1) <= 1e-12 * adamw1
+                and fk.get("alphaadam:first=cautious", 0.0) == 1.0)
+    verdicts.append(Verdict(
+        "A-first", decide(first_ok),
+        "step 1: as_is moves nothing (strict m_prev mask is empty), unmasked equals AdamW's step "
+        "1 (1e-12 relative), cautious keeps every coordinate with g != 0",
+        f"||step 1||: unmasked {fmt(fs['alphaadam:count'], 10)} (AdamW {fmt(adamw1, 10)}), "
+        f"cautious {fmt(fs.get('alphaadam:first=cautious'), 10)} (kept fraction "
+        f"{fmt(fk.get('alphaadam:first=cautious'))}), as_is "
+        f"{fmt(fs.get('alphaadam:first=as_is'))}; floors: unmasked "
+        f"{fmt(stats['alphaadam:count']['mean'])}, cautious "
+        f"{fmt(stats['alphaadam:first=cautious']['mean'])}, as_is "
+        f"{fmt(stats['alphaadam:first=as_is']['mean'])}"))
+    fig = _figure(by_label, stats, cfg, out_dir / "figures" / f"alphaadam_masks_{config}{tag}.png")
+    return ExperimentResult("alphaadam_masks", config, nums, verdicts, [fig],
+                            time.perf_counter() - start)
+
+
+def _figure(by_label, stats, cfg, path):
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
+    labels = [k for k in by_label if not k.startswith("density:") and "first=" not in k]
+    for i, lab in enumerate(labels):
+        rs = by_label[lab]
+        t = np.asarray(rs[0]["t"])
+        med = np.median(np.array([r["loss"] for r in rs]), axis=0)
+        axes[0].loglog(t, med, color=f"C{i}", label=lab)
+        axes[1].semilogx(np.asarray(rs[0]["kept_t"]),
+                         np.median(np.array([r["kept"] for r in rs]), axis=0),
+                         color=f"C{i}", label=lab)
+    for j, obj in enumerate(("rosenbrock", "logistic")):
+        rs = by_label.get(f"density:{obj}")
+        if rs:
+            axes[1].semilogx(rs[0]["kept_t"], rs[0]["kept"], color="k", ls=["--", ":"][j], lw=0.9,
+                             label=f"default, {obj} (exact grad.)")
+    axes[0].set(xlabel="step t", ylabel=r"loss $f(x_t)$ (median over seeds)",
+                title=f"noisy quadratic, d = {cfg['dim']}, lr {cfg['lr']}")
+    axes[1].set(xlabel="step t", ylabel="mask density (kept fraction k/n)",
+                title="mask density over time", ylim=(-0.02, 1.02))
+    order = sorted(stats, key=lambda k: stats[k]["mean"])
+    y = np.arange(len(order))
+    axes[2].barh(y, [stats[k]["mean"] for k in order],
+                 xerr=[2 * (stats[k]["se"] if math.isfinite(stats[k]["se"]) else 0) for k in order],
+                 color=["C1" if k.startswith("alphaadam") else "C7" for k in order])
+    axes[2].set_yticks(y, order, fontsize=7)
+    axes[2].set(xscale="log", xlabel=f"noise floor: mean loss over the last {cfg['window']} steps "
+                "(± 2 s.e.)", title="noise floor by rule / alpha rule / first step")
+    for ax in axes[:2]:
+        ax.legend(fontsize=6)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, path)

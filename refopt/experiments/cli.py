@@ -1,0 +1,69 @@
+"""``refopt report`` and ``refopt sweep``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report", help="run the experiments and proofs; write the Markdown claims report",
+        description="Run the quick (default) or full versions of every experiment and of the "
+        "proofs, and write DIR/report.md with every claim of the three papers, its verdict, the "
+        "evidence and the figures.")
+    p.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports)")
+    p.add_argument("--full", action="store_true", help="run the long versions")
+    p.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tiny sizes, for tests
+    p.add_argument("--skip-proofs", action="store_true", help="leave out the proofs registry")
+    p.add_argument("--workers", type=int, default=1,
+                   help="local worker processes for the sweeps (default 1: in this process)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the sweeps on this Dask scheduler (tcp://host:port)")
+    p.set_defaults(func=run_report_cmd)
+
+    s = subparsers.add_parser(
+        "sweep", help="run a sweep (rules x objectives x grid x seeds) from a JSON spec",
+        description="Run the runs of SPEC.json not yet in the results file (resumable), one JSON "
+        "line per run. See refopt.experiments.runner for the format.")
+    s.add_argument("spec", metavar="SPEC.json")
+    s.add_argument("--out", default=None, metavar="FILE.jsonl",
+                   help="results file (default: SPEC name with .jsonl)")
+    s.add_argument("--workers", type=int, default=None, help="local processes (default: all cores)")
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address")
+    s.add_argument("--limit", type=int, default=None, help="run at most this many runs now")
+    s.set_defaults(func=run_sweep_cmd)
+
+
+def run_report_cmd(args) -> int:
+    from .report import run_report
+
+    config = "tiny" if args.smoke else ("full" if args.full else "quick")
+    summary = run_report(args.out, config=config, include_proofs=not args.skip_proofs,
+                         max_workers=args.workers, scheduler=args.scheduler,
+                         progress=sys.stderr.isatty())
+    counts = ", ".join(f"{k}: {n}" for k, n in summary["counts"].items())
+    print(f"wrote {summary['path']} ({summary['seconds']:.0f} s); claims: {counts}")
+    return 0
+
+
+def run_sweep_cmd(args) -> int:
+    from pathlib import Path
+
+    from .. import _io
+    from .runner import run_sweep
+
+    spec_path = Path(args.spec)
+    try:
+        sweep = _io.load_json(spec_path)
+    except (FileNotFoundError, _io.CorruptFileError) as exc:
+        print(f"refopt sweep: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else spec_path.with_suffix(".jsonl")
+    try:
+        records = run_sweep(sweep, out, max_workers=args.workers, scheduler=args.scheduler,
+                            limit=args.limit, progress=sys.stderr.isatty())
+    except (ValueError, TypeError) as exc:
+        print(f"refopt sweep: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(records)} runs in {out}")
+    return 0

@@ -1,0 +1,350 @@
+"""``refopt report``: run the experiments and the proofs, and write a Markdown report of every
+claim of the three papers with its verdict, the evidence and the figures.
+
+Verdicts: *reproduced*, *not reproduced* (both from measured numbers against a stated criterion),
+*not checkable here* (with the reason) and *withdrawn by its authors*. The claims are those of
+``shared/spec/{adamx,adams,alphaadam}.md`` (abstract/empirical claims in section 4/5, the
+theory in section 3/4), listed in :data:`CLAIMS`; the theory table comes from the proofs registry
+(:func:`refopt.proofs.run_all`), imported lazily.
+
+Everything is written atomically into ``DIR`` (default ``reports/``): ``report.md``,
+``report.json`` (all numbers), ``figures/*.png`` and ``results/*.jsonl`` (the runner's resumable
+results: rerunning the report reuses finished runs; delete ``results/`` to recompute).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import _io
+from ._common import (NOT_CHECKABLE, NOT_REPRODUCED, REPRODUCED, VERDICTS, WITHDRAWN,
+                      ExperimentResult, Verdict, decide, fmt)
+
+PAPERS = {
+    "adamx": "AdamX / AdamNX: Zhu, Xiao, Min, arXiv 2511.13465",
+    "adams": "AdamS: Zhang, Wang, Chen, arXiv 2505.16363 (EMNLP 2025)",
+    "alphaadam": "AlphaAdam: Chang, Li, Yuan, arXiv 2501.18094 (v2 withdrew Theorem 3.5)",
+}
+
+_SCALE = "needs GPU-scale training of a large model on a real data set, outside a CPU toolkit"
+
+
+@dataclass(frozen=True)
+class PaperClaim:
+    """A claim of a paper: where it comes from and how the report decides it.
+
+    ``check`` is the id of an experiment verdict (``X-transition``, ``S-rate``, ...) or of a
+    built-in check (``S-memory``, ``A-memory``, ``A-table``); empty when ``status`` is fixed
+    (``not checkable here`` or ``withdrawn by its authors``), with the ``reason``.
+    """
+
+    id: str
+    paper: str
+    claim: str
+    source: str
+    check: str = ""
+    status: str = ""
+    reason: str = ""
+
+
+CLAIMS: tuple[PaperClaim, ...] = (
+    # -- AdamX / AdamNX ----------------------------------------------------------------------
+    PaperClaim("adamx.C1", "adamx", "The exponential decay of the second-moment rate "
+               "'gradually weakens the learning step correction strength'", "[v3] abstract",
+               check="X-transition"),
+    PaperClaim("adamx.C2", "adamx", "The method 'degrades to momentum SGD in the stable training "
+               "period'", "[v3] abstract (v1: 'degrades to SGD')", check="X-transition"),
+    PaperClaim("adamx.C3", "adamx", "Its second-moment decay rate 'is better than the current' "
+               "ones; AdamX 'can stably outperform Adam and its variants'", "[v1, v3] abstract",
+               status=NOT_CHECKABLE, reason="no numbers are public; the released runs are "
+               "CIFAR-100 ConvNeXt-Base / EfficientNetV2-L for 62,480 steps, which " + _SCALE +
+               "; the released scripts also select the epoch on the test set"),
+    PaperClaim("adamx.C4", "adamx", "Consistent improvements over Adam and AdaX on image "
+               "classification, object detection and semantic segmentation",
+               "[sst] (AI-written summary)", status=NOT_CHECKABLE,
+               reason="only an AI-written summary states it; no numbers; " + _SCALE),
+    PaperClaim("adamx.C5", "adamx", "Results on NLP benchmarks against AdamW and AdaFactor",
+               "newx.sg AI summary of v1 only", status=NOT_CHECKABLE,
+               reason="not a claim of the paper: the real v1/v3 abstracts name no NLP benchmark "
+               "or AdaFactor; refopt does not attribute it"),
+    PaperClaim("adamx.T8", "adamx", "(spec, Derived) No uniform step bound: a coordinate that "
+               "activates late takes steps up to 6.76 eta (K = 10^3, beta2 = 0.99)",
+               "spec adamx.md T8", check="X-T8"),
+    # -- AdamS -------------------------------------------------------------------------------
+    PaperClaim("adams.C1", "adams", "Provably converges at rate O~(T^-1/4) under "
+               "(L0,L1)-smoothness with sub-Gaussian noise", "[sst]; spec 4.2", check="S-rate"),
+    PaperClaim("adams.C2", "adams", "The rate matches known lower bounds", "[sst]",
+               status=NOT_CHECKABLE, reason="a statement about the literature (the eps^-4 lower "
+               "bound for first-order methods), not a measurable property of a run"),
+    PaperClaim("adams.C3", "adams", "'Rigorous theoretical convergence guarantees and practical "
+               "guidelines for hyperparameter selection'", "[abs]", status=NOT_CHECKABLE,
+               reason="the theorem statements, conditions and guidelines are not public (spec "
+               "4.3); the checkable consequences (A1-A14) are in the theory table"),
+    PaperClaim("adams.C4", "adams", "Pretraining comparable to or better than AdamW and better "
+               "than SGDM (GPT-2; Llama 2 up to 13B)", "[abs], [cp]", status=NOT_CHECKABLE,
+               reason="no numbers are public and it " + _SCALE),
+    PaperClaim("adams.C5", "adams", "Fig. 1: Llama 2-7B train/val loss comparable to or better "
+               "than the baselines", "[cp]", status=NOT_CHECKABLE, reason="curves only; " + _SCALE),
+    PaperClaim("adams.C6", "adams", "RL post-training works (DeepSeek R1-Zero replication)",
+               "[abs], [orv]", status=NOT_CHECKABLE,
+               reason="no numbers; RL post-training of an LLM " + _SCALE),
+    PaperClaim("adams.C7", "adams", "Optimizer memory halved: one state tensor, as SGDM "
+               "(~50% of AdamW's state)", "[abs], [cp]", check="S-memory"),
+    PaperClaim("adams.C8", "adams", "'In some settings, increased throughput'", "[sst]",
+               status=NOT_CHECKABLE, reason="settings and numbers unstated; throughput depends "
+               "on fused GPU kernels and hardware, not on the update rule's reference"),
+    PaperClaim("adams.C9", "adams", "AdamS 'can directly inherit hyperparameters of AdamW' "
+               "(the nanoGPT AdamW recipe)", "[abs], [code]", status=NOT_CHECKABLE,
+               reason="a claim about LLM training recipes; " + _SCALE + ". The step bound that "
+               "makes it plausible (A2: |step| <= sqrt(C) eta) is in the theory table"),
+    PaperClaim("adams.N1", "adams", "(spec, Derived) Fixed-lr GD diverges on cosh where AdamS "
+               "converges and stays O(eta)", "spec adams.md N1", check="S-N1"),
+    PaperClaim("adams.F1", "adams", "(spec, Derived) Paper form vs official-code form: first "
+               "step 0.4472 eta vs 4.472 eta, then the forms coincide", "spec adams.md 2.3",
+               check="S-forms"),
+    # -- AlphaAdam ---------------------------------------------------------------------------
+    PaperClaim("alphaadam.C1", "alphaadam", "Table 1: RoBERTa-base GLUE average 83.63 vs "
+               "AdamW 83.24 (and the other baselines)", "[gn] image of Table 1",
+               status=NOT_CHECKABLE, reason="fine-tuning RoBERTa-base on 7 GLUE tasks with "
+               "unknown hyperparameters and seeds " + _SCALE + "; no public code"),
+    PaperClaim("alphaadam.C1a", "alphaadam", "Table 1 arithmetic: each printed Avg is the mean "
+               "of its 7 task scores", "[gn] image of Table 1", check="A-table"),
+    PaperClaim("alphaadam.C2", "alphaadam", "Table 2: Llama-2-7B GSM-8k accuracy 34.94 vs Adam "
+               "34.53, lowest train loss 0.048", "[gn] image of Table 2", status=NOT_CHECKABLE,
+               reason="fine-tuning a 7B model " + _SCALE),
+    PaperClaim("alphaadam.C3", "alphaadam", "Fig. 2: GPT-2 (125M/355M/'744M') training loss "
+               "below CAdamW and AdamW at every size", "[gn] image of Figure 2",
+               status=NOT_CHECKABLE, reason="GPT-2 pretraining " + _SCALE + "; the toy "
+               "analogue (noise floor on the noisy quadratic) is alphaadam.Q1"),
+    PaperClaim("alphaadam.Q1", "alphaadam", "(toy analogue of C3, spec 4.5) Lower noise floor "
+               "than Adam and C-AdamW on the heterogeneous noisy quadratic",
+               "spec alphaadam.md 4.5", check="A-floor"),
+    PaperClaim("alphaadam.C4", "alphaadam", "'Up to 32% faster convergence than AdamW'",
+               "[newx] (AI summary only)", status=NOT_CHECKABLE,
+               reason="appears only in an AI summary; no setting is given to measure it in"),
+    PaperClaim("alphaadam.C5", "alphaadam", "Theoretical convergence guarantee (Theorem 3.5)",
+               "[abs]; withdrawn in arXiv v2 [shd]", status=WITHDRAWN,
+               reason="the v2 comment withdraws Theorem 3.5 as not rigorous, its premise a "
+               "non-standard assumption; the checkable facts B1-B9 are in the theory table"),
+    PaperClaim("alphaadam.C6", "alphaadam", "No extra GPU memory: the state is exactly Adam's "
+               "(m, v)", "[newx], [abs]", check="A-memory"),
+    PaperClaim("alphaadam.C7", "alphaadam", "Asynchronous masked updates: coordinates within one "
+               "layer update at different iterations", "[abs], [cp], [newx]", check="A-async"),
+    PaperClaim("alphaadam.C8", "alphaadam", "The adaptive (dynamic) alpha compensates for the "
+               "masked coordinates", "[abs], [cp]", check="A-alpha"),
+    PaperClaim("alphaadam.C9", "alphaadam", "Applicable to most momentum-based optimizers",
+               "[abs]", status=NOT_CHECKABLE, reason="the paper's other bases are not public; "
+               "refopt implements the AdamW base only (spec 2.7 bases are Assumed)"),
+    PaperClaim("alphaadam.F1", "alphaadam", "(spec, Derived) First-step policy: the strict "
+               "m_prev mask is empty at t = 1; 'unmasked' gives AdamW's first step",
+               "spec alphaadam.md 2.4", check="A-first"),
+)
+
+# spec alphaadam.md section 5, Table 1 (from [gn]): method -> (7 task scores, printed Avg).
+GLUE_TABLE = {
+    "AdamW": ((89.17, 89.65, 58.04, 68.23, 94.24, 92.4, 90.97), 83.24),
+    "Adam-mini": ((87.01, 88.15, 55.30, 56.32, 93.35, 92.02, 89.79), 80.28),
+    "GaLore (r=8)": ((86.19, 88.97, 55.12, 69.45, 94.15, 92.01, 89.86), 82.25),
+    "LDAdam (r=8)": ((88.32, 90.03, 60.60, 67.58, 94.49, 92.82, 91.23), 83.58),
+    "CAdamW": ((88.48, 89.65, 54.60, 70.12, 90.98, 92.04, 91.13), 82.42),
+    "AlphaAdam": ((88.97, 90.42, 57.25, 71.49, 93.35, 92.18, 91.76), 83.63),
+}
+
+
+def table_check() -> Verdict:
+    """Recompute each Table 1 average; a row agrees if |mean - printed| <= 0.005 (rounding)."""
+    bad, rows = [], []
+    for method, (scores, printed) in GLUE_TABLE.items():
+        mean = float(np.mean(scores))
+        rows.append(f"{method} {mean:.4f} (printed {printed})")
+        if abs(mean - printed) > 0.005 + 1e-9:
+            bad.append(method)
+    return Verdict("A-table", decide(not bad),
+                   "|mean of the 7 scores - printed Avg| <= 0.005 (rounding to 2 decimals) for "
+                   "every row", ("rows off: " + ", ".join(bad) + "; " if bad else "") +
+                   "; ".join(rows))
+
+
+def state_bytes(rule_name: str, n: int = 1_000_000, **hyper: Any) -> int:
+    """Bytes of optimizer state for one float32 tensor of n elements (buffers only)."""
+    from ..registry import get_rule
+
+    rule = get_rule(rule_name, **hyper)
+    state = rule.init([np.zeros(n, dtype=np.float32)])
+    return int(sum(getattr(state, b)[0].nbytes for b in rule.buffers))
+
+
+def memory_checks() -> list[Verdict]:
+    adams, adamw, sgdm = state_bytes("adams"), state_bytes("adamw"), state_bytes("sgdm")
+    alpha, adam = state_bytes("alphaadam"), state_bytes("adam")
+    return [
+        Verdict("S-memory", decide(adams == sgdm and 2 * adams == adamw),
+                "state bytes of AdamS == SGDM's == half of AdamW's (float32 tensor, 10^6 "
+                "elements; buffers of the reference rules)",
+                f"AdamS {adams:,} B, SGDM {sgdm:,} B, AdamW {adamw:,} B (ratio "
+                f"{adams / adamw:.2f}); at 7B fp32 parameters: {7e3 * adams / 1e9:.0f} GB vs "
+                f"{7e3 * adamw / 1e9:.0f} GB"),
+        Verdict("A-memory", decide(alpha == adam == adamw),
+                "state bytes of AlphaAdam == Adam's == AdamW's (the mask and alpha are not "
+                "stored)", f"AlphaAdam {alpha:,} B, Adam {adam:,} B, AdamW {adamw:,} B"),
+    ]
+
+
+def _proof_results(rule: str | None = None):
+    """The proofs registry's results, or (None, reason) when it is unavailable."""
+    try:
+        from refopt import proofs  # noqa: F401  (installed from proofs/)
+        from refopt.proofs import run_all
+    except ImportError as exc:
+        return None, f"proofs registry unavailable ({exc})"
+    try:
+        return run_all(rule), ""
+    except Exception as exc:  # a broken registry must not hide the rest of the report
+        return None, f"proofs registry failed: {type(exc).__name__}: {exc}"
+
+
+def proof_verdict(result) -> str:
+    """Map a proof status to a report verdict."""
+    status = getattr(result, "status", "")
+    text = f"{getattr(result, 'title', '')} {getattr(result, 'detail', '')}".lower()
+    if status in ("proved", "checked numerically only"):
+        return REPRODUCED
+    if status == "refuted":
+        return NOT_REPRODUCED
+    if status == "open" and "withdr" in text:
+        return WITHDRAWN
+    return NOT_CHECKABLE
+
+
+def _md_cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def run_report(out_dir: str | Path = "reports", *, config: str = "quick",
+               include_proofs: bool = True, max_workers: int | None = 1, scheduler=None,
+               progress: bool = False) -> dict:
+    """Run every experiment (``config`` quick, full or tiny) and the proofs; write the report.
+
+    Returns a summary dict: ``path`` (report.md), ``verdicts`` (claim id -> verdict),
+    ``seconds`` and ``counts`` (verdict -> number of paper claims).
+    """
+    from . import adams_rate, adamx_transition, alphaadam_masks
+
+    if config not in ("quick", "full", "tiny"):
+        raise ValueError(f"config must be 'quick', 'full' or 'tiny', got {config!r}")
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    kw = {"max_workers": max_workers, "scheduler": scheduler, "progress": progress}
+    experiments: list[ExperimentResult] = [
+        adamx_transition.run(config, out_dir, **kw),
+        adams_rate.run(config, out_dir, **kw),
+        alphaadam_masks.run(config, out_dir, **kw),
+    ]
+    checks: dict[str, Verdict] = {v.claim_id: v for e in experiments for v in e.verdicts}
+    for v in (*memory_checks(), table_check()):
+        checks[v.claim_id] = v
+    proofs, proofs_note = (None, "skipped (--skip-proofs)")
+    if include_proofs:
+        proofs, proofs_note = _proof_results()
+    seconds = time.perf_counter() - start
+
+    rows = []
+    for c in CLAIMS:
+        if c.check:
+            v = checks[c.check]
+            rows.append((c, v.verdict, f"{v.evidence} — criterion: {v.criterion} [{c.check}]"))
+        else:
+            rows.append((c, c.status, c.reason))
+    counts = {k: sum(1 for _, v, _ in rows if v == k) for k in VERDICTS}
+    text = _render(rows, experiments, checks, proofs, proofs_note, config, seconds, counts, out_dir)
+    path = out_dir / "report.md"
+    _io.atomic_write_bytes(path, text.encode("utf-8"))
+    summary = {"config": config, "seconds": seconds, "counts": counts,
+               "verdicts": {c.id: v for c, v, _ in rows},
+               "experiments": [e.to_dict() for e in experiments],
+               "checks": {k: vars(v) for k, v in checks.items()},
+               "proofs": None if proofs is None else [
+                   {"claim_id": r.claim_id, "rule": r.rule, "status": r.status,
+                    "expected_status": r.expected_status, "verdict": proof_verdict(r)}
+                   for r in proofs], "proofs_note": proofs_note}
+    from .runner import jsonable
+    _io.atomic_write_json(out_dir / "report.json", jsonable(summary))
+    summary["path"] = path
+    return summary
+
+
+def _render(rows, experiments, checks, proofs, proofs_note, config, seconds, counts, out_dir):
+    from .. import __version__
+
+    L = ["# refopt reproduction report", "",
+         f"Generated by `refopt report{' --full' if config == 'full' else ''}` (refopt "
+         f"{__version__}, configuration **{config}**, {seconds:.0f} s). Every claim of the three "
+         "papers (from `shared/spec/*.md`) with its verdict: *reproduced* / *not reproduced* "
+         "(measured here against the stated criterion), *not checkable here* (with the reason) "
+         "or *withdrawn by its authors*. Rows marked (spec, Derived) are expectations derived in "
+         "the specs, checked the same way. All experiments are seeded float64 runs of the NumPy "
+         "reference rules; the raw results are in `results/*.jsonl`, all numbers in "
+         "`report.json`.", "",
+         "Summary (paper-claim rows): " + ", ".join(f"{k}: {n}" for k, n in counts.items()), ""]
+    for paper, title in PAPERS.items():
+        L += [f"## {title}", "", "| id | claim | source | verdict | evidence / reason |",
+              "|---|---|---|---|---|"]
+        for c, v, ev in rows:
+            if c.paper == paper:
+                L.append(f"| {c.id} | {_md_cell(c.claim)} | {_md_cell(c.source)} | **{v}** | "
+                         f"{_md_cell(ev)} |")
+        L.append("")
+    L += ["## Experiments", ""]
+    for e in experiments:
+        L += [f"### {e.name} ({e.config}, {e.seconds:.1f} s)", ""]
+        doc = _first_paragraph(e.name)
+        if doc:
+            L += [doc, ""]
+        for v in e.verdicts:
+            L += [f"- **{v.claim_id}: {v.verdict}.** Criterion: {v.criterion}. Measured: "
+                  f"{v.evidence}."]
+        for fig in e.figures:
+            rel = Path(fig).relative_to(out_dir) if Path(fig).is_relative_to(out_dir) else fig
+            L += ["", f"![{e.name}]({rel})"]
+        L.append("")
+    L += ["### Built-in checks", ""]
+    for key in ("S-memory", "A-memory", "A-table"):
+        v = checks[key]
+        L.append(f"- **{key}: {v.verdict}.** Criterion: {v.criterion}. Measured: {v.evidence}.")
+    L += ["", "## Theory claims (proofs registry)", ""]
+    if proofs is None:
+        L += [f"_{proofs_note}._ Run `refopt prove` once the registry is available.", ""]
+    else:
+        L += ["Each checkable fact of the specs as a proof obligation (`refopt prove`): a sympy "
+              "derivation and/or a float64 cross-check against the reference. Verdict mapping: "
+              "proved or checked numerically -> reproduced; refuted -> not reproduced; open -> "
+              "not checkable here (withdrawn by its authors where the claim was withdrawn).", "",
+              "| id | rule | title | status | expected | verdict | detail |",
+              "|---|---|---|---|---|---|---|"]
+        for r in proofs:
+            flag = "" if r.status == r.expected_status else " (unexpected)"
+            L.append(f"| {r.claim_id} | {r.rule} | {_md_cell(r.title)} | {r.status}{flag} | "
+                     f"{r.expected_status} | **{proof_verdict(r)}** | "
+                     f"{_md_cell(_short(r.detail))} |")
+        tally: dict[str, int] = {}
+        for r in proofs:
+            tally[proof_verdict(r)] = tally.get(proof_verdict(r), 0) + 1
+        L += ["", "Theory summary: " + ", ".join(f"{k}: {n}" for k, n in tally.items()), ""]
+    return "\n".join(L) + "\n"
+
+
+def _short(text: str, n: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _first_paragraph(name: str) -> str:
+    import importlib
+
+    doc = importlib.import_module(f"refopt.experiments.{name}").__doc__ or ""
+    para = doc.strip().split("\n\n")[0]
+    return " ".join(para.split())

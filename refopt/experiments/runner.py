@@ -1,0 +1,378 @@
+r"""A resumable sweep runner: rules x objectives x hyperparameter grid x seeds.
+
+A *run* is a JSON-serialisable dict (its **spec**); its result is a deterministic function of the
+spec alone (:func:`run_one`), so a run can be redone anywhere and gives the same numbers. Results
+go to a JSON Lines file, one line per finished run, each appended with ``write + flush + fsync``:
+a crash loses at most the runs in flight, never a finished one. On restart, runs whose ``key``
+(the sha256 of the canonical spec) is already in the file are skipped. A torn last line (a crash
+in the middle of a write) is dropped by an atomic rewrite before anything is appended.
+
+Executors:
+
+* ``executor="local"`` (default): a :class:`concurrent.futures.ProcessPoolExecutor`;
+  ``max_workers=1`` runs in this process (no pool), in spec order;
+* ``scheduler="tcp://host:8786"`` (or a ``distributed.Client``): the same runs on a Dask
+  distributed cluster; ``dask.distributed`` is imported only then.
+
+Sweep file format (``refopt sweep SPEC.json``)::
+
+    {"rules": [{"name": "adam", "hyper": {"betas": [0.9, 0.99]}, "grid": {"lr": [1e-3, 1e-2]}}],
+     "objectives": [{"name": "cosh", "constants": {"noise": "gaussian", "noise_scale": 0.1}}],
+     "seeds": [0, 1, 2], "steps": 200, "x0": {"dim": 10, "scale": 2.0}, "record_every": 10}
+
+``hyper`` holds fixed hyperparameters, ``grid`` lists values whose Cartesian product is swept.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .. import _io
+
+# Registry of run functions ("tasks"): name -> callable(spec) -> dict of JSON-able metrics.
+TASKS: dict[str, Callable[[dict], dict]] = {}
+
+
+def task(name: str):
+    """Decorator: register a run function under ``name`` (looked up by ``spec["task"]``)."""
+    def deco(fn):
+        TASKS[name] = fn
+        return fn
+    return deco
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def run_key(spec: Mapping) -> str:
+    """The run's identity: sha256 of its canonical JSON spec (first 16 hex digits)."""
+    return hashlib.sha256(canonical_json(dict(spec)).encode()).hexdigest()[:16]
+
+
+def jsonable(obj: Any) -> Any:
+    """Convert NumPy scalars/arrays to Python; non-finite floats become ``None`` (strict JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer, int)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        x = float(obj)
+        return x if math.isfinite(x) else None
+    return obj
+
+
+# -- specs -----------------------------------------------------------------------------------
+
+def expand_sweep(sweep: Mapping) -> list[dict]:
+    """The list of run specs of a sweep description (see the module docstring), in a fixed order."""
+    for key in ("rules", "objectives", "seeds"):
+        if key not in sweep:
+            raise ValueError(f"sweep is missing {key!r} (needs rules, objectives, seeds)")
+    allowed = {"rules", "objectives", "seeds", "steps", "x0", "record_every", "task", "lr_schedule"}
+    unknown = sorted(set(sweep) - allowed)
+    if unknown:
+        raise ValueError(f"sweep has unknown key(s) {unknown}; accepted: {sorted(allowed)}")
+    steps = int(sweep.get("steps", 100))
+    if steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {sweep.get('steps')!r}")
+    seeds = list(sweep["seeds"])
+    if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise ValueError(f"seeds must be a non-empty list of integers >= 0, got {seeds!r}")
+    specs = []
+    for rule in sweep["rules"]:
+        rule = {"name": rule} if isinstance(rule, str) else dict(rule)
+        grid = dict(rule.get("grid", {}))
+        names = sorted(grid)
+        for values in itertools.product(*(list(grid[n]) for n in names)) if names else [()]:
+            hyper = {**rule.get("hyper", {}), **dict(zip(names, values))}
+            for obj in sweep["objectives"]:
+                obj = {"name": obj} if isinstance(obj, str) else dict(obj)
+                for seed in seeds:
+                    spec = {"task": sweep.get("task", "optimize"), "rule": rule["name"],
+                            "hyper": hyper, "objective": obj["name"],
+                            "constants": dict(obj.get("constants", {})), "seed": seed,
+                            "steps": steps, "x0": dict(sweep.get("x0", {})),
+                            "record_every": int(sweep.get("record_every", max(1, steps // 50)))}
+                    if "lr_schedule" in sweep:
+                        spec["lr_schedule"] = sweep["lr_schedule"]
+                    specs.append(jsonable(spec))
+    return specs
+
+
+def lr_at(schedule: Any, t: int, base: float, total: int) -> float:
+    """The scheduled lr at step t (1-based): None/"constant", {"kind": "cosine"|"inv_sqrt"}."""
+    if schedule in (None, "constant"):
+        return base
+    kind = schedule.get("kind") if isinstance(schedule, Mapping) else schedule
+    if kind == "cosine":
+        floor = float(schedule.get("floor", 0.1)) if isinstance(schedule, Mapping) else 0.1
+        return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * (t - 1) / total)))
+    if kind == "inv_sqrt":
+        return base / math.sqrt(t)
+    raise ValueError(f"lr_schedule must be None, 'constant', 'cosine' or 'inv_sqrt', got {schedule!r}")
+
+
+def initial_point(objective, x0: Mapping, rng: np.random.Generator) -> np.ndarray:
+    """x0 from its spec: ``{"value": [...]}`` or ``{"dim": n, "scale": s, "center": c}`` (Gaussian)."""
+    if "value" in x0:
+        return np.asarray(x0["value"], dtype=np.float64)
+    dim = objective.shape[0] if objective.shape is not None else int(x0.get("dim", 10))
+    center = float(x0.get("center", 0.0))
+    return center + float(x0.get("scale", 1.0)) * rng.standard_normal(dim)
+
+
+@task("optimize")
+def optimize(spec: dict) -> dict:
+    """Run ``spec["rule"]`` on ``spec["objective"]`` with stochastic gradients; record metrics.
+
+    Seeded from ``spec["seed"]``: one stream draws x0, another the gradient noise. Records, every
+    ``record_every`` steps and at the end, f(x_t), ||grad f(x_t)|| and f(x_t) - f* (when known);
+    also min_t ||grad f(x_t)||, the mean gradient norm over t = 0..T-1 and a divergence flag
+    (non-finite iterate).
+    """
+    from ..objectives import make_objective
+    from ..registry import get_rule
+
+    objective = make_objective(spec["objective"], **spec.get("constants", {}))
+    rule = get_rule(spec["rule"], **spec.get("hyper", {}))
+    x_rng, noise_rng = (np.random.default_rng(s)
+                        for s in np.random.SeedSequence(spec["seed"]).spawn(2))
+    x = initial_point(objective, spec.get("x0", {}), x_rng)
+    state = rule.init([x])
+    steps, every = int(spec["steps"]), int(spec.get("record_every", 1))
+    base_lr = rule.hyper["lr"]
+    fstar = objective.min_value_like(x)
+    rec_t, rec_f, rec_g = [], [], []
+    grad_norms = np.empty(steps)
+    diverged = False
+    with np.errstate(all="ignore"):
+        for t in range(steps + 1):
+            gnorm = float(np.linalg.norm(objective.grad(x)))
+            if t < steps:
+                grad_norms[t] = gnorm
+            if t % every == 0 or t == steps:
+                rec_t.append(t)
+                rec_f.append(objective.value(x))
+                rec_g.append(gnorm)
+            if not np.all(np.isfinite(x)):
+                diverged = True
+                grad_norms[t:] = np.inf
+                break
+            if t == steps:
+                break
+            g = objective.stochastic_grad(x, noise_rng)
+            if not np.all(np.isfinite(g)):
+                diverged = True
+                grad_norms[t:] = np.inf
+                break
+            (x,), state = rule.step([x], [g], state,
+                                    lr=lr_at(spec.get("lr_schedule"), t + 1, base_lr, steps))
+            x = objective.project(x) if objective._project is not None else x
+    final_f = rec_f[-1]
+    return {"t": rec_t, "loss": rec_f, "grad_norm": rec_g,
+            "gap": [None if fstar is None else f - fstar for f in rec_f],
+            "final_loss": final_f, "min_grad_norm": float(np.min(grad_norms)),
+            "mean_grad_norm": float(np.mean(grad_norms)), "diverged": diverged}
+
+
+def run_one(spec: Mapping) -> dict:
+    """Run one spec and return its record ``{"key", "spec", "result"}`` (deterministic)."""
+    spec = jsonable(dict(spec))
+    name = spec.get("task", "optimize")
+    if name not in TASKS:
+        _import_task_modules()
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; known: {sorted(TASKS)}")
+    return {"key": run_key(spec), "spec": spec, "result": jsonable(TASKS[name](spec))}
+
+
+def _import_task_modules() -> None:
+    # Experiment modules register their own tasks on import (needed in fresh worker processes).
+    import importlib
+    for mod in ("adamx_transition", "adams_rate", "alphaadam_masks"):
+        importlib.import_module(f"refopt.experiments.{mod}")
+
+
+# -- results file ----------------------------------------------------------------------------
+
+def read_results(path: str | os.PathLike, *, repair: bool = False) -> list[dict]:
+    """All complete records of a JSONL results file (missing file: []).
+
+    A torn final line (no newline, or not valid JSON) is what a crash mid-write leaves; it is
+    ignored, and with ``repair=True`` removed from the file by an atomic rewrite. A malformed
+    line anywhere else raises :class:`refopt._io.CorruptFileError`.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    raw = path.read_bytes()
+    lines = raw.split(b"\n")
+    complete, tail = lines[:-1], lines[-1]   # tail is b"" when the file ends with a newline
+    records, torn = [], bool(tail.strip())
+    for i, line in enumerate(complete):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict) or "key" not in rec:
+                raise ValueError("not a run record")
+        except ValueError as exc:
+            # A line that ends in a newline was written whole: a bad one is corruption, not a crash.
+            raise _io.CorruptFileError(f"{path}: line {i + 1} is not a run record: {exc}") from exc
+        records.append(rec)
+    if torn and repair:
+        _io.atomic_write_bytes(path, b"".join(line + b"\n" for line in complete if line.strip()))
+    return records
+
+
+def append_record(path: str | os.PathLike, record: Mapping) -> None:
+    """Append one record as a JSON line; flushed and fsynced before returning."""
+    line = canonical_json(jsonable(dict(record))) + "\n"
+    with open(path, "ab") as fh:
+        fh.write(line.encode("utf-8"))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+class Progress:
+    """A minimal progress bar on a text stream (stderr by default); silent when disabled."""
+
+    def __init__(self, total: int, *, enabled: bool = True, stream=None, label: str = "runs"):
+        self.total, self.done, self.label = total, 0, label
+        self.enabled = enabled and total > 0
+        self.stream = stream if stream is not None else sys.stderr
+        self._draw()
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        self._draw()
+
+    def _draw(self) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * self.done / self.total)
+        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
+                          f"{self.label}")
+        if self.done >= self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+# -- the sweep -------------------------------------------------------------------------------
+
+def run_sweep(specs: Sequence[Mapping] | Mapping, out: str | os.PathLike, *,
+              executor: str = "local", max_workers: int | None = None,
+              scheduler: Any = None, limit: int | None = None,
+              progress: bool | Any = False) -> list[dict]:
+    """Run every spec not yet in ``out`` and return all records in spec order.
+
+    Parameters
+    ----------
+    specs : list of dict, or a sweep description (expanded with :func:`expand_sweep`)
+    out : path
+        The JSON Lines results file (created with its folder if needed).
+    executor : {"local"}
+        Local processes; ignored when ``scheduler`` is given.
+    max_workers : int, optional
+        Local worker processes (default: ``os.cpu_count()``); 1 runs in this process.
+    scheduler : str or distributed.Client, optional
+        A Dask scheduler address (``"tcp://..."``) or a client: run on that cluster.
+    limit : int, optional
+        Run at most this many missing runs, then return (the rest resume later).
+    progress : bool or a text stream
+        Draw a progress bar (on stderr, or on the given stream).
+    """
+    if isinstance(specs, Mapping):
+        specs = expand_sweep(specs)
+    specs = [jsonable(dict(s)) for s in specs]
+    keys = [run_key(s) for s in specs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("specs contain duplicates (identical runs); remove them")
+    if executor != "local" and scheduler is None:
+        raise ValueError(f"executor must be 'local' (or pass scheduler=ADDRESS for Dask), "
+                         f"got {executor!r}")
+    if limit is not None and int(limit) < 0:
+        raise ValueError(f"limit must be None or an integer >= 0, got {limit!r}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = {rec["key"]: rec for rec in read_results(out, repair=True)}
+    todo = [s for s, k in zip(specs, keys) if k not in done]
+    if limit is not None:
+        todo = todo[:int(limit)]
+    bar = Progress(len(todo), enabled=bool(progress),
+                   stream=None if progress is True or not progress else progress)
+
+    def finished(record: dict) -> None:
+        append_record(out, record)
+        done[record["key"]] = record
+        bar.update()
+
+    if todo:
+        if scheduler is not None:
+            _run_dask(todo, scheduler, finished)
+        elif max_workers == 1 or len(todo) == 1:
+            for spec in todo:
+                finished(run_one(spec))
+        else:
+            _run_processes(todo, max_workers, finished)
+    return [done[k] for k in keys if k in done]
+
+
+def _run_processes(todo: list[dict], max_workers: int | None, finished) -> None:
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=max_workers) as pool:
+        futures = [pool.submit(run_one, spec) for spec in todo]
+        try:
+            for fut in as_completed(futures):
+                finished(fut.result())
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+
+
+def _run_dask(todo: list[dict], scheduler: Any, finished) -> None:
+    try:
+        from dask.distributed import Client, as_completed
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("running a sweep on a Dask cluster needs dask[distributed] "
+                          "(pip install 'refopt[dask]')") from exc
+    own = not isinstance(scheduler, Client)
+    client = Client(scheduler) if own else scheduler
+    try:
+        futures = [client.submit(run_one, spec, key=f"refopt-run-{run_key(spec)}", pure=False)
+                   for spec in todo]
+        for fut in as_completed(futures):
+            finished(fut.result())
+    finally:
+        if own:
+            client.close()
+
+
+def results_table(records: Iterable[Mapping], *fields: str) -> list[dict]:
+    """Flatten records to rows: rule, objective, seed, hyper fields and the chosen result fields."""
+    rows = []
+    for rec in records:
+        s, r = rec["spec"], rec["result"]
+        row = {"rule": s.get("rule"), "objective": s.get("objective"), "seed": s.get("seed"),
+               **{f"hyper.{k}": v for k, v in s.get("hyper", {}).items()}}
+        row.update({f: r.get(f) for f in fields})
+        rows.append(row)
+    return rows
