@@ -1,0 +1,83 @@
+"""The golden suite: versioned cases generated from the float64 reference, for ports to check.
+
+A case is a JSON manifest plus an uncompressed ``.npz`` payload under ``suite/v1/`` (format:
+``FORMAT.md`` next to this file; schema: ``schema/golden-case-v1.schema.json``).
+
+* :func:`load_suite` reads (and verifies) the committed cases as :class:`GoldenCase` objects;
+* :func:`build_suite` regenerates them (``refopt golden build``), bit for bit;
+* :func:`check_suite` proves a directory matches the current reference (``refopt golden check``).
+"""
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+import numpy as np
+
+from .._io import CorruptFileError, TamperedFileError
+from .build import SUITE_DIR, build_suite, check_suite, make_grad_fn
+from .case import GoldenCase
+from .format import decode_float, decode_hyper, read_case
+
+__all__ = ["GoldenCase", "SUITE_DIR", "build_suite", "check_suite", "load_suite", "case_from_files",
+           "CorruptFileError", "TamperedFileError"]
+
+
+def case_from_files(manifest: dict, arrays: dict | None) -> GoldenCase:
+    """Build a :class:`GoldenCase` from a verified manifest and its payload arrays."""
+    n = len(manifest["tensors"])
+    buffers = manifest["buffers"]
+    hyper = decode_hyper(manifest["hyperparams"])
+    lr_schedule = None
+    if arrays is None:  # invalid case: manifest only
+        init, grads, steps = [], [], np.zeros(0, dtype=np.int64)
+        expected_params, expected_state = [], {}
+    else:
+        init = [arrays[f"param.{i}"][0].copy() for i in range(n)]
+        grads = [arrays[f"grad.{i}"] for i in range(n)] if manifest["explicit_gradients"] else None
+        steps = arrays["steps"]
+        expected_params = [arrays[f"param.{i}"] for i in range(n)]
+        expected_state = {b: [arrays[f"{b}.{i}"] for i in range(n)] for b in buffers}
+        expected_state["step"] = [arrays[f"step.{i}"] for i in range(n)]
+        if manifest["schedule"]["kind"] == "explicit":
+            lr_schedule = [float(x) for x in arrays[manifest["schedule"]["payload_key"]]]
+    objective = manifest.get("objective")
+    grad_fn = make_grad_fn(objective) if objective is not None else None
+    tolerance = dict(manifest["tolerance"])
+    return GoldenCase(
+        case_id=manifest["case_id"], rule=manifest["rule"], options=dict(manifest["options"]),
+        hyper=hyper, dtype=manifest["param_dtype"], tolerance=tolerance, init_params=init,
+        grads=grads, n_steps=int(manifest["n_steps"]), steps=np.asarray(steps),
+        expected_params=expected_params, expected_state=expected_state, grad_fn=grad_fn,
+        objective=objective, lr_schedule=lr_schedule, flags=list(manifest["flags"]),
+        result=manifest["result"], manifest=manifest)
+
+
+def load_suite(pattern: str = "*", dtype: str | None = None,
+               directory: str | Path | None = None) -> list[GoldenCase]:
+    """Load the cases whose id matches ``pattern`` (fnmatch), optionally of one ``dtype``.
+
+    Every manifest's content hash and every payload array's sha256 are verified:
+    :class:`CorruptFileError` for a truncated or malformed file, :class:`TamperedFileError` for a
+    hash mismatch. Cases come back sorted by id.
+    """
+    directory = Path(directory) if directory is not None else SUITE_DIR
+    if dtype not in (None, "float32", "float64"):
+        raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
+    ids = sorted(p.stem for p in directory.glob("*.json") if p.name != "index.json")
+    if not ids:
+        raise FileNotFoundError(f"no golden cases in {directory}")
+    out = []
+    for case_id in ids:
+        if not fnmatch.fnmatchcase(case_id, pattern):
+            continue
+        if dtype is not None and not case_id.endswith(f"_{dtype}"):
+            continue
+        manifest, arrays = read_case(directory, case_id)
+        out.append(case_from_files(manifest, arrays))
+    return out
+
+
+def hex_value(obj: dict) -> float:
+    """A manifest float (``{"hex", "bits", "decimal"}``) as a Python float."""
+    return decode_float(obj)

@@ -1,0 +1,426 @@
+r"""Naive, independent re-implementations of every rule, for two jobs of the golden suite.
+
+1. **Accuracy of the float64 golden values** (``reference_accuracy``): the recurrences run
+   element by element in mpmath at 50 significant digits (:class:`MpArith`), from the exact
+   binary values of the stored inputs, with every per-step scalar (bias corrections, AdamX's
+   :math:`\hat\beta_{2,t}`, AdaX's :math:`(1+b)^t - 1`, AlphaAdam's alpha) evaluated exactly in
+   mpmath rather than rounded to float64. The worst relative error of the float64 golden values
+   against these is recorded in each float64 manifest.
+2. **Tolerances** (``tolerance.measured``): the same loops run in the case's own dtype with a
+   *different but legitimate operation order* (:class:`FloatArith` with ``reorder=True``:
+   torch-style ``lerp`` for the moments, ``p - (lr*wd)*p`` for the decay, ``(lr*m)/denom`` for the
+   step), which is what a correct port written independently looks like. How far that lands from
+   the golden values is measured, not guessed.
+
+This module shares no code with :mod:`refopt.rules`: the formulas are re-typed from the specs
+(``shared/spec/*.md``), one plain loop per rule, so a mistake in either implementation shows up
+as a disagreement.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import mpmath
+import numpy as np
+
+MP_DPS = 50
+
+
+# -- arithmetic contexts -----------------------------------------------------------------------
+
+class MpArith:
+    """Exact-ish arithmetic: mpmath at ``dps`` digits for scalars and elements alike."""
+
+    name = "mpmath"
+    reorder = False
+
+    def __init__(self, dps: int = MP_DPS) -> None:
+        self.ctx = mpmath.MPContext()
+        self.ctx.dps = dps
+
+    # scalar precision (hyperparameters, bias corrections)
+    def s(self, x: float):
+        return self.ctx.mpf(float(x))
+
+    def spow(self, a, b):
+        return self.ctx.power(a, b)
+
+    def sexpm1(self, x):
+        return self.ctx.expm1(x)
+
+    def slog(self, x):
+        return self.ctx.log(x)
+
+    def slog1p(self, x):
+        return self.ctx.log1p(x)
+
+    def ssqrt(self, x):
+        return self.ctx.sqrt(x)
+
+    # element precision
+    def e(self, x):
+        """A scalar-precision value as an element (exact here: no rounding)."""
+        return self.ctx.mpf(x)
+
+    def el(self, x: float):
+        """A stored float (float32 or float64) as an element, exactly."""
+        return self.ctx.mpf(float(x))
+
+    def esqrt(self, x):
+        return self.ctx.sqrt(x)
+
+    def to_float(self, x) -> float:
+        return float(x)
+
+    def round_state(self, x, state_dtype):
+        if state_dtype is None:
+            return x
+        raise NotImplementedError("state rounding is not modelled in mpmath")
+
+
+class FloatArith:
+    """Float arithmetic in ``dtype``; scalars in float64 (Python floats) rounded once to dtype."""
+
+    def __init__(self, dtype: str = "float64", reorder: bool = True) -> None:
+        self.dtype = np.dtype(dtype)
+        self.type = self.dtype.type
+        self.reorder = reorder
+        self.name = f"{dtype}{'-reordered' if reorder else ''}"
+
+    def s(self, x: float) -> float:
+        return float(x)
+
+    def spow(self, a, b):
+        return a ** b
+
+    def sexpm1(self, x):
+        return math.expm1(x)
+
+    def slog(self, x):
+        return math.log(x)
+
+    def slog1p(self, x):
+        return math.log1p(x)
+
+    def ssqrt(self, x):
+        return math.sqrt(x)
+
+    def e(self, x):
+        return self.type(x)
+
+    def el(self, x):
+        return self.type(x)
+
+    def esqrt(self, x):
+        return np.sqrt(x)
+
+    def to_float(self, x) -> float:
+        return float(x)
+
+    def round_state(self, x, state_dtype):
+        if state_dtype is None or state_dtype == self.dtype.name:
+            return x
+        if state_dtype in ("float32", "float16", "float64"):
+            return self.type(np.dtype(state_dtype).type(x))
+        if state_dtype == "bfloat16":
+            bits = int(np.array(x, dtype=np.float32).view(np.uint32))
+            if not math.isfinite(float(x)):
+                return x
+            bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16
+            return self.type(np.array(bits & 0xFFFFFFFF, dtype=np.uint32).view(np.float32))
+        raise ValueError(f"unknown state_dtype {state_dtype!r}")
+
+
+def _div(A, num, den):
+    """num / den with 0/0 := 0 (refopt's convention when eps = 0)."""
+    if num == 0 and den == 0:
+        return A.e(0.0)
+    if den == 0:
+        return A.e(math.copysign(math.inf, float(num)))
+    return num / den
+
+
+# -- per-step scalars (exact in mpmath, float64 otherwise) ------------------------------------
+
+def _adam_bc(A, h, t, mode):
+    b1, b2 = A.s(h["betas"][0]), A.s(h["betas"][1])
+    one = A.s(1.0)
+    if mode == "none":
+        return one, one
+    return one - A.spow(b1, t), one - A.spow(b2, t)
+
+
+# -- one step of each rule, on flat lists of elements ------------------------------------------
+
+def _step_adamx(A, h, p, g, st, t, lr):
+    one = A.s(1.0)
+    b1, b2 = A.s(h["betas"][0]), A.s(h["betas"][1])
+    b1t = (b1 - A.spow(b1, t)) / (one - A.spow(b1, t))
+    if h["coef_form"] == "naive" and isinstance(A, FloatArith):
+        e = one - b2
+        b2t = (one - A.spow(b2, e * (t - 1))) / (one - A.spow(b2, e * t))
+    else:  # the exact value (mpmath) or the stable float64 form
+        ell = (one - b2) * A.slog(b2)
+        b2t = A.sexpm1((t - 1) * ell) / A.sexpm1(t * ell)
+    lr_s, wd = A.s(lr), A.s(h["weight_decay"])
+    decoupled = h["weight_decay_mode"] == "decoupled"
+    eb1, eb1c, eb2, eb2c = A.e(b1t), A.e(one - b1t), A.e(b2t), A.e(one - b2t)
+    elr, eps = A.e(lr_s), A.e(A.s(h["eps"]))
+    m, v = st["exp_avg"], st["exp_avg_sq"]
+    out_p, out_m, out_v = [], [], []
+    for pi, gi, mi, vi in zip(p, g, m, v):
+        if decoupled:
+            pi = pi - A.e(lr_s * wd) * pi if A.reorder else pi * A.e(one - lr_s * wd)
+        else:
+            gi = gi + A.e(wd) * pi
+        if A.reorder:
+            mi = mi + eb1c * (gi - mi)
+            vi = vi * eb2 + (eb2c * gi) * gi  # torch: mul_ then addcmul_
+        else:
+            mi = eb1 * mi + eb1c * gi
+            vi = eb2 * vi + eb2c * (gi * gi)
+        mi = A.round_state(mi, h.get("state_dtype"))
+        vi = A.round_state(vi, h.get("state_dtype"))
+        den = A.esqrt(vi) + eps
+        pi = pi - _div(A, elr * mi, den) if A.reorder else pi - elr * _div(A, mi, den)
+        out_p.append(pi), out_m.append(mi), out_v.append(vi)
+    return out_p, {"exp_avg": out_m, "exp_avg_sq": out_v}, {}
+
+
+def _step_adams(A, h, p, g, st, t, lr):
+    one = A.s(1.0)
+    b1, b2 = A.s(h["betas"][0]), A.s(h["betas"][1])
+    c = one - A.spow(b1, t) if h["bias_correction"] else one
+    lr_s, wd = A.s(lr), A.s(h["weight_decay"])
+    ec, eb1, eb1c, eb2, eb2c = A.e(c), A.e(b1), A.e(one - b1), A.e(b2), A.e(one - b2)
+    elr, eps = A.e(lr_s), A.e(A.s(h["eps"]))
+    out_p, out_m = [], []
+    for pi, gi, mi in zip(p, g, st["exp_avg"]):
+        pi = pi - A.e(lr_s * wd) * pi if A.reorder else pi * A.e(one - lr_s * wd)
+        m_old = mi / ec
+        nu = eb2 * (m_old * m_old) + eb2c * (gi * gi)
+        mi = mi + eb1c * (gi - mi) if A.reorder else eb1 * mi + eb1c * gi
+        m_hat = mi / ec
+        den = A.esqrt(nu) + eps
+        pi = pi - _div(A, elr * m_hat, den) if A.reorder else pi - elr * _div(A, m_hat, den)
+        out_p.append(pi), out_m.append(mi)
+    return out_p, {"exp_avg": out_m}, {}
+
+
+def _adam_core(A, h, p, g, st, t, lr, bias_correction, decay_mode):
+    """Moments and direction u of the Adam family; returns (params after decay, m, v, u, step)."""
+    one = A.s(1.0)
+    b1, b2 = A.s(h["betas"][0]), A.s(h["betas"][1])
+    bc1, bc2 = _adam_bc(A, h, t, bias_correction)
+    lr_s, wd = A.s(lr), A.s(h["weight_decay"])
+    if bias_correction == "torch":
+        step_size, denom_div = lr_s / bc1, A.ssqrt(bc2)
+    elif bias_correction == "hf":
+        step_size, denom_div = lr_s * A.ssqrt(bc2) / bc1, one
+    else:
+        step_size, denom_div = lr_s, one
+    eb1, eb1c, eb2, eb2c = A.e(b1), A.e(one - b1), A.e(b2), A.e(one - b2)
+    eps, ediv = A.e(A.s(h["eps"])), A.e(denom_div)
+    ps, ms, vs, us = [], [], [], []
+    for pi, gi, mi, vi in zip(p, g, st["exp_avg"], st["exp_avg_sq"]):
+        if decay_mode == "decoupled":
+            pi = pi - A.e(lr_s * wd) * pi if A.reorder else pi * A.e(one - lr_s * wd)
+        elif decay_mode == "l2":
+            gi = gi + A.e(wd) * pi
+        if A.reorder:
+            mi = mi + eb1c * (gi - mi)
+            vi = vi * eb2 + (eb2c * gi) * gi  # torch: mul_ then addcmul_
+        else:
+            mi = eb1 * mi + eb1c * gi
+            vi = eb2 * vi + eb2c * (gi * gi)
+        ps.append(pi), ms.append(mi), vs.append(vi)
+        us.append(_div(A, mi, A.esqrt(vi) / ediv + eps))
+    return ps, ms, vs, us, step_size
+
+
+def _step_adam(A, h, p, g, st, t, lr, decay_mode="l2"):
+    ps, ms, vs, us, step_size = _adam_core(A, h, p, g, st, t, lr, h["bias_correction"], decay_mode)
+    es = A.e(step_size)
+    out = [pi - (es * ui if not A.reorder else ui * es) for pi, ui in zip(ps, us)]
+    return out, {"exp_avg": ms, "exp_avg_sq": vs}, {}
+
+
+def _step_adamw(A, h, p, g, st, t, lr):
+    return _step_adam(A, h, p, g, st, t, lr, decay_mode="decoupled")
+
+
+def _alpha(A, h, kept, n, us, mask):
+    rule = h["alpha_rule"]
+    floor = A.s(h["density_floor"])
+    q = A.s(kept) / A.s(n) if n else A.s(1.0)
+    if rule == "count":
+        return A.s(1.0) / max(q, floor)
+    if rule == "count+1":
+        return A.s(n) / A.s(kept + 1)
+    if rule == "soft":
+        return max(q, floor)
+    if rule == "norm":
+        kept_sq = sum((A.s(A.to_float(u)) if isinstance(A, FloatArith) else u) ** 2
+                      for u, k in zip(us, mask) if k)
+        if kept_sq == 0:
+            return A.s(1.0)
+        all_sq = sum((A.s(A.to_float(u)) if isinstance(A, FloatArith) else u) ** 2 for u in us)
+        return min(A.s(h["alpha_max"]), A.ssqrt(all_sq) / A.ssqrt(kept_sq))
+    return A.s(1.0)
+
+
+def _step_alphaadam(A, h, p, g, st, t, lr):
+    m_prev = st["exp_avg"]
+    ps, ms, vs, us, step_size = _adam_core(A, h, p, g, st, t, lr, h["bias_correction"],
+                                           "decoupled")
+    n = len(ps)
+    source, first = h["mask_source"], h["first_step"]
+    unmasked = source == "ones" or (source == "m_prev" and t == 1 and first == "unmasked")
+    if unmasked:
+        mask = [True] * n
+    else:
+        use_new = source == "m_t" or (t == 1 and first == "cautious")
+        scores = [(mi if use_new else mo) * gi for mi, mo, gi in zip(ms, m_prev, g)]
+        mask = [s > 0 if h["strict"] else s >= 0 for s in scores]
+    kept = sum(mask)
+    if source == "m_prev" and t == 1 and first == "unmasked":
+        alpha = A.s(1.0)
+    else:
+        alpha = _alpha(A, h, kept, n, us, mask)
+    ea, eg, one, zero = A.e(alpha), A.e(A.s(h["gamma"])), A.e(1.0), A.e(0.0)
+    es = A.e(step_size)
+    out = []
+    for pi, ui, k in zip(ps, us, mask):
+        if h["alpha_rule"] == "soft":
+            psi = one / ea if k else ea
+        else:
+            psi = ea if k else eg
+        out.append(pi - es * (psi * ui))
+    return out, {"exp_avg": ms, "exp_avg_sq": vs}, {"mask": mask, "alpha": alpha, "kept": kept}
+
+
+def _step_cadamw(A, h, p, g, st, t, lr):
+    hh = dict(h)
+    ps, ms, vs, _, step_size = _adam_core(A, hh, p, g, st, t, lr, "hf", "decoupled")
+    n = len(ps)
+    mask = [mi * gi > 0 for mi, gi in zip(ms, g)]
+    k = sum(mask)
+    if h["scaling"] == "count":
+        r = A.s(1.0) / max(A.s(k) / A.s(n) if n else A.s(1.0), A.s(1e-3))
+    else:
+        r = A.s(n) / A.s(k + 1)
+    er, es, eps = A.e(r), A.e(step_size), A.e(A.s(h["eps"]))
+    out = []
+    for pi, mi, vi, keep in zip(ps, ms, vs, mask):
+        num = mi * er if keep else A.e(0.0) * mi
+        out.append(pi - es * _div(A, num, A.esqrt(vi) + eps))
+    return out, {"exp_avg": ms, "exp_avg_sq": vs}, {}
+
+
+def _step_adax(A, h, p, g, st, t, lr):
+    one = A.s(1.0)
+    b1, b = A.s(h["betas"][0]), A.s(h["betas"][1])
+    lr_s, wd = A.s(lr), A.s(h["weight_decay"])
+    step_size = lr_s * A.ssqrt(A.sexpm1(t * A.slog1p(b)))
+    eb1, eb1c, grow, eb = A.e(b1), A.e(one - b1), A.e(one + b), A.e(b)
+    eps, es = A.e(A.s(h["eps"])), A.e(step_size)
+    decoupled = h["weight_decay_mode"] == "decoupled"
+    out_p, out_m, out_v = [], [], []
+    for pi, gi, mi, vi in zip(p, g, st["exp_avg"], st["exp_avg_sq"]):
+        if decoupled:
+            pi = pi - A.e(lr_s * wd) * pi if A.reorder else pi * A.e(one - lr_s * wd)
+        else:
+            gi = gi + A.e(wd) * pi
+        mi = mi + eb1c * (gi - mi) if A.reorder else eb1 * mi + eb1c * gi
+        vi = grow * vi + eb * (gi * gi)
+        pi = pi - es * _div(A, mi, A.esqrt(vi) + eps)
+        out_p.append(pi), out_m.append(mi), out_v.append(vi)
+    return out_p, {"exp_avg": out_m, "exp_avg_sq": out_v}, {}
+
+
+def _step_sgdm(A, h, p, g, st, t, lr):
+    one = A.s(1.0)
+    mom, wd = A.e(A.s(h["momentum"])), A.e(A.s(h["weight_decay"]))
+    damp_c = A.e(one - A.s(h["dampening"]))
+    elr = A.e(A.s(lr))
+    out_p, out_b = [], []
+    for pi, gi, bi in zip(p, g, st["momentum_buffer"]):
+        gi = gi + wd * pi
+        bi = gi if t == 1 else mom * bi + damp_c * gi
+        d = gi + mom * bi if h["nesterov"] else bi
+        out_p.append(pi - elr * d), out_b.append(bi)
+    return out_p, {"momentum_buffer": out_b}, {}
+
+
+STEPS: dict[str, Callable] = {"adamx": _step_adamx, "adams": _step_adams, "adam": _step_adam,
+                              "adamw": _step_adamw, "alphaadam": _step_alphaadam,
+                              "cadamw": _step_cadamw, "adax": _step_adax, "sgdm": _step_sgdm}
+BUFFERS = {"adamx": ("exp_avg", "exp_avg_sq"), "adams": ("exp_avg",),
+           "adam": ("exp_avg", "exp_avg_sq"), "adamw": ("exp_avg", "exp_avg_sq"),
+           "alphaadam": ("exp_avg", "exp_avg_sq"), "cadamw": ("exp_avg", "exp_avg_sq"),
+           "adax": ("exp_avg", "exp_avg_sq"), "sgdm": ("momentum_buffer",)}
+
+
+def run(A, rule: str, hyper: dict, init_params: Sequence[np.ndarray],
+        grad_source: Sequence[np.ndarray] | Callable, n_steps: int,
+        lr_schedule: Sequence[float] | None = None, record: Sequence[int] | None = None,
+        as_array: Callable | None = None) -> dict[int, dict[str, Any]]:
+    """Run ``rule`` for ``n_steps`` in arithmetic ``A``; return the values at the ``record`` steps.
+
+    ``grad_source`` is a list of streams shaped (T, *shape) (replayed) or a callable
+    ``grad_fn(params_as_arrays, t)`` (closed loop, float contexts only; ``as_array`` turns a
+    flat element list back into an ndarray of the tensor's shape). The result maps each recorded
+    step to ``{"param.i": [elements], "<buffer>.i": [...], "step.i": int}``.
+    """
+    step_fn, bufs = STEPS[rule], BUFFERS[rule]
+    shapes = [np.shape(p) for p in init_params]
+    params = [[A.el(x) for x in np.asarray(p).reshape(-1)] for p in init_params]
+    state = [{b: [A.e(0.0)] * len(p) for b in bufs} for p in params]
+    counts = [0] * len(params)
+    wanted = set(record if record is not None else range(n_steps + 1))
+    out: dict[int, dict] = {}
+
+    def snapshot(k):
+        snap = {}
+        for i, p in enumerate(params):
+            snap[f"param.{i}"] = list(p)
+            for b in bufs:
+                snap[f"{b}.{i}"] = list(state[i][b])
+            snap[f"step.{i}"] = counts[i]
+        out[k] = snap
+
+    if 0 in wanted:
+        snapshot(0)
+    with np.errstate(all="ignore"):  # IEEE overflow in float32 is part of the cases
+        _loop(A, hyper, step_fn, params, state, counts, grad_source, n_steps, lr_schedule,
+              shapes, as_array, wanted, snapshot)
+    return out
+
+
+def _loop(A, hyper, step_fn, params, state, counts, grad_source, n_steps, lr_schedule, shapes,
+          as_array, wanted, snapshot):
+    for k in range(1, n_steps + 1):
+        lr = hyper["lr"] if lr_schedule is None else float(lr_schedule[k - 1])
+        if callable(grad_source):
+            arrays = [as_array(p, s) for p, s in zip(params, shapes)]
+            grads = [np.asarray(gg).reshape(-1) for gg in grad_source(arrays, k)]
+        else:
+            grads = [np.asarray(gs[k - 1]).reshape(-1) for gs in grad_source]
+        finite = all(np.all(np.isfinite(gg)) for gg in grads)
+        if not finite and hyper.get("nonfinite") == "skip":
+            if k in wanted:
+                snapshot(k)
+            continue
+        for i in range(len(params)):
+            counts[i] += 1
+            g = [A.el(x) for x in grads[i]]
+            params[i], state[i], _ = step_fn(A, hyper, params[i], g, state[i], counts[i], lr)
+        if k in wanted:
+            snapshot(k)
+
+
+def float_array(dtype: str) -> Callable:
+    def as_array(elements, shape):
+        return np.array([float(x) for x in elements], dtype=dtype).reshape(shape)
+    return as_array
