@@ -1,0 +1,305 @@
+"""Tests of the sweep runner, the three experiment families and ``refopt report``."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from refopt._io import CorruptFileError
+from refopt.experiments import runner
+from refopt.experiments._common import NOT_CHECKABLE, NOT_REPRODUCED, REPRODUCED, WITHDRAWN
+from refopt.experiments.runner import expand_sweep, read_results, run_key, run_one, run_sweep
+
+SWEEP = {"rules": [{"name": "adams", "hyper": {"weight_decay": 0.0}, "grid": {"lr": [0.01, 0.1]}},
+                   {"name": "adam", "hyper": {"lr": 0.05}}],
+         "objectives": [{"name": "cosh", "constants": {"noise": "gaussian", "noise_scale": 0.1}},
+                        {"name": "quadratic", "constants": {"dim": 3}}],
+         "seeds": [0, 1], "steps": 40, "x0": {"dim": 3, "scale": 2.0}, "record_every": 10}
+N_RUNS = 3 * 2 * 2  # (2 adams lrs + adam) x 2 objectives x 2 seeds
+
+
+def _strict_lines(path: Path) -> list[dict]:
+    def no_constant(name):
+        raise ValueError(f"non-strict JSON constant {name}")
+    lines = path.read_text().splitlines()
+    return [json.loads(line, parse_constant=no_constant) for line in lines]
+
+
+# -- runner ----------------------------------------------------------------------------------
+
+def test_expand_sweep_is_the_full_product_in_a_fixed_order():
+    specs = expand_sweep(SWEEP)
+    assert len(specs) == N_RUNS
+    assert len({run_key(s) for s in specs}) == N_RUNS
+    assert specs == expand_sweep(SWEEP)
+    assert {s["hyper"]["lr"] for s in specs if s["rule"] == "adams"} == {0.01, 0.1}
+
+
+@pytest.mark.parametrize("bad,match", [({"objectives": ["cosh"], "seeds": [0]}, "rules"),
+                                       ({**SWEEP, "seeds": [-1]}, "seeds"),
+                                       ({**SWEEP, "steps": 0}, "steps"),
+                                       ({**SWEEP, "colour": 1}, "unknown key")])
+def test_expand_sweep_rejects_bad_descriptions(bad, match):
+    with pytest.raises(ValueError, match=match):
+        expand_sweep(bad)
+
+
+def test_run_one_is_deterministic_and_json_strict():
+    spec = expand_sweep(SWEEP)[0]
+    a, b = run_one(spec), run_one(dict(spec))
+    assert a == b
+    assert a["key"] == run_key(spec)
+    json.dumps(a, allow_nan=False)
+    r = a["result"]
+    assert r["t"][0] == 0 and r["t"][-1] == SWEEP["steps"]
+    assert r["min_grad_norm"] <= r["mean_grad_norm"]
+
+
+def test_resume_after_limit_loses_nothing_and_duplicates_nothing(tmp_path):
+    out = tmp_path / "r.jsonl"
+    first = run_sweep(SWEEP, out, max_workers=1, limit=5)
+    assert len(first) == 5 and len(_strict_lines(out)) == 5
+    full = run_sweep(SWEEP, out, max_workers=1)
+    lines = _strict_lines(out)
+    assert len(lines) == N_RUNS
+    assert len({rec["key"] for rec in lines}) == N_RUNS          # no duplicate
+    assert full[:5] == first                                       # nothing rewritten
+    fresh = run_sweep(SWEEP, tmp_path / "fresh.jsonl", max_workers=1)
+    assert fresh == full                                           # identical to one go
+    again = run_sweep(SWEEP, out, max_workers=1)                   # nothing left to do
+    assert again == full and len(_strict_lines(out)) == N_RUNS
+
+
+INTERRUPT = {"at": None, "calls": 0}
+
+
+@runner.task("test_interrupt")
+def _interrupting_task(spec):
+    INTERRUPT["calls"] += 1
+    if spec["seed"] == INTERRUPT["at"]:
+        raise KeyboardInterrupt  # as a user's Ctrl-C in the middle of a sweep
+    return {"value": spec["seed"] * 2.5}
+
+
+def test_resume_after_keyboard_interrupt(tmp_path, monkeypatch):
+    sweep = {"task": "test_interrupt", "rules": ["adam"], "objectives": ["cosh"],
+             "seeds": list(range(6)), "steps": 1}
+    out = tmp_path / "r.jsonl"
+    monkeypatch.setitem(INTERRUPT, "at", 3)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(sweep, out, max_workers=1)
+    assert [rec["spec"]["seed"] for rec in _strict_lines(out)] == [0, 1, 2]  # kept on disk
+    monkeypatch.setitem(INTERRUPT, "at", None)
+    monkeypatch.setitem(INTERRUPT, "calls", 0)
+    records = run_sweep(sweep, out, max_workers=1)
+    assert INTERRUPT["calls"] == 3                                   # only the missing runs
+    assert [r["result"]["value"] for r in records] == [s * 2.5 for s in range(6)]
+    assert len(_strict_lines(out)) == 6
+
+
+def test_torn_last_line_is_dropped_and_the_run_redone(tmp_path):
+    out = tmp_path / "r.jsonl"
+    full = run_sweep(SWEEP, out, max_workers=1, limit=3)
+    text = out.read_text()
+    out.write_text(text + text.splitlines()[0][:37])      # a crash in the middle of a write
+    assert len(read_results(out)) == 3                    # readable without repair
+    records = run_sweep(SWEEP, out, max_workers=1)
+    assert records[:3] == full and len(records) == N_RUNS
+    assert len(_strict_lines(out)) == N_RUNS              # the torn fragment is gone
+
+
+def test_corrupt_line_in_the_middle_raises(tmp_path):
+    out = tmp_path / "r.jsonl"
+    run_sweep(SWEEP, out, max_workers=1, limit=2)
+    lines = out.read_text().splitlines()
+    out.write_text(lines[0] + "\n{not json\n" + lines[1] + "\n")
+    with pytest.raises(CorruptFileError, match="line 2"):
+        read_results(out)
+
+
+def test_process_pool_gives_the_same_records(tmp_path):
+    serial = run_sweep(SWEEP, tmp_path / "a.jsonl", max_workers=1)
+    pooled = run_sweep(SWEEP, tmp_path / "b.jsonl", max_workers=2)
+    assert pooled == serial
+    # The file order may differ (completion order); the content may not.
+    assert sorted(map(json.dumps, _strict_lines(tmp_path / "b.jsonl"))) == \
+        sorted(map(json.dumps, _strict_lines(tmp_path / "a.jsonl")))
+
+
+def test_dask_local_cluster_gives_the_same_records(tmp_path):
+    distributed = pytest.importorskip("distributed", reason="dask[distributed] is not installed")
+    serial = run_sweep(SWEEP, tmp_path / "a.jsonl", max_workers=1)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        half = run_sweep(SWEEP, tmp_path / "d.jsonl", scheduler=cluster.scheduler_address,
+                         limit=4)
+        assert half == serial[:4]
+        dask = run_sweep(SWEEP, tmp_path / "d.jsonl", scheduler=cluster.scheduler_address)
+    assert dask == serial
+
+
+def test_progress_bar_goes_to_the_given_stream(tmp_path):
+    import io
+    stream = io.StringIO()
+    run_sweep(SWEEP, tmp_path / "r.jsonl", max_workers=1, limit=2, progress=stream)
+    assert stream.getvalue().rstrip().endswith("2/2 runs")
+
+
+def test_bad_runner_arguments(tmp_path):
+    with pytest.raises(ValueError, match="executor"):
+        run_sweep(SWEEP, tmp_path / "r.jsonl", executor="threads")
+    with pytest.raises(ValueError, match="duplicates"):
+        run_sweep([expand_sweep(SWEEP)[0]] * 2, tmp_path / "r.jsonl")
+    with pytest.raises(ValueError, match="unknown task"):
+        run_one({**expand_sweep(SWEEP)[0], "task": "nope"})
+
+
+# -- experiments: the verdicts come from the numbers and can fail --------------------------------
+
+def test_adamx_transition_verdict_flips_for_a_planted_adam(tmp_path):
+    from refopt.experiments import adamx_transition as X
+
+    good = X.run("tiny", tmp_path)
+    assert good.verdict("X-transition").verdict == REPRODUCED
+    assert good.numbers["rel_dv_end"]["adamx"] < 1e-6 < good.numbers["rel_dv_end"]["adam"]
+    assert good.verdict("X-T8").verdict == REPRODUCED
+    bad = X.run("tiny", tmp_path, rule="adam")
+    assert bad.verdict("X-transition").verdict == NOT_REPRODUCED
+    assert bad.verdict("X-T8").verdict == NOT_REPRODUCED
+    assert Path(good.figures[0]).stat().st_size > 10_000
+
+
+def test_late_activation_matches_spec_t8_row():
+    from refopt.experiments.adamx_transition import late_activation
+
+    peak, after = late_activation("adamx", 1000)
+    assert peak == pytest.approx(6.76, abs=0.01) and after == pytest.approx(1.26, abs=0.01)
+    peak, after = late_activation("adam", 1000)
+    assert peak == pytest.approx(2.13, abs=0.01) and after == pytest.approx(1.00, abs=0.01)
+
+
+def test_slope_fit_and_rate_verdict_on_known_data():
+    from refopt.experiments.adams_rate import fit_slope, rate_verdict
+
+    rng = np.random.default_rng(0)
+    T = np.repeat([100.0, 1000.0, 10000.0], 5)
+    fit = fit_slope(T, 3.0 * T ** -0.25 * np.exp(0.05 * rng.standard_normal(T.size)))
+    assert fit["ci"][0] < -0.25 < fit["ci"][1]
+    assert rate_verdict(fit)[0] == REPRODUCED
+    flat = fit_slope(T, np.exp(0.05 * rng.standard_normal(T.size)))
+    assert rate_verdict(flat)[0] == NOT_REPRODUCED
+    fast = fit_slope(T, T ** -1.0 * np.exp(0.01 * rng.standard_normal(T.size)))
+    assert rate_verdict(fast) == (REPRODUCED, "95% CI wholly below -1/4 (faster than claimed)")
+
+
+def test_adams_rate_verdict_flips_for_a_constant_schedule(tmp_path):
+    from refopt.experiments import adams_rate as S
+
+    good = S.run("quick", tmp_path)
+    assert good.verdict("S-rate").verdict == REPRODUCED, good.verdict("S-rate").evidence
+    assert good.verdict("S-N1").verdict == REPRODUCED
+    assert good.numbers["n1"]["adams_first_hit"] == {"1.0": 20, "5.0": 103, "20.0": 412}
+    assert good.verdict("S-forms").verdict == REPRODUCED
+    assert good.numbers["paper_vs_code"]["ratio_t1"] == pytest.approx(10.0, rel=1e-9)
+    bad = S.run("quick", tmp_path, schedule="constant")
+    assert bad.verdict("S-rate").verdict == NOT_REPRODUCED
+    lo, hi = bad.numbers["fit_mean_grad_norm"]["ci"]
+    assert lo > -0.25
+
+
+def test_alphaadam_masks_verdicts_flip_for_a_maskless_rule(tmp_path):
+    from refopt.experiments import alphaadam_masks as A
+
+    good = A.run("tiny", tmp_path)
+    for claim in ("A-async", "A-alpha", "A-first"):
+        assert good.verdict(claim).verdict == REPRODUCED, good.verdict(claim).evidence
+    assert 0.05 < good.numbers["mean_kept_after_1"]["alphaadam:count"] < 0.95
+    assert good.numbers["first_step_norm"]["alphaadam:first=as_is"] == 0.0
+    bad = A.run("tiny", tmp_path, rule_under_test="adam")
+    for claim in ("A-floor", "A-async", "A-alpha", "A-first"):
+        assert bad.verdict(claim).verdict == NOT_REPRODUCED
+
+
+def test_memory_and_table_checks():
+    from refopt.experiments.report import GLUE_TABLE, memory_checks, table_check
+
+    assert all(v.verdict == REPRODUCED for v in memory_checks())
+    v = table_check()
+    assert v.verdict == NOT_REPRODUCED and "rows off: CAdamW;" in v.evidence  # 82.4286 vs 82.42
+    assert np.mean(GLUE_TABLE["AlphaAdam"][0]) == pytest.approx(83.63, abs=0.005)
+
+
+# -- report ----------------------------------------------------------------------------------
+
+def _claim_rows(text: str) -> dict[str, str]:
+    rows = {}
+    for line in text.splitlines():
+        m = re.match(r"\| ([a-z]+\.[A-Za-z0-9]+) \|.*\| \*\*([a-z ]+)\*\* \|", line)
+        if m:
+            rows[m.group(1)] = m.group(2)
+    return rows
+
+
+def test_report_smoke_lists_every_claim_with_a_verdict(tmp_path, capsys):
+    from refopt.cli import main
+    from refopt.experiments.report import CLAIMS
+
+    assert main(["report", "--out", str(tmp_path), "--smoke", "--skip-proofs"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    text = (tmp_path / "report.md").read_text()
+    rows = _claim_rows(text)
+    assert set(rows) == {c.id for c in CLAIMS}
+    allowed = {REPRODUCED, NOT_REPRODUCED, NOT_CHECKABLE, WITHDRAWN}
+    assert set(rows.values()) <= allowed
+    assert rows["alphaadam.C5"] == WITHDRAWN
+    assert rows["adams.C4"] == NOT_CHECKABLE and rows["adams.C7"] == REPRODUCED
+    for fig in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
+        assert (tmp_path / fig).is_file()
+    assert "skipped (--skip-proofs)" in text
+    summary = json.loads((tmp_path / "report.json").read_text())
+    assert summary["verdicts"] == rows
+    assert list(tmp_path.glob("*.tmp")) == []   # atomic writes leave no temporaries
+
+
+def test_report_renders_the_proofs_table_and_survives_a_missing_registry(tmp_path, monkeypatch):
+    import sys
+    from types import SimpleNamespace
+
+    from refopt.experiments import report
+
+    fake = [SimpleNamespace(claim_id="adams.A1", rule="adams", title="SOS identity",
+                            status="proved", expected_status="proved", seconds=0.1,
+                            detail="ok", source="spec"),
+            SimpleNamespace(claim_id="alphaadam.T35", rule="alphaadam", title="Theorem 3.5 "
+                            "(withdrawn)", status="open", expected_status="open", seconds=0.0,
+                            detail="withdrawn in v2", source="spec"),
+            SimpleNamespace(claim_id="adamx.T9", rule="adamx", title="bf16", status="refuted",
+                            expected_status="proved", seconds=0.0, detail="x", source="spec")]
+    monkeypatch.setattr(report, "_proof_results", lambda rule=None: (fake, ""))
+    summary = report.run_report(tmp_path, config="tiny")
+    text = summary["path"].read_text()
+    assert "| adams.A1 | adams | SOS identity | proved | proved | **reproduced** |" in text
+    assert "**withdrawn by its authors**" in text.split("## Theory claims")[1]
+    assert "refuted (unexpected)" in text
+    monkeypatch.undo()
+    monkeypatch.setitem(sys.modules, "refopt.proofs", None)   # import fails: ImportError
+    proofs, note = report._proof_results()
+    assert proofs is None and "unavailable" in note
+
+
+def test_sweep_command(tmp_path, capsys):
+    from refopt.cli import main
+
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps(SWEEP))
+    assert main(["sweep", str(spec), "--workers", "1", "--limit", "4"]) == 0
+    assert len(_strict_lines(tmp_path / "s.jsonl")) == 4
+    assert main(["sweep", str(spec), "--workers", "1"]) == 0
+    assert len(_strict_lines(tmp_path / "s.jsonl")) == N_RUNS
+    assert f"{N_RUNS} runs" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    assert main(["sweep", str(bad)]) == 2
