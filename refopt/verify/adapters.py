@@ -54,6 +54,7 @@ import numpy as np
 COMMON = ("lr", "betas", "eps", "weight_decay")
 # optax spellings of two common hyperparameters.
 _OPTAX_BUFFER_ALIASES = {"mu": "exp_avg", "nu": "exp_avg_sq"}
+_KNOWN_BUFFERS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
 
 
 class NotApplicable(Exception):
@@ -71,6 +72,7 @@ class PortRun:
     params: list
     state: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    other_buffers: list = field(default_factory=list)   # exposed buffers the rule does not have
 
     def as_histories(self) -> dict:
         return {"param": self.params, **self.state}
@@ -569,7 +571,10 @@ def run_case(port: Port, case) -> PortRun:
     state = {b: [np.stack(h) for h in hist_bufs[b]] for b in sorted(exposed)}
     notes = [] if exposed == set(names) else \
         [f"state not exposed: {', '.join(sorted(set(names) - exposed))}"]
-    return PortRun(params=params, state=state, notes=notes)
+    # Buffers the rule does not have are a sign of another algorithm under the same name.
+    others = [b for b in sorted(set(_KNOWN_BUFFERS) - set(names))
+              if b in session.buffers((b,))]
+    return PortRun(params=params, state=state, notes=notes, other_buffers=others)
 
 
 def expected_histories(case) -> dict:

@@ -348,7 +348,7 @@ def name_collision_hints(case, run: PortRun | None, port_name: str = "") -> list
     rule = canonical_name(case.rule)
     if rule == "adams":
         keeps_v = run is not None and any(
-            k in run.state for k in ("exp_avg_sq", "max_exp_avg_sq"))
+            k in run.state or k in run.other_buffers for k in ("exp_avg_sq", "max_exp_avg_sq"))
         if "pytorch_optimizer" in port_name or keeps_v:
             hints.append(
                 "name collision: refopt's adams is AdamS of Zhang, Wang, Chen 2025 "

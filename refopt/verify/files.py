@@ -65,7 +65,7 @@ def replay_case(case):
     return replace(case, grads=[np.asarray(g) for g in tr.grads], grad_fn=None)
 
 
-def _case_inputs(case) -> tuple[dict, dict]:
+def _case_inputs(case, replayed: bool) -> tuple[dict, dict]:
     dt = np.dtype(case.dtype)
     n = int(case.n_steps)
     lr = np.array([float(case.lr_schedule[k]) if case.lr_schedule is not None
@@ -82,7 +82,7 @@ def _case_inputs(case) -> tuple[dict, dict]:
         "hyper": {k: _json_value(v) for k, v in case.hyper.items()},
         "hyper_hex": {k: _hex_value(v) for k, v in case.hyper.items()},
         "n_steps": n, "record_steps": [int(s) for s in case.steps], "tensors": tensors,
-        "replayed_closed_loop": bool(case.objective is not None or case.grad_fn is not None),
+        "replayed_closed_loop": bool(replayed),
         "flags": list(case.flags),
         "arrays": {k: {"file": f"{k}.bin", "dtype": np.asarray(v).dtype.newbyteorder("<").str,
                        "shape": list(np.shape(v))} for k, v in arrays.items()},
@@ -104,8 +104,9 @@ def write_inputs(cases: Iterable, directory: str | os.PathLike) -> list[str]:
     root = Path(directory)
     written = []
     for case in cases:
-        case = replay_case(_with_probe_inputs(case))
-        meta, arrays = _case_inputs(case)
+        case = _with_probe_inputs(case)
+        replayed = case.grads is None and case.result != "invalid"
+        meta, arrays = _case_inputs(replay_case(case), replayed)
         folder = root / case.case_id
         atomic_savez(folder / INPUTS_NPZ, arrays)
         for key, value in arrays.items():

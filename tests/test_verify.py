@@ -1,0 +1,358 @@
+"""``refopt verify`` / ``refopt compare``: metrics, adapters, diagnoses, file mode, CLI.
+
+The ports under ``tests/ports/`` are small independent implementations (torch, optax, a
+"foreign" numpy script that never imports refopt); the planted-mistake copies there must fail
+with the mistake named. Most tests use small cases built here from ``refopt.trajectory``
+(``tests/ports/casekit.py``); the ``suite`` tests run the committed golden suite.
+"""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from refopt.cli import main as refopt_main
+from refopt.verify import load_cases, verify_cases, verify_rule
+from refopt.verify.adapters import NotApplicable, case_kwargs
+from refopt.verify.compare import compare_trajectories, lre, ulp_distance, violation
+from refopt.verify.diagnose import MISTAKES, _mutant, mistakes_for
+from refopt.verify.files import compare_directory, write_inputs
+
+PORTS = Path(__file__).parent / "ports"
+sys.path.insert(0, str(PORTS))
+import casekit  # noqa: E402
+
+RULES = ("adamx", "adams", "alphaadam")
+
+
+def _cases(rule, dtypes=("float64", "float32"), **options):
+    out = []
+    for dt in dtypes:
+        out.append(casekit.make_case(rule, dt, **options))
+        out.append(casekit.make_case(rule, dt, closed_loop=True, schedule=True, seed=1, **options))
+    return out
+
+
+# -- metrics ------------------------------------------------------------------------------
+
+def test_ulp_distance_counts_representable_values():
+    one = np.array([1.0])
+    assert ulp_distance(np.nextafter(one, 2), one)[0] == 1
+    assert ulp_distance(np.array([-0.0]), np.array([0.0]))[0] == 0
+    tiny = np.array([5e-324])
+    assert ulp_distance(tiny, -tiny)[0] == 2                       # across zero
+    f = np.float32
+    a = np.array([1.0], f)
+    assert ulp_distance(np.nextafter(a, f(0)), a)[0] == 1
+    assert ulp_distance(np.array([np.nan]), np.array([np.nan]))[0] == 0
+    assert ulp_distance(np.array([np.nan]), one)[0] == np.inf
+    big = np.array([np.finfo(np.float64).max])
+    assert ulp_distance(big, -big)[0] == 2.0 * (2 ** 63 - 2 ** 52 - 1)   # exact, no overflow
+
+
+def test_lre_and_violation():
+    e = np.array([1.0, 2.0])
+    assert lre(e * (1 + 1e-6), e) == pytest.approx(6.0, abs=0.01)
+    assert lre(e, e) == pytest.approx(15.95, abs=0.01)
+    tol = {"mode": "allclose", "rtol": 1e-8, "atol": 0.0}
+    assert np.all(violation(e * (1 + 2e-8), e, tol) > 1)
+    assert np.all(violation(e * (1 + 5e-9), e, tol) <= 1)
+    assert np.all(violation(np.nextafter(e, 3), e, {"mode": "bitwise"}) > 1)
+    assert np.all(violation(np.nextafter(e, 3), e, {"mode": "max_ulp", "max_ulp": 1}) <= 1)
+
+
+def test_first_divergence_respects_the_horizon():
+    steps = np.arange(4)
+    e = {"param": [np.zeros((4, 3))]}
+    a = {"param": [np.zeros((4, 3))]}
+    a["param"][0][3, 1] = 1.0                   # only after the horizon
+    a["param"][0][2, 2] = 1e-3
+    tol = {"mode": "allclose", "rtol": 0.0, "atol": 1e-6, "pointwise_horizon": 2}
+    c = compare_trajectories(e, a, steps, tol, "float64")
+    assert not c.passed and c.first_divergence.step == 2
+    assert c.first_divergence.index == (2,) and c.first_divergence.name == "param.0"
+    assert c.beyond_horizon_rel == np.inf      # measured, not judged
+    a["param"][0][2, 2] = 0.0
+    assert compare_trajectories(e, a, steps, tol, "float64").passed
+
+
+# -- the reference and its mutants ----------------------------------------------------------
+
+@pytest.mark.parametrize("rule", RULES)
+def test_reference_passes_and_unplanted_mutant_is_the_reference(rule):
+    cases = _cases(rule)
+    assert verify_cases(cases, "numpy").passed
+    for case in cases:
+        rep = verify_cases([case], lambda **h: _mutant(case, "", **{}))
+        assert rep.passed and rep.results[0].comparison.worst_ulp == 0
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_every_planted_mutant_is_diagnosed_as_itself_and_nothing_else(rule):
+    case = casekit.make_case(rule, "float64")
+    keys = [m.key for m in mistakes_for(case)]
+    assert len(keys) == len(set(keys)) >= 6
+    for mistake in mistakes_for(case):
+        rep = verify_cases([case], lambda **h: mistake.build(case), rule=rule)
+        res = rep.results[0]
+        assert res.status == "FAIL", mistake.key
+        assert res.diagnosis.keys == [mistake.key], (mistake.key, res.diagnosis.message)
+
+
+def test_catalogue_names_every_mistake_of_the_issue():
+    keys = {m.key for m in MISTAKES}
+    assert {"eps_inside_sqrt", "adams_m_t_denominator", "missing_bias_correction",
+            "extra_bias_correction", "wd_coupled", "wd_after_step",
+            "alphaadam_mask_from_m_t"} <= keys
+
+
+# -- configuration of ports ------------------------------------------------------------------
+
+def test_case_kwargs_maps_names_and_refuses_what_the_port_cannot_express():
+    case = casekit.make_case("adams", n_steps=2, bias_correction=True)
+    kw = case_kwargs(case, {"learning_rate", "b1", "b2", "eps", "weight_decay",
+                            "bias_correction"}, False)
+    assert kw["learning_rate"] == case.hyper["lr"] and (kw["b1"], kw["b2"]) == (0.9, 0.95)
+    with pytest.raises(NotApplicable, match="bias_correction"):
+        case_kwargs(case, {"lr", "betas", "eps", "weight_decay"}, False)
+    with pytest.raises(NotApplicable, match="--option bias_correction=False"):
+        case_kwargs(case, {"lr", "betas", "eps", "weight_decay", "bias_correction"}, False,
+                    {"bias_correction": False})
+
+
+def test_function_port_and_not_applicable_cases():
+    import refopt
+
+    def step(params, grads, state, *, t, lr, hyper):
+        rule = refopt.get_rule("adams", **hyper)
+        state = rule.init(params) if state is None else state
+        return rule.step(params, grads, state, lr=lr)
+
+    cases = _cases("adams") + _cases("adams", ("float64",), bias_correction=True)
+    assert verify_cases(cases, step).passed
+    # --option fixes bias_correction: the other form's cases are not run, not failed.
+    rep = verify_cases(cases, step, options={"bias_correction": True})
+    assert {r.status for r in rep.results} == {"pass", "n/a"} and rep.exit_status == 0
+    assert sum(r.status == "pass" for r in rep.results) == 2
+    rep = verify_cases(cases[:1], step, options={"bias_correction": True})
+    assert rep.exit_status == 2 and "not run" in rep.results[0].message
+
+
+def test_rule_port_rebuilds_a_backend_rule_per_case():
+    import refopt
+
+    cases = _cases("adamx", ("float64",), weight_decay=0.0) + _cases("adamx", ("float64",))
+    rep = verify_rule("adamx", refopt.get_rule("adamx"), cases=cases)
+    assert rep.passed and len(rep.counted) == 4
+    # A fixed, non-refopt object is used as is: the weight-decay cases fail.
+    fixed = refopt.get_rule("adamx", **{**casekit.HYPER["adamx"], "weight_decay": 0.0})
+    rep = verify_cases(cases, fixed, adapter="rule")
+    rep_fixed = verify_cases(cases, type("Fixed", (), {"init": fixed.init, "step": fixed.step})())
+    assert rep.passed  # refopt rule instance: rebuilt per case
+    assert [r.status for r in rep_fixed.results] == ["pass", "pass", "FAIL", "FAIL"]
+    assert rep_fixed.results[2].diagnosis is not None
+
+
+# -- torch ports -----------------------------------------------------------------------------
+
+TORCH_PORTS = [("adamx", "AdamX", {}), ("adams", "AdamS", {}),
+               ("adams", "AdamS", {"bias_correction": True}), ("alphaadam", "AlphaAdam", {})]
+
+TORCH_MISTAKES = [
+    ("adamx", "AdamXEpsInsideSqrt", {}, "eps_inside_sqrt"),
+    ("adamx", "AdamXExtraBiasCorrection", {}, "extra_bias_correction"),
+    ("adams", "AdamSMtDenominator", {}, "adams_m_t_denominator"),
+    ("adams", "AdamSCoupledDecay", {}, "wd_coupled"),
+    ("adams", "AdamSIgnoresBiasCorrection", {"bias_correction": True}, "missing_bias_correction"),
+    ("alphaadam", "AlphaAdamCautiousMask", {}, "alphaadam_mask_from_m_t"),
+    ("alphaadam", "AlphaAdamDecayAfterStep", {}, "wd_after_step"),
+    ("alphaadam", "AlphaAdamNoBiasCorrection", {}, "missing_bias_correction"),
+]
+
+
+@pytest.fixture(scope="module")
+def torch_ports():
+    pytest.importorskip("torch", reason="torch is optional (extra refopt[torch])")
+    import torch_ports as module
+    return module
+
+
+@pytest.mark.parametrize("rule,name,options", TORCH_PORTS)
+def test_torch_port_passes(torch_ports, rule, name, options):
+    cases = _cases(rule, **options) + [casekit.invalid_case(rule, betas=(0.9, 1.0)),
+                                       casekit.invalid_case(rule, lr=-1.0)]
+    rep = verify_cases(cases, getattr(torch_ports, name))
+    assert rep.passed, rep.table()
+    assert all(r.status == "pass" for r in rep.results)
+    # The state buffers were compared too (torch exposes optimizer.state[p]).
+    assert "exp_avg.0" in rep.results[0].comparison.compared
+
+
+@pytest.mark.parametrize("rule,name,options,key", TORCH_MISTAKES)
+def test_torch_planted_mistake_fails_with_its_diagnosis(torch_ports, rule, name, options, key):
+    rep = verify_cases([casekit.make_case(rule, **options)], getattr(torch_ports, name))
+    res = rep.results[0]
+    assert res.status == "FAIL" and rep.exit_status == 1
+    assert res.diagnosis.keys == [key], res.diagnosis.message
+    assert res.comparison.first_divergence is not None
+    assert key in rep.table()
+
+
+def test_torch_port_without_validation_fails_invalid_cases(torch_ports):
+    rep = verify_cases([casekit.make_case("adams"), casekit.invalid_case("adams", betas=(0.9, 1.0))],
+                       torch_ports.AdamSNoValidation)
+    assert [r.status for r in rep.results] == ["pass", "FAIL"]
+    assert "accepted an invalid case" in rep.results[1].message
+
+
+def test_defaults_only_port_is_not_run_on_other_variants(torch_ports):
+    cases = [casekit.make_case("alphaadam"), casekit.make_case("alphaadam", mask_source="m_t")]
+    rep = verify_cases(cases, torch_ports.AlphaAdam)
+    assert [r.status for r in rep.results] == ["pass", "n/a"]
+    assert "mask_source" in rep.results[1].message and rep.exit_status == 0
+
+
+def test_pytorch_optimizer_adams_is_a_different_algorithm():
+    pytest.importorskip("torch", reason="torch is optional")
+    po = pytest.importorskip("pytorch_optimizer",
+                             reason="pytorch-optimizer is optional (extra refopt[compare])")
+    rep = verify_cases(_cases("adams", ("float64",)), po.AdamS)
+    assert rep.exit_status == 1
+    for res in rep.results:
+        assert res.status == "FAIL"
+        assert res.comparison.first_divergence.step == 1
+        msg = res.diagnosis.message
+        assert "no known mistake matches" in msg
+        assert "name collision" in msg and "2011.11152" in msg and "2505.16363" in msg
+        assert "exp_avg_sq" in msg
+
+
+# -- optax ports -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def optax_ports():
+    pytest.importorskip("jax", reason="jax is optional (extra refopt[jax])")
+    pytest.importorskip("optax", reason="optax is optional (extra refopt[jax])")
+    import optax_ports as module
+    return module
+
+
+@pytest.mark.parametrize("rule,name,options", [("adamx", "adamx", {}), ("adams", "adams", {}),
+                                               ("adams", "adams", {"bias_correction": True}),
+                                               ("alphaadam", "alphaadam", {})])
+def test_optax_port_passes(optax_ports, rule, name, options):
+    cases = _cases(rule, **options) + [casekit.invalid_case(rule, betas=(0.9, 1.0))]
+    rep = verify_cases(cases, getattr(optax_ports, name))
+    assert rep.passed, rep.table()
+    assert "exp_avg.0" in rep.results[0].comparison.compared
+
+
+@pytest.mark.parametrize("rule,name,key", [
+    ("adamx", "adamx_eps_inside_sqrt", "eps_inside_sqrt"),
+    ("adams", "adams_m_t_denominator", "adams_m_t_denominator"),
+    ("alphaadam", "alphaadam_cautious", "alphaadam_mask_from_m_t")])
+def test_optax_planted_mistake_fails_with_its_diagnosis(optax_ports, rule, name, key):
+    rep = verify_cases([casekit.make_case(rule)], getattr(optax_ports, name))
+    assert rep.results[0].status == "FAIL"
+    assert rep.results[0].diagnosis.keys == [key]
+
+
+# -- file mode -------------------------------------------------------------------------------
+
+def _foreign(directory, *extra):
+    subprocess.run([sys.executable, str(PORTS / "foreign_adams.py"), str(directory), *extra],
+                   check=True, timeout=120)
+
+
+def test_file_mode_round_trip(tmp_path):
+    cases = (_cases("adams") + _cases("adams", ("float64",), bias_correction=True)
+             + [casekit.invalid_case("adams", lr=math.nan)])
+    written = write_inputs(cases, tmp_path)
+    assert written == [c.case_id for c in cases]
+    meta = json.loads((tmp_path / cases[1].case_id / "inputs.json").read_text())
+    assert meta["replayed_closed_loop"] and meta["arrays"]["grad.0"]["shape"][0] == 12
+    _foreign(tmp_path)
+    rep = compare_directory("adams", tmp_path, cases)
+    assert rep.passed, rep.table()
+    assert "refused as required" in rep.results[-1].message
+    _foreign(tmp_path, "--mistake", "m_t")
+    rep = compare_directory("adams", tmp_path, cases)
+    assert rep.exit_status == 1
+    for res in rep.results[:-1]:
+        assert res.status == "FAIL" and res.diagnosis.keys == ["adams_m_t_denominator"]
+    # A case folder without output is an error, not a pass.
+    for p in (tmp_path / cases[0].case_id / "output").iterdir():
+        p.unlink()
+    rep = compare_directory("adams", tmp_path, cases)
+    assert rep.results[0].status == "ERROR"
+
+
+# -- the committed suite and the command line ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def suite_ids():
+    try:
+        cases = load_cases("adams") + load_cases("adamx") + load_cases("alphaadam")
+    except FileNotFoundError as exc:
+        pytest.skip(f"the golden suite is not built in this checkout: {exc}")
+    return {c.case_id: c for c in cases}
+
+
+def test_suite_reference_passes_every_case(suite_ids):
+    for rule in RULES:
+        rep = verify_rule(rule, "numpy")
+        assert rep.passed, rep.table()
+        # Every case ran: the reference can express every variant (no "n/a").
+        assert len(rep.counted) == len(rep.results) == len(load_cases(rule)) > 0
+
+
+def test_cli_verify_torch_port_on_the_suite(torch_ports, suite_ids, monkeypatch, capsys):
+    monkeypatch.chdir(PORTS)
+    status = refopt_main(["verify", "adams", "torch_ports:AdamS", "--dtype", "float64",
+                          "--cases", "adams_*"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "PASS" in out and "first divergence" in out
+    status = refopt_main(["verify", "adams", "torch_ports:AdamSMtDenominator", "--dtype",
+                          "float64", "--cases", "adams_paper_*"])
+    out = capsys.readouterr().out
+    assert status == 1 and "adams_m_t_denominator" in out
+
+
+def test_cli_verify_optax_port_on_the_suite(optax_ports, suite_ids, monkeypatch, capsys):
+    monkeypatch.chdir(PORTS)
+    status = refopt_main(["verify", "alphaadam", "optax_ports:alphaadam", "--dtype", "float32"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    status = refopt_main(["verify", "alphaadam", "optax_ports:alphaadam_cautious",
+                          "--dtype", "float64"])
+    out = capsys.readouterr().out
+    assert status == 1 and "alphaadam_mask_from_m_t" in out and "Cautious" in out
+
+
+def test_cli_file_mode_on_the_suite(suite_ids, tmp_path, capsys):
+    d = tmp_path / "cases"
+    assert refopt_main(["verify", "adams", "--write-inputs", str(d), "--cases",
+                        "adams_paper_*"]) == 0
+    _foreign(d)
+    capsys.readouterr()
+    assert refopt_main(["compare", "adams", str(d), "--json", str(tmp_path / "r.json")]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["passed"] and report["cases"]
+    _foreign(d, "--mistake", "m_t")
+    assert refopt_main(["compare", "adams", str(d)]) == 1
+    assert "adams_m_t_denominator" in capsys.readouterr().out
+
+
+def test_cli_usage_errors(monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(PORTS)
+    assert refopt_main(["verify", "adams", "no_such_module:X"]) == 2
+    assert refopt_main(["verify", "adams", "casekit"]) == 2          # not module:attribute
+    assert refopt_main(["compare", "adams", str(tmp_path)]) == 2      # no inputs there
+    with pytest.raises(SystemExit):
+        refopt_main(["verify", "adams", "casekit:make_case", "--option", "novalue"])
