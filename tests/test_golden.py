@@ -1,0 +1,485 @@
+"""The golden suite: format, integrity, determinism, spec tables, accuracy and tolerances.
+
+Every test reads the committed suite (refopt/golden/suite/v1) or a copy of part of it; the
+expected spec values are the digits printed in shared/spec/*.md, not values from refopt.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import refopt
+from refopt._io import CorruptFileError, TamperedFileError, npz_bytes
+from refopt.golden import SUITE_DIR, GoldenCase, check_suite, load_suite
+from refopt.golden import format as F
+from refopt.golden.build import generate, select
+from refopt.golden.catalogue import FLAG_NOTES, catalogue
+from refopt.golden.tolerances import MARGIN, RTOL
+
+MANIFESTS = sorted(p for p in SUITE_DIR.glob("*.json") if p.name != "index.json")
+
+
+def _manifest(case_id: str) -> dict:
+    return json.loads((SUITE_DIR / f"{case_id}.json").read_text())
+
+
+def _copy_case(case_id: str, dst: Path) -> None:
+    for ext in ("json", "npz"):
+        src = SUITE_DIR / f"{case_id}.{ext}"
+        if src.exists():
+            shutil.copy(src, dst / src.name)
+
+
+# -- schema --------------------------------------------------------------------------------------
+
+def test_schema_is_valid_draft07_and_flags_match_catalogue():
+    jsonschema = pytest.importorskip("jsonschema", reason="schema validation needs jsonschema")
+    schema = F.load_schema()
+    jsonschema.Draft7Validator.check_schema(schema)
+    assert schema["$schema"].startswith("http://json-schema.org/draft-07/")
+    assert sorted(schema["definitions"]["flag"]["enum"]) == sorted(FLAG_NOTES)
+
+
+def test_every_committed_manifest_validates_against_the_schema():
+    pytest.importorskip("jsonschema", reason="schema validation needs jsonschema")
+    assert len(MANIFESTS) == len(catalogue())
+    for path in MANIFESTS:
+        manifest = json.loads(path.read_text())
+        assert manifest["schema"] == F.SCHEMA_FILE
+        assert F.validate_manifest(manifest) == [], path.name
+
+
+@pytest.mark.parametrize("field,value", [("result", "maybe"), ("rule", "adamx2"),
+                                         ("param_dtype", "float16"), ("n_steps", -1)])
+def test_bad_field_is_a_schema_error_naming_it(field, value):
+    pytest.importorskip("jsonschema", reason="schema validation needs jsonschema")
+    manifest = _manifest("adams_paper_spectable_float64")
+    manifest[field] = value
+    errors = F.validate_manifest(manifest)
+    assert errors and any(e.startswith(f"{field}:") for e in errors), errors
+
+
+def test_missing_field_is_a_schema_error_naming_it():
+    pytest.importorskip("jsonschema", reason="schema validation needs jsonschema")
+    manifest = _manifest("adams_paper_spectable_float64")
+    del manifest["tolerance"]
+    assert any("'tolerance' is a required property" in e for e in F.validate_manifest(manifest))
+
+
+# -- check and determinism -----------------------------------------------------------------------
+
+def test_check_passes_on_committed_subset():
+    problems = check_suite(pattern="*spectable*")
+    assert problems == []
+    problems = check_suite(pattern="*_float32")  # includes closed-loop, long and magnitude cases
+    assert problems == []
+
+
+@pytest.mark.slow
+def test_check_passes_on_the_whole_committed_suite():
+    assert check_suite() == []
+
+
+def test_rebuilt_suite_is_byte_identical(tmp_path):
+    recorded = _manifest("adamx_official_spectable_float64")["generator"]["numpy_version"]
+    if recorded != np.__version__:
+        pytest.skip(f"suite generated with NumPy {recorded}, this is {np.__version__}: "
+                    f"byte identity is promised for the same versions only (FORMAT.md)")
+    refopt.golden.build_suite(tmp_path)
+    committed = sorted(p.name for p in SUITE_DIR.iterdir() if not p.name.startswith("."))
+    rebuilt = sorted(p.name for p in tmp_path.iterdir())
+    assert rebuilt == committed
+    for name in committed:
+        assert (tmp_path / name).read_bytes() == (SUITE_DIR / name).read_bytes(), name
+
+
+def test_generation_is_deterministic_in_memory():
+    spec = select(catalogue(), "alphaadam_paper-v1_logcosh_float32")[0]
+    assert generate(spec) == generate(spec)
+
+
+def test_case_ids_are_unique_and_well_formed():
+    ids = [c.case_id for c in catalogue()]
+    assert len(ids) == len(set(ids))
+    for cid in ids:
+        assert re.fullmatch(r"[a-z0-9]+_[a-z0-9.+-]+_[a-z0-9.+-]+_(float32|float64)", cid), cid
+
+
+# -- integrity: corrupt vs tampered --------------------------------------------------------------
+
+CASE = "adamx_official_defaults_float64"
+
+
+def test_flipped_byte_in_array_data_is_reported_as_corrupt_crc(tmp_path):
+    _copy_case(CASE, tmp_path)
+    path = tmp_path / f"{CASE}.npz"
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as z:
+        info = z.getinfo("param.2.npy")
+    # Local header is 30 bytes + name + extra; flip a byte well inside the array data.
+    offset = info.header_offset + 30 + len(info.filename) + len(info.extra) + 140
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptFileError, match="truncated or malformed"):
+        F.read_case(tmp_path, CASE)
+    problems = check_suite(tmp_path, pattern=CASE)
+    assert len(problems) == 1 and "CORRUPT" in problems[0] and CASE in problems[0]
+
+
+def test_consistently_rewritten_payload_is_reported_as_tampered(tmp_path):
+    _copy_case(CASE, tmp_path)
+    path = tmp_path / f"{CASE}.npz"
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["exp_avg_sq.3"] = arrays["exp_avg_sq.3"].copy()
+    arrays["exp_avg_sq.3"][5, 2] *= 1.0 + 2.0 ** -40        # valid zip, valid CRC, wrong value
+    path.write_bytes(npz_bytes(arrays))
+    with pytest.raises(TamperedFileError, match=r"exp_avg_sq\.3"):
+        F.read_case(tmp_path, CASE)
+    problems = check_suite(tmp_path, pattern=CASE)
+    assert len(problems) == 1 and "TAMPERED" in problems[0]
+
+
+def test_truncated_payload_is_reported_as_corrupt(tmp_path):
+    _copy_case(CASE, tmp_path)
+    path = tmp_path / f"{CASE}.npz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CorruptFileError):
+        F.read_case(tmp_path, CASE)
+    with pytest.raises(CorruptFileError):
+        load_suite(CASE, directory=tmp_path)
+
+
+def test_missing_payload_array_is_reported_as_corrupt(tmp_path):
+    _copy_case(CASE, tmp_path)
+    path = tmp_path / f"{CASE}.npz"
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files if k != "grad.1"}
+    path.write_bytes(npz_bytes(arrays))
+    with pytest.raises(CorruptFileError, match="missing arrays"):
+        F.read_case(tmp_path, CASE)
+
+
+def test_edited_or_truncated_manifest(tmp_path):
+    _copy_case(CASE, tmp_path)
+    path = tmp_path / f"{CASE}.json"
+    original = path.read_bytes()
+    path.write_bytes(original.replace(b'"rtol": 1e-10', b'"rtol": 1e-06'))
+    assert path.read_bytes() != original
+    with pytest.raises(TamperedFileError, match="content hash"):
+        F.read_case(tmp_path, CASE)
+    path.write_bytes(original[:-200])
+    with pytest.raises(CorruptFileError):
+        F.read_case(tmp_path, CASE)
+    path.write_bytes(original)
+    manifest, arrays = F.read_case(tmp_path, CASE)
+    assert manifest["case_id"] == CASE and arrays is not None
+
+
+def test_content_hash_is_language_neutral():
+    """sha256 of the file bytes with the hash value replaced by 64 zeros (FORMAT.md)."""
+    data = (SUITE_DIR / f"{CASE}.json").read_bytes()
+    recorded = json.loads(data)["content_hash"]
+    zeroed = data.replace(recorded.encode(), b"0" * 64)
+    assert hashlib.sha256(zeroed).hexdigest() == recorded
+
+
+def test_per_array_digest_matches_documented_recipe():
+    manifest = _manifest(CASE)
+    with np.load(SUITE_DIR / f"{CASE}.npz", allow_pickle=False) as z:
+        a = z["param.2"]
+    h = hashlib.sha256()
+    h.update(b"<f8")
+    h.update(b"(26, 2, 3)")
+    h.update(a.astype("<f8").tobytes(order="C"))
+    assert h.hexdigest() == manifest["payload"]["arrays"]["param.2"]["sha256"]
+    file_sha = hashlib.sha256((SUITE_DIR / f"{CASE}.npz").read_bytes()).hexdigest()
+    assert file_sha == manifest["payload"]["sha256"]
+
+
+# -- no pickle -----------------------------------------------------------------------------------
+
+def test_object_arrays_are_refused_on_write_and_read(tmp_path):
+    manifest = _manifest(CASE)
+    with pytest.raises(TypeError, match="object"):
+        F.encode_case(manifest, {"param.0": np.array([1, "a"], dtype=object)})
+    bad = tmp_path / "pickled.npz"
+    np.savez(bad, x=np.array([{"a": 1}], dtype=object))      # needs pickle to read
+    from refopt._io import load_npz
+    with pytest.raises(CorruptFileError):
+        load_npz(bad)
+
+
+def test_committed_payloads_hold_only_plain_numeric_arrays():
+    for path in sorted(SUITE_DIR.glob("*.npz")):
+        with zipfile.ZipFile(path) as z:
+            assert all(i.compress_type == zipfile.ZIP_STORED for i in z.infolist())
+        with np.load(path, allow_pickle=False) as data:
+            for key in data.files:
+                assert data[key].dtype.kind in "biuf", (path.name, key)
+
+
+# -- the loader ----------------------------------------------------------------------------------
+
+def test_load_suite_fills_every_field():
+    cases = load_suite()
+    assert len(cases) == len(catalogue())
+    kinds = {"explicit": 0, "closed": 0, "invalid": 0}
+    for case in cases:
+        assert isinstance(case, GoldenCase)
+        assert case.tolerance["reason"] and case.flags
+        if case.result == "invalid":
+            kinds["invalid"] += 1
+            assert case.manifest["payload"] is None and case.expected_params == []
+            continue
+        assert case.steps[0] == 0 and case.steps[-1] == case.n_steps
+        assert len(case.expected_params) == len(case.init_params)
+        for i, p in enumerate(case.init_params):
+            assert p.dtype == np.dtype(case.dtype)
+            np.testing.assert_array_equal(p, case.expected_params[i][0])
+        if case.grads is not None:
+            kinds["explicit"] += 1
+            assert case.grad_fn is None and case.objective is None
+            assert all(g.shape[0] == case.n_steps for g in case.grads)
+        else:
+            kinds["closed"] += 1
+            assert callable(case.grad_fn) and case.objective["name"]
+    assert all(v > 0 for v in kinds.values()), kinds
+    assert [c.case_id for c in load_suite("*", dtype="float32")] == \
+        sorted(c.case_id for c in cases if c.dtype == "float32")
+
+
+@pytest.mark.parametrize("case_id", ["alphaadam_paper-v1_schedule_float32",
+                                     "adams_official_rosenbrock4_float64",
+                                     "adamx_official_long-b2-0.9_float32",
+                                     "alphaadam_paper-v1_nanskip_float64"])
+def test_loaded_case_replays_bitwise_through_refopt(case_id):
+    (case,) = load_suite(case_id)
+    traj = refopt.trajectory(case.rule, case.init_params, case.gradient_source(),
+                             steps=case.n_steps, lr_schedule=case.lr_schedule,
+                             record_every=case.manifest["record_every"], **case.hyper)
+    np.testing.assert_array_equal(traj.steps, case.steps)
+    for i in range(len(case.init_params)):
+        np.testing.assert_array_equal(traj.params[i], case.expected_params[i])
+        for b in case.manifest["buffers"]:
+            np.testing.assert_array_equal(traj.state[b][i], case.expected_state[b][i])
+        np.testing.assert_array_equal(traj.state["step"][i], case.expected_state["step"][i])
+
+
+def test_invalid_cases_raise_naming_the_parameter():
+    cases = load_suite("*invalid*")
+    assert len(cases) >= 10
+    for case in cases:
+        err = case.manifest["expected_error"]
+        with pytest.raises(ValueError, match=err["message_regex"]):
+            refopt.get_rule(case.rule, **case.hyper)
+
+
+def test_anchors_equal_payload_values():
+    for case in load_suite("*spectable*") + load_suite("*_defaults_float32"):
+        for anchor in case.manifest["anchors"]:
+            key = anchor["array"]
+            base, i = key.split(".")
+            if base == "param":
+                arr = case.expected_params[int(i)]
+            elif base == "grad":
+                arr = case.grads[int(i)]
+            else:
+                arr = case.expected_state[base][int(i)]
+            flat = arr.reshape(arr.shape[0], -1)
+            for r, (hx, bits) in enumerate(zip(anchor["hex"], anchor["bits"])):
+                value = flat[r, anchor["flat_index"]]
+                assert float.fromhex(hx) == float(value)
+                assert value.view(np.uint64 if value.dtype == np.float64 else np.uint32) == \
+                    int(bits, 16)
+
+
+# -- spec tables (printed digits; rtol 1e-9 for 10-digit prints) ----------------------------------
+
+def _series(case_id, key):
+    (case,) = load_suite(case_id)
+    base, i = key.split(".")
+    arr = case.expected_params[int(i)] if base == "param" else case.expected_state[base][int(i)]
+    return arr[1:]
+
+
+def test_adamx_spec_table():
+    cid = "adamx_official_spectable_float64"
+    np.testing.assert_allclose(_series(cid, "param.0"), [0.8990000010, 0.8714716962, 0.8047683600,
+                                                         0.7500529828, 0.6782535701], rtol=1e-9)
+    np.testing.assert_allclose(_series(cid, "exp_avg.0"), [1.0, 0.2105263158, 0.8708487085,
+                                                           0.6176214016, 1.199384630], rtol=1e-9)
+    np.testing.assert_allclose(_series(cid, "exp_avg_sq.0"), [1.0, 0.6250188444, 1.749899499,
+                                                              1.312490574, 2.849683426], rtol=1e-9)
+    naive = _series("adamx_official-naive_spectable_float64", "param.0")
+    np.testing.assert_allclose(naive, _series(cid, "param.0"), rtol=1e-10)
+
+
+def test_adams_spec_table_both_forms():
+    m = [0.1, 0.04, 0.236, 0.2124, 0.49116]
+    paper = "adams_paper_spectable_float64"
+    official = "adams_official_spectable_float64"
+    np.testing.assert_allclose(_series(paper, "param.0"), [0.9452786425, 0.9088578633, 0.8471974764,
+                                                           0.7463874539, 0.6689616065], rtol=1e-9)
+    np.testing.assert_allclose(_series(official, "param.0"),
+                               [0.5427864245, 0.4972607031, 0.3069158977, 0.2115086885,
+                                0.0666063101], rtol=1e-9)
+    np.testing.assert_allclose(_series(paper, "exp_avg.0"), m, rtol=1e-9)
+    np.testing.assert_allclose(_series(official, "exp_avg.0"), m, rtol=1e-9)
+    assert _manifest(paper)["variant_id"] == "adams/paper"
+    assert _manifest(official)["variant_id"] == "adams/official"
+
+
+def test_alphaadam_spec_table_and_theta4_rows():
+    cid = "alphaadam_paper-v1_spectable_float64"
+    theta = [[0.9890003162, -0.9890001581, 0.4895006324, 1.9980000000],
+             [0.9880113159, -0.9693678289, 0.4697080373, 1.9960020000],
+             [0.9870233046, -0.9683984611, 0.4692383293, 1.9619967983],
+             [0.9786909277, -0.9616335939, 0.4660944921, 1.9600348015]]
+    np.testing.assert_allclose(_series(cid, "param.0"), theta, rtol=1e-9)
+    with np.load(SUITE_DIR / f"{cid}.npz", allow_pickle=False) as z:
+        masks = ["".join("1" if b else "0" for b in row) for row in z["mask.0"]]
+        assert masks == ["1111", "0110", "0001", "1110"]
+        np.testing.assert_allclose(z["alpha.0"], [1.0, 2.0, 4.0, 4.0 / 3.0], rtol=1e-15)
+    rows = {"adamw_hf_spectable-alphaadam_float64":
+            [0.9793070468, -0.9684227074, 0.4750973683, 1.9729825402],
+            "cadamw_count_spectable-alphaadam_float64":
+            [0.9724019989, -0.9676133336, 0.4724036128, 1.9685970212],
+            "cadamw_count1_spectable-alphaadam_float64":
+            [0.9786201726, -0.9742463477, 0.4783218464, 1.9754118281]}
+    for case_id, theta4 in rows.items():
+        np.testing.assert_allclose(_series(case_id, "param.0")[-1], theta4, rtol=1e-9)
+
+
+def test_coverage_of_the_issue_list():
+    ids = {c.case_id for c in catalogue()}
+    flags = {f for c in catalogue() for f in c.flags}
+    for flag in ("FirstStep", "ZeroGrad", "EmptyMask", "ExtremeMagnitude", "SignFlip", "MaskTie",
+                 "LongRun", "Freeze", "WeightDecay", "ClosedLoop", "InvalidHyperparam",
+                 "ZeroSizeTensor", "ScalarTensor", "LrSchedule"):
+        assert flag in flags, flag
+    for rule in ("adamx", "adams", "alphaadam", "adam", "adamw", "cadamw", "adax", "sgdm"):
+        assert any(i.startswith(f"{rule}_") for i in ids), rule
+    alpha_opts = {(k, repr(v)) for c in catalogue() if c.rule == "alphaadam"
+                  for k, v in c.hyper.items()}
+    for option, values in refopt.RULES["alphaadam"].variants.items():
+        for v in values:
+            default = refopt.RULES["alphaadam"].cls.defaults[option]
+            assert v == default or (option, repr(v)) in alpha_opts, (option, v)
+    long_adamx = _manifest("adamx_official_long-b2-0.9_float64")
+    assert long_adamx["n_steps"] >= 1000
+    from refopt.rules.adamx import memory_horizon
+    assert long_adamx["n_steps"] > 10 * memory_horizon(0.9)       # the late regime
+    (mags,) = load_suite("adamx_official_magnitudes_float64")
+    for values in (mags.init_params[0], mags.grads[0]):
+        assert np.max(np.abs(values)) > 1e29 and np.min(np.abs(values)) < 1e-29
+
+
+# -- accuracy of the float64 values and the tolerances --------------------------------------------
+
+def test_reference_accuracy_against_mpmath():
+    """History-scaled error < 1e-13 (float64 rounding over <= 2000 steps); the naive coef_form
+    loses ~3 digits to cancellation in 1 - beta2**((1-beta2)t) and is held to 1e-11."""
+    checked = 0
+    for path in MANIFESTS:
+        m = json.loads(path.read_text())
+        acc = m["reference_accuracy"]
+        if m["result"] == "invalid" or acc["fallback"]:
+            assert acc["fallback_reason"]
+            continue
+        checked += 1
+        assert acc["mp_dps"] == 50 and acc["steps_checked"] >= min(m["n_steps"], 200)
+        limit = 1e-11 if m["options"].get("coef_form") == "naive" else 1e-13
+        assert acc["worst_history_scaled_error"] < limit, path.name
+        if "SpecTable" in m["flags"] and m["options"].get("coef_form") != "naive":
+            assert acc["worst_rel_error"] < 1e-15, path.name
+    assert checked > 80
+
+
+def test_measured_spread_is_inside_the_stated_tolerance():
+    for path in MANIFESTS:
+        m = json.loads(path.read_text())
+        if m["result"] == "invalid":
+            continue
+        tol, meas = m["tolerance"], m["tolerance"]["measured"]
+        assert tol["rtol"] == RTOL[m["param_dtype"]]
+        if m["explicit_gradients"]:
+            assert tol["pointwise_horizon"] == m["n_steps"]
+            assert meas["reorder_needed_atol"] * MARGIN <= tol["atol"] or \
+                meas["reorder_needed_atol"] == 0.0, path.name
+        else:
+            assert 0 <= tol["pointwise_horizon"] <= m["n_steps"]
+            assert any(inv["id"] == "final_loss" for inv in tol["invariants"])
+
+
+def _within(actual, expected, tol) -> bool:
+    return bool(np.all(np.abs(actual - expected) <= tol["atol"] + tol["rtol"] * np.abs(expected)))
+
+
+@pytest.mark.parametrize("case_id,wrong", [
+    ("adams_paper_defaults_float64", {"bias_correction": True}),
+    ("adams_paper_defaults_float32", {"weight_decay": 0.0}),
+    ("adamx_official_defaults_float64", {"coef_form": "naive", "weight_decay": 0.0}),
+    ("alphaadam_paper-v1_signflip_float64", {"mask_source": "m_t"}),
+    ("alphaadam_paper-v1_signflip_float32", {"strict": False}),
+])
+def test_tolerance_rejects_a_planted_mistake(case_id, wrong):
+    (case,) = load_suite(case_id)
+    hyper = {**case.hyper, **wrong}
+    traj = refopt.trajectory(case.rule, case.init_params, case.grads, lr_schedule=case.lr_schedule,
+                             **hyper)
+    assert not all(_within(traj.params[i], case.expected_params[i], case.tolerance)
+                   for i in range(len(case.init_params)))
+    # ... while the right hyperparameters pass.
+    traj = refopt.trajectory(case.rule, case.init_params, case.grads, lr_schedule=case.lr_schedule,
+                             **case.hyper)
+    assert all(_within(traj.params[i], case.expected_params[i], case.tolerance)
+               for i in range(len(case.init_params)))
+
+
+# -- size, packaging, CLI ------------------------------------------------------------------------
+
+def test_suite_is_small_enough_for_git():
+    total = sum(p.stat().st_size for p in SUITE_DIR.iterdir())
+    assert total < 6 * 2 ** 20, total
+
+
+def test_pyproject_ships_the_suite_schema_and_format():
+    text = (Path(refopt.__file__).parent.parent / "pyproject.toml").read_text()
+    line = next(l for l in text.splitlines() if l.startswith('"refopt" = ['))
+    for pattern in ("golden/suite/**/*", "golden/schema/*.json", "golden/FORMAT.md"):
+        assert f'"{pattern}"' in line
+
+
+def test_cli_check_exit_status(tmp_path, capsys):
+    from refopt.cli import main
+
+    assert main(["golden", "check", "--pattern", "*spectable*"]) == 0
+    _copy_case("adams_paper_spectable_float64", tmp_path)
+    npz = tmp_path / "adams_paper_spectable_float64.npz"
+    npz.write_bytes(npz.read_bytes()[:-10])
+    status = main(["golden", "check", "--dir", str(tmp_path), "--pattern",
+                   "adams_paper_spectable_float64"])
+    err = capsys.readouterr().err
+    assert status == 1 and "CORRUPT" in err and "adams_paper_spectable_float64" in err
+
+
+def test_hex_floats_round_trip():
+    for x, dtype in [(1 / 3, "float32"), (1 / 3, "float64"), (-0.0, "float64"), (math.inf, "float64"),
+                     (math.nan, "float32"), (5e-324, "float64")]:
+        enc = F.encode_float(x, dtype)
+        back = F.decode_float(enc)
+        ref = float(np.float32(x)) if dtype == "float32" else x
+        assert (math.isnan(back) and math.isnan(ref)) or (back == ref and
+                                                          math.copysign(1, back) == math.copysign(1, ref))
+    assert F.encode_float(1 / 3, "float32") == {"hex": "0x1.5555560000000p-2", "bits": "3eaaaaab",
+                                                "decimal": "0.3333333432674408"}
