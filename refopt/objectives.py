@@ -5,20 +5,20 @@ its constants (dimension, condition number, Rosenbrock's ``a`` and ``b``, the no
 the data seed, ...) are recorded in :attr:`Objective.constants`, a JSON-serialisable dict, so a run
 is reproduced from ``(name, constants)`` alone.
 
-=========================  ===========================================================  =========
-name                       f(x)                                                         minimiser
-=========================  ===========================================================  =========
-``quadratic``              :math:`\tfrac12\sum_i h_i x_i^2`, h log-spaced 1..kappa       0
-``heterogeneous_quadratic`` same, h log-spaced h_min..h_max (AlphaAdam spec 4.5)          0
-``noisy_quadratic``        alias of the above with Gaussian noise (noisy quadratic model) 0
-``rosenbrock``             :math:`\sum_i b(x_{i+1}-x_i^2)^2 + (a-x_i)^2`                (1,...,1)
-``logistic``               mean logistic loss on seeded data + :math:`\tfrac\lambda2\|w\|^2` Newton
-``cosh``                   :math:`\sum_i \cosh x_i`                                     0
-``exp``                    :math:`\sum_i e^{x_i}`                                       none
-``quartic``                :math:`\sum_i x_i^4`                                         0
-``logcosh``                :math:`\sum_i \log\cosh x_i`                                 0
-``reddi``                  Reddi, Kale, Kumar (2018) online linear counterexample       -1
-=========================  ===========================================================  =========
+=============================  ==========================================================  ==========
+name                           f(x)                                                        minimiser
+=============================  ==========================================================  ==========
+``quadratic``                  :math:`\tfrac12\sum_i h_i x_i^2`, h log-spaced 1..kappa     0
+``heterogeneous_quadratic``    same, h log-spaced h_min..h_max (AlphaAdam spec 4.5)        0
+``noisy_quadratic``            alias of the above (Gaussian noise; NQM option)             0
+``rosenbrock``                 :math:`\sum_i b(x_{i+1}-x_i^2)^2 + (a-x_i)^2`, a=1, b=100   (1,...,1)
+``logistic``                   mean logistic loss on seeded data + L2                      by Newton
+``cosh``                       :math:`\sum_i \cosh x_i`                                    0
+``exp``                        :math:`\sum_i e^{x_i}`                                      none
+``quartic``                    :math:`\sum_i x_i^4`                                        0
+``logcosh``                    :math:`\sum_i \log\cosh x_i`                                0
+``reddi``                      Reddi, Kale, Kumar (2018) online linear counterexample      -1 (box)
+=============================  ==========================================================  ==========
 
 Noise laws (``noise`` constant; ``noise_scale`` = sigma is the per-coordinate standard deviation,
 so every law has E[xi] = 0 and Var[xi_i] = sigma^2, independent across coordinates and calls):
@@ -216,6 +216,16 @@ class Objective:
         if self.min_value is None:
             return None
         return self.min_value * a.size if self.shape is None else self.min_value
+
+    @property
+    def constrained(self) -> bool:
+        """True when :meth:`project` is not the identity (``reddi``: the box [-1, 1])."""
+        return self._project is not None
+
+    @property
+    def online(self) -> bool:
+        """True for an online sequence f_1, f_2, ... (:meth:`online_grad`; ``reddi`` cyclic)."""
+        return self._online_grad is not None and self.constants.get("mode") == "cyclic"
 
     @property
     def noise(self) -> str:

@@ -303,3 +303,18 @@ def test_sweep_command(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("{")
     assert main(["sweep", str(bad)]) == 2
+
+
+def test_reddi_cyclic_counterexample_through_the_runner():
+    """Reddi, Kale, Kumar (2018) Thm 1: Adam (beta1 = 0, beta2 = 1/(1+C^2), step a/sqrt(t))
+    ends at the worst point x = +1 of the cyclic sequence; plain SGD goes to the optimum -1."""
+    C = 3.0
+    base = {"task": "optimize", "objective": "reddi", "constants": {"mode": "cyclic", "C": C},
+            "seed": 0, "steps": 3000, "x0": {"value": [0.0]}, "record_every": 3000,
+            "lr_schedule": "inv_sqrt"}
+    adam = run_one({**base, "rule": "adam", "hyper": {
+        "lr": 0.5, "betas": [0.0, 1 / (1 + C ** 2)], "bias_correction": "none", "eps": 1e-8}})
+    sgd = run_one({**base, "rule": "sgdm", "hyper": {"lr": 0.5, "momentum": 0.0}})
+    slope = (C - 2) / 3                       # F(x) = slope * x on [-1, 1]
+    assert adam["result"]["final_loss"] == pytest.approx(slope, rel=1e-9)       # x = +1
+    assert sgd["result"]["final_loss"] < -0.95 * slope                          # x near -1

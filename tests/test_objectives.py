@@ -230,3 +230,9 @@ def test_bad_constants_are_named():
         make_objective("reddi", C=1.5)
     with pytest.raises(ValueError, match="x must have 6 elements"):
         make_objective("quadratic", dim=6).grad(np.zeros(5))
+
+
+def test_constrained_and_online_flags():
+    assert make_objective("reddi").constrained and not make_objective("cosh").constrained
+    assert make_objective("reddi", mode="cyclic").online
+    assert not make_objective("reddi").online and not make_objective("quadratic").online

@@ -175,14 +175,17 @@ def optimize(spec: dict) -> dict:
                 break
             if t == steps:
                 break
-            g = objective.stochastic_grad(x, noise_rng)
+            # An online objective (Reddi's cyclic sequence) gives the t-th loss's gradient.
+            g = (objective.online_grad(x, t + 1) if objective.online
+                 else objective.stochastic_grad(x, noise_rng))
             if not np.all(np.isfinite(g)):
                 diverged = True
                 grad_norms[t:] = np.inf
                 break
             (x,), state = rule.step([x], [g], state,
                                     lr=lr_at(spec.get("lr_schedule"), t + 1, base_lr, steps))
-            x = objective.project(x) if objective._project is not None else x
+            if objective.constrained:  # projected method on the feasible set (reddi)
+                x = objective.project(x)
     final_f = rec_f[-1]
     return {"t": rec_t, "loss": rec_f, "grad_norm": rec_g,
             "gap": [None if fstar is None else f - fstar for f in rec_f],
