@@ -411,8 +411,14 @@ def test_measured_spread_is_inside_the_stated_tolerance():
         if m["result"] == "invalid":
             continue
         tol, meas = m["tolerance"], m["tolerance"]["measured"]
-        assert tol["rtol"] == RTOL[m["param_dtype"]]
-        if m["explicit_gradients"]:
+        if "ExtremeMagnitude" in m["flags"]:
+            assert tol["atol"] == 0.0
+            assert meas["reorder_worst_rel"] * MARGIN <= tol["rtol"] <= 1e-3, path.name
+        else:
+            assert tol["rtol"] == RTOL[m["param_dtype"]]
+        if "ExtremeMagnitude" in m["flags"]:
+            pass
+        elif m["explicit_gradients"]:
             assert tol["pointwise_horizon"] == m["n_steps"]
             assert meas["reorder_needed_atol"] * MARGIN <= tol["atol"] or \
                 meas["reorder_needed_atol"] == 0.0, path.name
