@@ -30,7 +30,8 @@
 # 4. the α rules and the update magnitudes they give;
 # 5. the first step and edge cases;
 # 6. the withdrawn Theorem 3.5 and why its premise is fragile;
-# 7. an interactive look at the state over time on a noisy quadratic.
+# 7. the same facts in the proofs registry (`refopt.proofs`);
+# 8. an interactive look at the state over time on a noisy quadratic.
 
 # %%
 import math
@@ -348,7 +349,41 @@ fig.tight_layout()
 print("saved", save(fig, "withdrawn_premise"))
 
 # %% [markdown]
-# ## 7. An interactive look: the state over time on a noisy quadratic (spec §4.5)
+# ## 7. The same facts in `refopt.proofs`
+#
+# Every Derived fact above is also a claim in the registry `refopt.proofs` (installed from the
+# repository's `proofs/` folder): the statement as data, a sympy derivation (simplification to 0,
+# factorisation, exact limits) and a float64 cross-check that runs the reference. Each claim
+# records the status it is expected to reach; a checker that raises is an `error`, never a
+# verdict. `refopt prove` prints the full table and renders `proofs/*.md`.
+#
+# Two entries matter for the withdrawn theorem: the three fragility facts (a)-(c) of section 6
+# are *proved*, and Theorem 3.5 itself is `open` — its statement is unknown, so it can be neither
+# proved nor refuted; the claim records the Monte Carlo evidence instead. B8b (the printed 3e-16
+# bound on the hf/torch gap) is refuted as printed.
+#
+# Fast mode runs a selection; full mode runs every alphaadam claim.
+
+# %%
+import refopt.proofs as proofs
+
+FAST_CLAIMS = ("alphaadam.B4", "alphaadam.B7", "alphaadam.B8b", "alphaadam.4.3a", "alphaadam.4.3c", "alphaadam.Th3.5")
+claims = [c for c in proofs.all_claims(rule="alphaadam") if not FAST or c.id in FAST_CLAIMS]
+results = [proofs.run_claim(c) for c in claims]
+for r in results:
+    print(f"{r.claim_id:16} {r.status:26} {r.seconds:5.2f} s  {r.title}")
+assert len(results) >= len(FAST_CLAIMS)
+assert all(r.as_expected for r in results), [(r.claim_id, r.status, r.detail)
+                                             for r in results if not r.as_expected]
+by_id = {r.claim_id: r for r in results}
+print("\nTh3.5:", by_id["alphaadam.Th3.5"].detail)
+assert by_id["alphaadam.Th3.5"].status == proofs.OPEN
+assert by_id["alphaadam.4.3c"].status == proofs.PROVED
+print("B4 derivation, step by step:")
+for step in by_id["alphaadam.B4"].derivation.steps:
+    print("  -", step)
+# %% [markdown]
+# ## 8. An interactive look: the state over time on a noisy quadratic (spec §4.5)
 #
 # f(x) = ½Σᵢ hᵢxᵢ², h log-spaced over [10⁻², 10²], with N(0, 1) gradient noise. We run Adam,
 # C-AdamW and AlphaAdam under three α rules and plot the loss and the kept fraction k/n over time.
@@ -426,7 +461,7 @@ for label, value in finals.items():
 assert all(np.isfinite(v) for v in finals.values())
 
 # %% [markdown]
-# ## 8. Paper vs reconstruction: what to keep in mind
+# ## 9. Paper vs reconstruction: what to keep in mind
 #
 # * The α formula, the exact mask test (strict or not), the first step and the bias-correction
 #   style are **unknown**; refopt's defaults follow the closest published relatives (C-Optim,
