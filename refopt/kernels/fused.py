@@ -146,6 +146,13 @@ class FusedRule:
         """A dummy mask output (length 0) for kernels called without ``write_mask``."""
         raise NotImplementedError
 
+    def _batched(self, params, grads, state, lr, scalars_for) -> set[int]:
+        """In-place steps of several tensors in one launch; returns the indices it stepped.
+
+        ``scalars_for(t, dtype)`` gives the cast scalars. The default batches nothing.
+        """
+        return set()
+
     # -- public API -----------------------------------------------------------------------
     def init(self, params):
         return self.reference.init(params)
@@ -190,9 +197,24 @@ class FusedRule:
         new_params, steps, infos = [], [], []
         new_bufs: dict[str, list] = {b: [] for b in self.buffers}
         sc_cache: dict[tuple, dict] = {}
+
+        def scalars_for(t, dtype):
+            if (t, dtype) not in sc_cache:
+                sc_cache[(t, dtype)] = cast_scalars(self.reference, t, lr, dtype)
+            return sc_cache[(t, dtype)]
+
+        done = self._batched(params, grads, state, lr, scalars_for) if inplace and not want_info \
+            else set()
         for i, (p, g) in enumerate(zip(params, grads)):
             t_old = state.step[i]
             old = {b: getattr(state, b)[i] for b in self.buffers}
+            if i in done:  # stepped in place by a multi-tensor launch
+                new_params.append(p)
+                steps.append(t_old + 1)
+                infos.append({})
+                for b in self.buffers:
+                    new_bufs[b].append(old[b])
+                continue
             if g is None:
                 new_params.append(p)
                 steps.append(t_old)
@@ -201,15 +223,12 @@ class FusedRule:
                     new_bufs[b].append(old[b])
                 continue
             t = t_old + 1
-            key = (t, p.dtype)
-            if key not in sc_cache:
-                sc_cache[key] = cast_scalars(self.reference, t, lr, p.dtype)
             if inplace:
                 p_out, out = p, old
             else:
                 p_out = self._empty_like(p)
                 out = {b: self._empty_like(old[b]) for b in self.buffers}
-            info = self._plan(self, p, g, old, p_out, out, t, sc_cache[key], want_info)
+            info = self._plan(self, p, g, old, p_out, out, t, scalars_for(t, p.dtype), want_info)
             new_params.append(p_out)
             steps.append(t)
             infos.append(info)

@@ -1,0 +1,539 @@
+r"""``refopt bench``: time per step of the fused kernels against the reference, a roofline and torch.
+
+For each size n (float32 elements, one tensor) and each rule, in one run on one machine:
+
+* ``numpy`` ``step``: the float64-reference code run in float32, returning new arrays;
+* ``numba`` ``step`` (new arrays, default ``nonfinite="raise"``), ``step_`` (in place,
+  ``nonfinite="propagate"``: the kernel alone) and ``step_checked`` (in place with the default
+  ``"raise"``, which adds a read-only pass over g);
+* rooflines of the same bytes per element with the same threads (:mod:`.roofline`): a numba
+  ``prange`` copy, NumPy's (single-threaded) copy, and the read-modify-write pattern;
+* ``torch.optim.AdamW`` with ``foreach=True``, ``fused=True`` and the single-tensor loop (CPU),
+  on the same n and thread count: its best is the yardstick for the in-place step;
+* ``cupy`` (GPU): the in-place kernels, a device-to-device copy and torch's fused CUDA AdamW,
+  timed with CUDA events (``cupyx.profiler.benchmark``), when CuPy and a device are usable;
+  otherwise the reason is recorded and no GPU figure is written.
+
+Time per step is the median of repeats (fewer at large n), with min/quartiles/max. Effective
+GB/s uses the bytes the rule must move per element (AdamX 28 B in float32: read w, g, m, v;
+write w, m, v; AdamS 20 B; AlphaAdam 28 B plus its 8 B count pass, recorded as
+``bytes_actual``). Results go to ``<out>/bench_cpu.json`` and ``bench_cpu.png`` (and
+``bench_gpu.*`` for a GPU run) with the machine described. Nothing here is a unit test: timings
+are never asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import io
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+DEFAULT_SIZES = (10**4, 10**5, 10**6, 10**7, 10**8)
+QUICK_SIZES = (10**4, 10**5)
+DEFAULT_RULES = ("adamx", "adams", "alphaadam")
+DEFAULT_BACKENDS = ("numpy", "numba", "torch", "cupy")
+TARGET_SIZE = 10**7
+
+# Arrays read and written per element by the fused in-place step (params, grads, state).
+_ARRAYS_MOVED = {"adamx": 7, "adam": 7, "adamw": 7, "adax": 7, "alphaadam": 7, "cadamw": 7,
+                 "adams": 5, "sgdm": 5}
+# Extra arrays read by a pre-pass: AlphaAdam's and C-AdamW's count reads m and g.
+_EXTRA_READS = {"alphaadam": 2, "cadamw": 2}
+TARGETS = {"numba_step_speedup_vs_numpy_step": 8.0, "numba_inplace_fraction_of_copy_roofline": 0.6,
+           "numba_inplace_speed_vs_torch_best_cpu": 1.0,
+           "cupy_inplace_fraction_of_device_copy": 0.8, "cupy_inplace_speed_vs_torch_fused_cuda": 1.0}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bench", help="time the fused kernels against the reference, a memory roofline and torch",
+        description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", nargs="+", type=_size, default=None, metavar="N",
+                   help="element counts, e.g. 1e4 1e7 (default 1e4 .. 1e8; --quick: 1e4 1e5)")
+    p.add_argument("--rules", nargs="+", default=None, metavar="RULE",
+                   help=f"rules to time (default {' '.join(DEFAULT_RULES)}; --quick: adamx)")
+    p.add_argument("--backends", nargs="+", default=list(DEFAULT_BACKENDS),
+                   choices=list(DEFAULT_BACKENDS), help="what to time (missing ones are skipped "
+                   "with the reason recorded)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for numba, the roofline and torch (default: numba's default)")
+    p.add_argument("--quick", action="store_true",
+                   help="small sizes, one rule, few repeats (a smoke run, seconds)")
+    p.add_argument("--note", default="", help="free text stored in the JSON (e.g. machine load)")
+    p.add_argument("--out", default="figures", help="output folder (default figures/)")
+    p.set_defaults(func=run)
+
+
+def _size(text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--sizes: {text!r} is not a number") from None
+    if not value.is_integer() or not 1 <= value <= 2 * 10**9:
+        raise argparse.ArgumentTypeError(f"--sizes: {text!r} must be an integer in [1, 2e9]")
+    return int(value)
+
+
+def run(args) -> int:
+    from .._io import atomic_write_json
+    from ..registry import canonical_name
+
+    sizes = tuple(args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES))
+    rules = tuple(canonical_name(r) for r in (args.rules or (("adamx",) if args.quick
+                                                             else DEFAULT_RULES)))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = benchmark(sizes, rules, tuple(args.backends), threads=args.threads,
+                       quick=args.quick, note=args.note,
+                       progress=lambda msg: print(msg, flush=True))
+    cpu = {k: v for k, v in report.items() if k != "gpu_results"}
+    atomic_write_json(out / "bench_cpu.json", cpu)
+    plot(cpu, out / "bench_cpu.png")
+    print(f"wrote {out / 'bench_cpu.json'} and {out / 'bench_cpu.png'}")
+    if report["gpu"]["measured"]:
+        gpu = {**{k: report[k] for k in ("schema", "created", "machine", "config", "note")},
+               "gpu": report["gpu"], "results": report["gpu_results"],
+               "targets": report["gpu"]["targets"]}
+        atomic_write_json(out / "bench_gpu.json", gpu)
+        plot(gpu, out / "bench_gpu.png")
+        print(f"wrote {out / 'bench_gpu.json'} and {out / 'bench_gpu.png'}")
+    else:
+        print(f"GPU figures not measured: {report['gpu']['reason']}")
+    for line in summary_lines(report):
+        print(line)
+    return 0
+
+
+# -- timing -----------------------------------------------------------------------------------
+
+def _repeats(n: int, quick: bool) -> int:
+    if quick:
+        return 3
+    if n <= 10**5:
+        return 100
+    if n <= 10**6:
+        return 30
+    if n <= 10**7:
+        return 15
+    return 5
+
+
+def time_call(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> dict:
+    """Wall-clock seconds of ``fn()``: median, quartiles, min, max over ``repeats`` calls."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return _stats(samples)
+
+
+def _stats(samples: list[float]) -> dict:
+    q = np.quantile(samples, [0.25, 0.75]) if len(samples) > 1 else [samples[0]] * 2
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples),
+            "q25": float(q[0]), "q75": float(q[1]), "repeats": len(samples)}
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+def benchmark(sizes, rules, backends, *, threads=None, quick=False, note="",
+              progress: Callable[[str], None] = lambda msg: None) -> dict:
+    """Run the benchmark and return the report (a JSON-ready dict); see the module docstring."""
+    from .. import get_rule
+
+    skipped: dict[str, str] = {}
+    numba_ok = "numba" in backends and _importable("numba", skipped)
+    torch_ok = "torch" in backends and _importable("torch", skipped)
+    if numba_ok:
+        import numba
+
+        if threads:
+            numba.set_num_threads(int(threads))
+        threads = numba.get_num_threads()
+    threads = threads or os.cpu_count() or 1
+    if torch_ok:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+    load_before = _loadavg()
+    results, rooflines, torch_rows = [], [], []
+    rng = np.random.default_rng(0)
+    for n in sizes:
+        reps = _repeats(n, quick)
+        g = rng.standard_normal(n).astype(np.float32)
+        p0 = rng.standard_normal(n).astype(np.float32)
+        progress(f"n = {n:.0e}: {reps} repeats")
+        roof = {"n": n}
+        if numba_ok:
+            roof.update(_cpu_rooflines(n, reps, {_ARRAYS_MOVED[r] for r in rules}))
+        rooflines.append(roof)
+        if torch_ok:
+            torch_rows.extend(_torch_cpu(p0, g, reps))
+        for name in rules:
+            nbytes = 4 * _ARRAYS_MOVED[name]
+            actual = nbytes + 4 * _EXTRA_READS.get(name, 0)
+            # A state one step in, so that masks and moments are in their running regime.
+            ref = get_rule(name)
+            state = ref.step([p0], [g], ref.init([p0]))[1]
+            row = {"rule": name, "n": n, "dtype": "float32", "bytes_per_element": nbytes,
+                   "bytes_actual": actual, "threads": threads}
+            if "numpy" in backends:
+                stats = time_call(lambda: ref.step([p0], [g], state), max(1, min(reps, 10)),
+                                  warmup=1)
+                results.append({**row, "backend": "numpy", "mode": "step", "time_s": stats,
+                                "threads": 1})
+            if numba_ok:
+                fast = get_rule(name, backend="numba")
+                stats = time_call(lambda: fast.step([p0], [g], state), reps)
+                results.append({**row, "backend": "numba", "mode": "step", "time_s": stats})
+                for mode, policy in (("step_", "propagate"), ("step_checked", "raise")):
+                    rule = get_rule(name, backend="numba", nonfinite=policy)
+                    params = [p0.copy()]
+                    st = rule.step([p0], [g], rule.init([p0]))[1]
+                    st = st._replace(**{b: tuple(x.copy() for x in getattr(st, b))
+                                        for b in rule.buffers})
+                    holder = [st]
+
+                    def inplace(rule=rule, params=params, holder=holder):
+                        holder[0] = rule.step_(params, [g], holder[0])
+
+                    stats = time_call(inplace, reps)
+                    results.append({**row, "backend": "numba", "mode": mode, "time_s": stats,
+                                    "nonfinite": policy})
+        progress(f"n = {n:.0e}: done")
+    _add_rates_and_ratios(results, rooflines, torch_rows)
+
+    gpu = {"measured": False, "reason": "not requested (--backends without cupy)"}
+    gpu_results: list[dict] = []
+    if "cupy" in backends:
+        from .cupy_backend import cupy_unavailable_reason
+
+        reason = cupy_unavailable_reason()
+        if reason:
+            gpu = {"measured": False, "reason": reason}
+        else:
+            gpu, gpu_results = _bench_gpu(sizes, rules, quick, progress)
+
+    report = {
+        "schema": "refopt-bench/1",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": describe_machine(),
+        "config": {"sizes": list(sizes), "rules": list(rules), "backends": list(backends),
+                   "dtype": "float32", "threads": threads, "quick": bool(quick),
+                   "skipped": skipped},
+        "load_average": {"before": load_before, "after": _loadavg()},
+        "note": note,
+        "rooflines": rooflines,
+        "torch_cpu": torch_rows,
+        "results": results,
+        "targets": _targets(results, rooflines, torch_rows),
+        "gpu": gpu,
+        "gpu_results": gpu_results,
+    }
+    return report
+
+
+def _importable(module: str, skipped: dict) -> bool:
+    try:
+        __import__(module)
+        return True
+    except ImportError as exc:
+        skipped[module] = f"not installed: {exc}"
+        return False
+
+
+def _cpu_rooflines(n: int, reps: int, arrays_moved: set[int]) -> dict:
+    from .roofline import copy_kernel, rmw2_kernel, rmw3_kernel
+
+    out: dict[str, Any] = {}
+    for k in sorted(arrays_moved):
+        # A copy of the same bytes: read + written = k arrays of 4 B per element.
+        half = (k * n * 4) // 8  # float32 elements in each of src and dst
+        src = np.ones(half, dtype=np.float32)
+        dst = np.empty_like(src)
+        out[f"numba_copy_{4 * k}B"] = time_call(lambda: copy_kernel(src, dst), reps)
+        out[f"numpy_copy_{4 * k}B"] = time_call(lambda: np.copyto(dst, src), reps)
+        del src, dst
+        g = np.full(n, 1e-3, dtype=np.float32)
+        state = [np.ones(n, dtype=np.float32) for _ in range(k // 2)]
+        kernel = rmw3_kernel if k // 2 == 3 else rmw2_kernel
+        out[f"numba_rmw_{4 * k}B"] = time_call(lambda: kernel(g, *state), reps)
+    return out
+
+
+def _torch_cpu(p0, g, reps) -> list[dict]:
+    import torch
+
+    rows = []
+    for impl, kw in (("foreach", {"foreach": True}), ("fused", {"fused": True}),
+                     ("single_tensor", {"foreach": False})):
+        w = torch.nn.Parameter(torch.from_numpy(p0.copy()))
+        w.grad = torch.from_numpy(g.copy())
+        try:
+            opt = torch.optim.AdamW([w], lr=1e-3, **kw)
+            stats = time_call(opt.step, reps)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            rows.append({"impl": impl, "n": p0.size, "error": str(exc)})
+            continue
+        rows.append({"impl": impl, "n": p0.size, "time_s": stats, "bytes_per_element": 28,
+                     "GBps": 28 * p0.size / stats["median"] / 1e9})
+    return rows
+
+
+def _add_rates_and_ratios(results, rooflines, torch_rows) -> None:
+    roof = {r["n"]: r for r in rooflines}
+    numpy_step = {(r["rule"], r["n"]): r["time_s"]["median"] for r in results
+                  if r["backend"] == "numpy"}
+    torch_best = {}
+    for t in torch_rows:
+        if "time_s" in t:
+            torch_best[t["n"]] = min(torch_best.get(t["n"], np.inf), t["time_s"]["median"])
+    for r in results:
+        med = r["time_s"]["median"]
+        r["GBps"] = r["bytes_per_element"] * r["n"] / med / 1e9
+        key = (r["rule"], r["n"])
+        if key in numpy_step and r["backend"] != "numpy":
+            r["speedup_vs_numpy_step"] = numpy_step[key] / med
+        rf = roof.get(r["n"], {})
+        copy = rf.get(f"numba_copy_{r['bytes_per_element']}B")
+        rmw = rf.get(f"numba_rmw_{r['bytes_per_element']}B")
+        if copy:
+            r["fraction_of_copy_roofline"] = copy["median"] / med
+        if rmw:
+            r["fraction_of_rmw_roofline"] = rmw["median"] / med
+        if r["n"] in torch_best and r["mode"] != "step":
+            r["speed_vs_torch_best"] = torch_best[r["n"]] / med
+
+
+def _targets(results, rooflines, torch_rows) -> dict:
+    """The issue's CPU targets at 10**7 float32 elements, per rule: measured value and verdict."""
+    out = {}
+    for r in results:
+        if r["n"] != TARGET_SIZE or r["backend"] != "numba":
+            continue
+        entry = out.setdefault(r["rule"], {})
+        if r["mode"] == "step" and "speedup_vs_numpy_step" in r:
+            v = r["speedup_vs_numpy_step"]
+            entry["numba_step_speedup_vs_numpy_step"] = {
+                "measured": v, "target": TARGETS["numba_step_speedup_vs_numpy_step"],
+                "met": v >= TARGETS["numba_step_speedup_vs_numpy_step"]}
+        if r["mode"] == "step_":
+            if "fraction_of_copy_roofline" in r:
+                v = r["fraction_of_copy_roofline"]
+                entry["numba_inplace_fraction_of_copy_roofline"] = {
+                    "measured": v, "target": TARGETS["numba_inplace_fraction_of_copy_roofline"],
+                    "met": v >= TARGETS["numba_inplace_fraction_of_copy_roofline"]}
+            if "speed_vs_torch_best" in r:
+                v = r["speed_vs_torch_best"]
+                entry["numba_inplace_speed_vs_torch_best_cpu"] = {
+                    "measured": v, "target": TARGETS["numba_inplace_speed_vs_torch_best_cpu"],
+                    "met": v >= TARGETS["numba_inplace_speed_vs_torch_best_cpu"]}
+    return out
+
+
+# -- GPU ----------------------------------------------------------------------------------------
+
+def _bench_gpu(sizes, rules, quick, progress) -> tuple[dict, list[dict]]:
+    """CuPy kernels in place vs a device copy of the same bytes and torch's fused CUDA AdamW."""
+    import cupy
+    from cupyx.profiler import benchmark as cupy_benchmark
+
+    from .. import get_rule
+
+    def gpu_time(fn, reps):
+        res = cupy_benchmark(fn, (), n_warmup=3, n_repeat=reps)
+        return _stats([float(x) for x in np.asarray(res.gpu_times).ravel()])
+
+    device = cupy.cuda.Device()
+    props = cupy.cuda.runtime.getDeviceProperties(device.id)
+    info = {"measured": True, "device": props["name"].decode() if isinstance(props["name"], bytes)
+            else str(props["name"]), "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion(),
+            "driver": cupy.cuda.runtime.driverGetVersion(), "cupy": cupy.__version__,
+            "total_memory_bytes": int(props["totalGlobalMem"])}
+    try:
+        import torch
+        torch_cuda = torch.cuda.is_available()
+    except ImportError:
+        torch_cuda = False
+    rows: list[dict] = []
+    rng = np.random.default_rng(0)
+    for n in sizes:
+        reps = 5 if quick else (200 if n <= 10**6 else 50)
+        g = cupy.asarray(rng.standard_normal(n).astype(np.float32))
+        p0 = cupy.asarray(rng.standard_normal(n).astype(np.float32))
+        copies = {}
+        for k in sorted({_ARRAYS_MOVED[r] for r in rules}):
+            src = cupy.ones((k * n * 4) // 8, dtype=cupy.float32)
+            dst = cupy.empty_like(src)
+            copies[4 * k] = gpu_time(lambda: dst.__setitem__(Ellipsis, src), reps)
+            del src, dst
+        torch_fused = None
+        if torch_cuda:
+            import torch
+
+            w = torch.nn.Parameter(torch.as_tensor(p0, device="cuda"))
+            w.grad = torch.as_tensor(g, device="cuda")
+            opt = torch.optim.AdamW([w], lr=1e-3, fused=True)
+            torch_fused = gpu_time(opt.step, reps)
+            rows.append({"backend": "torch_cuda", "rule": "adamw", "mode": "fused", "n": n,
+                         "bytes_per_element": 28, "time_s": torch_fused,
+                         "GBps": 28 * n / torch_fused["median"] / 1e9})
+        for name in rules:
+            rule = get_rule(name, backend="cupy", nonfinite="propagate")
+            params = [p0.copy()]
+            holder = [rule.step(params, [g], rule.init(params))[1]]
+
+            def inplace(rule=rule, params=params, holder=holder):
+                holder[0] = rule.step_(params, [g], holder[0])
+
+            stats = gpu_time(inplace, reps)
+            nbytes = 4 * _ARRAYS_MOVED[name]
+            row = {"backend": "cupy", "rule": name, "mode": "step_", "n": n,
+                   "bytes_per_element": nbytes, "time_s": stats,
+                   "GBps": nbytes * n / stats["median"] / 1e9,
+                   "fraction_of_copy_roofline": copies[nbytes]["median"] / stats["median"],
+                   "device_copy_time_s": copies[nbytes]}
+            if torch_fused:
+                row["speed_vs_torch_fused"] = torch_fused["median"] / stats["median"]
+            rows.append(row)
+        progress(f"GPU n = {n:.0e}: done")
+    targets = {}
+    for r in rows:
+        if r["n"] == TARGET_SIZE and r["backend"] == "cupy":
+            entry = targets.setdefault(r["rule"], {})
+            v = r["fraction_of_copy_roofline"]
+            entry["cupy_inplace_fraction_of_device_copy"] = {
+                "measured": v, "target": 0.8, "met": v >= 0.8}
+            if "speed_vs_torch_fused" in r:
+                v = r["speed_vs_torch_fused"]
+                entry["cupy_inplace_speed_vs_torch_fused_cuda"] = {
+                    "measured": v, "target": 1.0, "met": v >= 1.0}
+    info["targets"] = targets
+    return info, rows
+
+
+# -- machine, summary, plot ----------------------------------------------------------------------
+
+def _loadavg():
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def describe_machine() -> dict:
+    """CPU model, cores/threads, caches, memory and library versions of this machine."""
+    model = None
+    cpuinfo = _read("/proc/cpuinfo") or ""
+    for line in cpuinfo.splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    caches = {}
+    base = Path("/sys/devices/system/cpu/cpu0/cache")
+    if base.exists():
+        for idx in sorted(base.glob("index*")):
+            level, kind, size = (_read(str(idx / f)) for f in ("level", "type", "size"))
+            caches[f"L{level} {kind}"] = size
+    mem = None
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemTotal"):
+            mem = line.split(":", 1)[1].strip()
+    versions = {"python": platform.python_version(), "numpy": np.__version__}
+    for mod in ("numba", "torch", "cupy"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except ImportError:
+            versions[mod] = None
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = None
+    return {"cpu_model": model or platform.processor(), "logical_cpus": os.cpu_count(),
+            "usable_cpus": affinity, "caches_per_core_or_shared": caches,
+            "memory_total": mem, "platform": platform.platform(),
+            "transparent_hugepages": _read("/sys/kernel/mm/transparent_hugepage/enabled"),
+            "versions": versions}
+
+
+def summary_lines(report: dict) -> list[str]:
+    lines = [f"machine: {report['machine']['cpu_model']}, {report['config']['threads']} threads"]
+    for rule, entries in report["targets"].items():
+        for key, e in entries.items():
+            lines.append(f"  {rule} @1e7 {key}: {e['measured']:.2f} (target {e['target']}, "
+                         f"{'met' if e['met'] else 'NOT met'})")
+    for r in report["results"]:
+        lines.append(f"  {r['rule']:10s} {r['backend']:6s} {r['mode']:12s} n={r['n']:<10d} "
+                     f"{r['time_s']['median'] * 1e3:9.3f} ms  {r['GBps']:7.2f} GB/s")
+    return lines
+
+
+def plot(report: dict, path: Path) -> None:
+    """Time per step and effective GB/s against n, one line per rule/backend/mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .._io import atomic_write_bytes
+
+    fig, (ax_t, ax_b) = plt.subplots(1, 2, figsize=(13, 5))
+    series: dict[tuple, list] = {}
+    for r in report["results"]:
+        series.setdefault((r["rule"], r["backend"], r["mode"]), []).append(r)
+    for (rule, backend, mode), rows in sorted(series.items()):
+        rows = sorted(rows, key=lambda r: r["n"])
+        n = [r["n"] for r in rows]
+        label = f"{rule} {backend} {mode}"
+        style = {"numpy": ":", "numba": "-", "cupy": "-", "torch_cuda": "--"}.get(backend, "-")
+        ax_t.loglog(n, [r["time_s"]["median"] for r in rows], style, marker="o", ms=3,
+                    label=label)
+        ax_b.semilogx(n, [r["GBps"] for r in rows], style, marker="o", ms=3, label=label)
+    torch_series: dict[str, list] = {}
+    for t in report.get("torch_cpu", []):
+        if "time_s" in t:
+            torch_series.setdefault(t["impl"], []).append(t)
+    for impl, rows in torch_series.items():
+        rows = sorted(rows, key=lambda r: r["n"])
+        ax_t.loglog([r["n"] for r in rows], [r["time_s"]["median"] for r in rows], "--",
+                    marker="s", ms=3, label=f"torch AdamW {impl}")
+        ax_b.semilogx([r["n"] for r in rows], [r["GBps"] for r in rows], "--", marker="s",
+                      ms=3, label=f"torch AdamW {impl}")
+    keys = sorted({k for r in report.get("rooflines", []) for k in r if k.startswith("numba_")})
+    for key in keys:
+        rows = [r for r in report["rooflines"] if key in r]
+        nbytes = int(key.rsplit("_", 1)[1][:-1])
+        ax_b.semilogx([r["n"] for r in rows],
+                      [nbytes * r["n"] / r[key]["median"] / 1e9 for r in rows], color="k",
+                      ls="-." if "copy" in key else "-", lw=0.8, label=f"roofline {key}")
+    ax_t.set(xlabel="elements n (float32)", ylabel="time per step [s] (median)",
+             title="time per step")
+    ax_b.set(xlabel="elements n (float32)", ylabel="effective GB/s (bytes the rule moves)",
+             title="effective bandwidth")
+    ax_b.legend(fontsize=6, ncol=2)
+    m = report["machine"]
+    gpu = report.get("gpu", {})
+    fig.suptitle(f"refopt bench: {m['cpu_model']}, {report['config']['threads']} threads"
+                 + (f"; GPU {gpu['device']}" if gpu.get("measured") else ""), fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,423 @@
+"""The CuPy backend: its CUDA source checked on the host, and bitwise parity on a GPU (issue 4).
+
+Three layers, so that the GPU code is checked as far as each machine allows:
+
+1. Source structure (always): the generated ElementwiseKernel and RawKernel parameter lists agree
+   with the device functions' signatures, and the element arithmetic holds no numeric literals.
+2. Host run of the device source (needs a C++ compiler, not a GPU): ``DEVICE_SOURCE`` and the
+   generated multi-tensor kernels are compiled as host C++ (``-ffp-contract=off``, the analogue
+   of NVRTC's ``--fmad=false``; ``__global__`` kernels run block by block, thread by thread) and
+   driven through the same plans (:mod:`refopt.kernels.fused`) and multi-tensor batching as the
+   CuPy rule. Claim: bitwise equal to the NumPy reference, as the numba kernels; AlphaAdam
+   ``norm`` within the summation bound of ``test_kernels_numba``. This checks the CUDA text's
+   arithmetic, scalar packing and pointer tables; it cannot check NVRTC's code generation.
+3. On a GPU (``gpu`` marker; skipped with the reason where CuPy or a device is missing): the
+   CuPy rule against the reference, bitwise for float64 and float32 in the conformance build.
+"""
+import ctypes
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import refopt
+from refopt.kernels import cupy_backend as CB
+from refopt.kernels.fused import FusedRule
+from refopt.registry import RULES
+
+# -- 1. structure ---------------------------------------------------------------------------
+
+
+def _device_signature(name):
+    m = re.search(rf"REFOPT_DEVICE bool refopt_{name}\((.*?)\)\s*{{", CB.DEVICE_SOURCE, re.S)
+    assert m, f"device function refopt_{name} not found"
+    return [a.strip().split()[-1] for a in m.group(1).split(",")]
+
+
+@pytest.mark.parametrize("name", sorted(CB.SPECS))
+def test_elementwise_params_match_the_device_function(name):
+    state, scalars = CB.SPECS[name]
+    params = _device_signature(name)
+    assert params == ["p", "g", *state, *(n for _, n in scalars)]
+    for inplace in (True, False):
+        ins, outs, op = CB.elementwise_params(name, inplace, with_mask=(name == "masked_adam"))
+        declared = [a.split()[-1] for a in (ins + ", " + outs).split(", ")]
+        assert len(declared) == len(set(declared))  # no name used twice
+        call = re.search(rf"refopt_{name}<T>\((.*)\)", op).group(1).split(", ")
+        assert call == ["p", "g", *state, *(n for _, n in scalars)]
+        assert set(call) <= set(declared)
+
+
+def test_element_arithmetic_has_no_numeric_literals():
+    # A floating literal like 1.0 is a double in CUDA C and would promote float math (guide:
+    # kernels.md); integer literals appear only in comparisons of the int mode flags.
+    for name in CB.SPECS:
+        body = re.search(rf"refopt_{name}\(.*?\)\s*{{(.*?)\n}}", CB.DEVICE_SOURCE, re.S).group(1)
+        assert not re.search(r"(?<![\w])(\d+\.\d*|\.\d+|\d+[eE][-+]?\d+|\d+f)(?![\w])", body), name
+        for m in re.finditer(r"(?<![\w.])\d+(?![\w.])", body):
+            before = body[max(0, m.start() - 16):m.start()]
+            assert re.search(r"_mode\s*[!=]=\s*$", before), (name, before)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_multi_tensor_sources_are_generated(dtype):
+    for name in CB.SPECS:
+        src, kname = CB.multi_tensor_source(name, dtype)
+        assert f'extern "C" __global__ void {kname}(' in src
+        assert src.count("{") == src.count("}")
+    src, kname = CB.count_source(dtype)
+    assert "atomicAdd(&counts[k], block_count)" in src
+
+
+def test_chunk_table_covers_every_element_once():
+    sizes = [0, 1, CB.CHUNK, CB.CHUNK + 1, 3 * CB.CHUNK - 7]
+    tensor, start = CB.chunk_table(sizes)
+    for k, n in enumerate(sizes):
+        starts = start[tensor == k]
+        covered = np.zeros(n, dtype=int)
+        for s in starts:
+            covered[s:min(s + CB.CHUNK, n)] += 1
+        assert np.all(covered == 1)
+
+
+def test_backend_refuses_clearly_without_a_device():
+    reason = CB.cupy_unavailable_reason()
+    if reason is None:
+        pytest.skip("a CUDA device is present: the refusal path is not reachable")
+    with pytest.raises(RuntimeError, match="backend='cupy' cannot run here"):
+        refopt.get_rule("adamx", backend="cupy")
+
+
+def test_is_cupy_array_without_importing_cupy():
+    assert not CB.is_cupy_array(np.zeros(3))
+    fake = type("ndarray", (), {"__module__": "cupy._core.core"})()
+    assert CB.is_cupy_array(fake)
+
+
+# -- 2. the device source on the host ------------------------------------------------------
+
+_HOST_PRELUDE = """
+#include <cmath>
+#include <cstdint>
+using namespace std;
+#define REFOPT_DEVICE inline
+#define __global__
+struct refopt_dim3 { unsigned x; };
+static refopt_dim3 blockIdx, threadIdx, blockDim;
+"""
+_C = {"float32": "float", "float64": "double"}
+_CT = {"float32": ctypes.c_float, "float64": ctypes.c_double}
+
+
+def _host_source():
+    parts = [_HOST_PRELUDE, CB.DEVICE_SOURCE]
+    for dtype, T in _C.items():
+        for name, (state, scalars) in CB.SPECS.items():
+            cdecl = ", ".join(f"{'int' if t == 'int32' else T if t == 'T' else t} {n}"
+                              for t, n in scalars)
+            arrays = ", ".join(f"{T}* {a}" for a in state)
+            call = ", ".join(["p[i]", "g_i", *(f"{a}[i]" for a in state), *(n for _, n in scalars)])
+            parts.append(f"""
+extern "C" void host_{name}_{dtype}({T}* p, const {T}* g, {arrays}, bool* mask_o, long long n,
+                                    {cdecl}) {{
+    for (long long i = 0; i < n; ++i) {{
+        {T} g_i = g[i];
+        bool keep = refopt_{name}<{T}>({call});
+        if (mask_o) mask_o[i] = keep;
+    }}
+}}""")
+            src, kname = CB.multi_tensor_source(name, dtype)
+            parts.append(src[len(CB.DEVICE_SOURCE) + 1:])
+            parts.append(f"""
+extern "C" void launch_{kname}(unsigned grid, unsigned block, const unsigned long long* ptrs,
+        const long long* sizes, const int* ct, const long long* cs, const {T}* ts, const int* is,
+        long long chunk) {{
+    blockDim.x = block;
+    for (unsigned b = 0; b < grid; ++b)
+        for (unsigned t = 0; t < block; ++t) {{
+            blockIdx.x = b; threadIdx.x = t;
+            {kname}(ptrs, sizes, ct, cs, ts, is, chunk);
+        }}
+}}""")
+        parts.append(f"""
+extern "C" long long host_count_{dtype}(const {T}* m, const {T}* g, long long n, {T} b1,
+                                        {T} omb1, int mask_mode, bool strict, {T} zero) {{
+    long long kept = 0;
+    for (long long i = 0; i < n; ++i) kept += refopt_count_one<{T}>(m[i], g[i], b1, omb1,
+                                                                   mask_mode, strict, zero);
+    return kept;
+}}
+extern "C" void host_norm_{dtype}(const {T}* g, const {T}* m, const {T}* v, long long n, {T} b1,
+        {T} omb1, {T} b2, {T} omb2, {T} denom_div, {T} eps, {T} zero, int mask_mode, bool strict,
+        double* u2, bool* keep) {{
+    for (long long i = 0; i < n; ++i) {{
+        bool k;
+        double u = refopt_norm_u<{T}>(g[i], m[i], v[i], b1, omb1, b2, omb2, denom_div, eps, zero,
+                                      mask_mode, strict, k);
+        u2[i] = u * u;
+        keep[i] = k;
+    }}
+}}""")
+    return "\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def host_lib(tmp_path_factory):
+    cxx = shutil.which("g++") or shutil.which("clang++")
+    if cxx is None:
+        pytest.skip("no C++ compiler (g++/clang++) to run the CUDA device source on the host")
+    d = tmp_path_factory.mktemp("cuda_on_host")
+    (d / "k.cpp").write_text(_host_source())
+    # -ffp-contract=off: no FMA contraction, as NVRTC --fmad=false; -fno-fast-math is the default.
+    cmd = [cxx, "-O2", "-std=c++14", "-ffp-contract=off", "-fPIC", "-shared", str(d / "k.cpp"),
+           "-o", str(d / "k.so")]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return ctypes.CDLL(str(d / "k.so"))
+
+
+def _ptr(a):
+    return ctypes.c_void_p(a.ctypes.data) if a is not None else ctypes.c_void_p(0)
+
+
+def _scalar(t, value, dtype):
+    if t == "T":
+        return _CT[dtype](value)
+    return ctypes.c_bool(bool(value)) if t == "bool" else ctypes.c_int(int(value))
+
+
+class _HostKernels:
+    """The fused kernel namespace over NumPy arrays, running the CUDA source compiled for the host."""
+
+    def __init__(self, lib):
+        self.lib = lib
+
+    def count_nonfinite(self, g):
+        return int(g.size - np.count_nonzero(np.isfinite(g)))
+
+    def _update(self, name, ins, outs, scalars, mask_o=None):
+        state, spec = CB.SPECS[name]
+        if outs is not None:  # out of place: the ElementwiseKernel copies, then updates
+            for src, dst in zip([ins[0], *ins[2:]], outs):
+                dst[...] = src
+            arrays = [outs[0], ins[1], *outs[1:]]
+        else:
+            arrays = ins
+        dtype = arrays[0].dtype.name
+        fn = getattr(self.lib, f"host_{name}_{dtype}")
+        fn(*(_ptr(a) for a in arrays), _ptr(mask_o), ctypes.c_longlong(arrays[0].size),
+           *(_scalar(t, s, dtype) for (t, _), s in zip(spec, scalars)))
+
+    def __getattr__(self, name):
+        if name in CB.SPECS:
+            return lambda ins, outs, *s: self._update(name, ins, outs, s)
+        raise AttributeError(name)
+
+    def masked_adam(self, ins, outs, mask_o, write_mask, *s):
+        self._update("masked_adam", ins, outs, s, mask_o if write_mask else None)
+
+    def count_kept(self, m, g, b1, omb1, mask_mode, strict, zero):
+        dtype = g.dtype.name
+        fn = getattr(self.lib, f"host_count_{dtype}")
+        fn.restype = ctypes.c_longlong
+        return int(fn(_ptr(m), _ptr(g), ctypes.c_longlong(g.size), _CT[dtype](b1),
+                      _CT[dtype](omb1), ctypes.c_int(mask_mode), ctypes.c_bool(strict),
+                      _CT[dtype](zero)))
+
+    def count_many(self, requests):
+        return np.asarray([self.count_kept(*r) for r in requests], dtype=np.int64)
+
+    def norm_sums(self, g, m, v, b1, omb1, b2, omb2, denom_div, eps, zero, mask_mode, strict):
+        dtype = g.dtype.name
+        u2 = np.empty(g.size)
+        keep = np.empty(g.size, dtype=bool)
+        getattr(self.lib, f"host_norm_{dtype}")(
+            _ptr(g), _ptr(m), _ptr(v), ctypes.c_longlong(g.size),
+            *(_CT[dtype](x) for x in (b1, omb1, b2, omb2, denom_div, eps, zero)),
+            ctypes.c_int(mask_mode), ctypes.c_bool(strict), _ptr(u2), _ptr(keep))
+        return int(np.count_nonzero(keep)), float(u2.sum()), float(np.where(keep, u2, 0.0).sum())
+
+    def multi_update(self, name, calls):
+        dtype = calls[0][0][0].dtype
+        sizes = [int(ins[0].size) for ins, _ in calls]
+        tensor, start = CB.chunk_table(sizes)
+        if not tensor.size:
+            return
+        ptrs = np.asarray([a.ctypes.data for ins, _ in calls for a in ins], dtype=np.uint64)
+        split = [CB.split_scalars(name, s, dtype) for _, s in calls]
+        ts = np.ascontiguousarray(np.stack([a for a, _ in split]))
+        is_ = np.ascontiguousarray(np.stack([b for _, b in split]))
+        sizes_a = np.asarray(sizes, np.int64)
+        self.multi_launches.append((name, len(calls)))
+        getattr(self.lib, f"launch_refopt_multi_{name}_{dtype.name}")(
+            ctypes.c_uint(tensor.size), ctypes.c_uint(8), _ptr(ptrs), _ptr(sizes_a),
+            _ptr(tensor), _ptr(start), _ptr(ts), _ptr(is_), ctypes.c_longlong(CB.CHUNK))
+
+    multi_launches: list
+
+
+class _HostRule(FusedRule):
+    """CupyRule's logic (plans, multi-tensor batching) over NumPy arrays and the host build."""
+
+    backend = "cuda-source-on-host"
+    _batched = CB.CupyRule._batched
+    _batch_group = CB.CupyRule._batch_group
+
+    def _validate(self, params, grads, state):
+        from refopt import _validation as V
+
+        params = V.as_param_list("params", params)
+        grads = V.check_grads(params, grads)
+        self.reference._check_state(params, state)
+        return params, grads
+
+    def _flat(self, a):
+        return np.ascontiguousarray(a).reshape(-1)
+
+    def _empty_like(self, a):
+        return np.empty(a.shape, dtype=a.dtype)
+
+    def _ones_mask(self, shape):
+        return np.ones(shape, dtype=bool)
+
+    def _empty_mask(self, shape):
+        return np.empty(shape, dtype=bool)
+
+    def _no_mask(self):
+        return None
+
+
+def _host_rule(lib, name, **hyper):
+    kernels = _HostKernels(lib)
+    kernels.multi_launches = []
+    return _HostRule(refopt.get_rule(name, **hyper), kernels)
+
+
+SHAPES = [(), (1,), (7,), (1023,), (3, 5)]
+
+
+def _grads(shapes, dtype, t):
+    rng = np.random.default_rng(100 + t)
+    out = []
+    for s in shapes:
+        g = rng.standard_normal(s) * (0.5 + t % 3)
+        g.reshape(-1)[t % 5::5] = 0.0
+        out.append(np.asarray(g, dtype=dtype))
+    return out
+
+
+def _configs():
+    configs = [(name, {}) for name in RULES]
+    for name, info in RULES.items():
+        for option, values in info.variants.items():
+            configs += [(name, {option: v}) for v in values]
+    configs += [("alphaadam", {"mask_source": "m_prev", "first_step": f, "strict": s,
+                               "alpha_rule": r, "gamma": 0.25})
+                for f in ("unmasked", "cautious", "as_is") for s in (True, False)
+                for r in ("count", "soft")]
+    configs += [(n, {"eps": 0.0}) for n in ("adamx", "adams", "adam", "cadamw", "alphaadam")]
+    configs += [("sgdm", {"nesterov": True, "weight_decay": 0.1})]
+    return configs
+
+
+CONFIGS = _configs()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cfg", CONFIGS, ids=[f"{n}-{h}" for n, h in CONFIGS])
+def test_device_source_on_host_matches_reference(host_lib, cfg, dtype):
+    name, hyper = cfg
+    ref = refopt.get_rule(name, **hyper)
+    host = _host_rule(host_lib, name, **hyper)
+    norm = hyper.get("alpha_rule") == "norm"
+    rng = np.random.default_rng(7)
+    params = [np.asarray(rng.standard_normal(s), dtype=dtype) for s in SHAPES]
+    p_r, s_r = params, ref.init(params)
+    p_h, s_h = params, host.init(params)
+    p_i = [p.copy() for p in params]  # in place: the multi-tensor path
+    s_i = host.init(p_i)
+    for t in range(1, 6):
+        g = _grads(SHAPES, dtype, t)
+        p_r, s_r, info_r = ref.step_with_info(p_r, g, s_r, lr=1e-2 / t)
+        p_h, s_h, info_h = host.step_with_info(p_h, g, s_h, lr=1e-2 / t)
+        s_i = host.step_(p_i, g, s_i, lr=1e-2 / t)
+        for got_p, got_s in ((p_h, s_h), (p_i, s_i)):
+            assert got_s.step == s_r.step
+            for b in ref.buffers:
+                for x, y in zip(getattr(s_r, b), getattr(got_s, b)):
+                    assert np.array_equal(x, y), (t, b)
+            for x, y in zip(p_r, got_p):
+                if norm:  # alpha from float64 sums in another order: see the module docstring
+                    np.testing.assert_allclose(y, x, rtol=0, atol=1e-6 * np.abs(x).max(initial=1))
+                else:
+                    assert np.array_equal(x, y), t
+        for a, b in zip(info_r["tensors"], info_h["tensors"]):
+            if "mask" in a:
+                assert np.array_equal(a["mask"], b["mask"]) and a["kept"] == b["kept"]
+                assert (a["alpha"] == b["alpha"]) if not norm else np.isclose(a["alpha"], b["alpha"])
+    if not norm:  # every small tensor went through one multi-tensor launch per step
+        assert host.K.multi_launches and all(k == len(SHAPES) for _, k in host.K.multi_launches)
+
+
+# -- 3. on a GPU ----------------------------------------------------------------------------
+
+def _cupy_or_skip():
+    reason = CB.cupy_unavailable_reason()
+    if reason:
+        pytest.skip(f"GPU test: {reason}")
+    import cupy
+
+    return cupy
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cfg", CONFIGS, ids=[f"{n}-{h}" for n, h in CONFIGS])
+def test_cupy_matches_reference(cfg, dtype):
+    cupy = _cupy_or_skip()
+    name, hyper = cfg
+    norm = hyper.get("alpha_rule") == "norm"
+    ref = refopt.get_rule(name, **hyper)
+    gpu = refopt.get_rule(name, backend="cupy", **hyper)
+    shapes = SHAPES + [(10**5 + 3,)]
+    rng = np.random.default_rng(8)
+    params = [np.asarray(rng.standard_normal(s), dtype=dtype) for s in shapes]
+    p_r, s_r = params, ref.init(params)
+    p_g = [cupy.asarray(p) for p in params]
+    s_g = gpu.init(p_g)
+    p_i = [cupy.asarray(p) for p in params]
+    s_i = gpu.init(p_i)
+    for t in range(1, 6):
+        g = _grads(shapes, dtype, t)
+        g_d = [cupy.asarray(x) for x in g]
+        p_r, s_r, info_r = ref.step_with_info(p_r, g, s_r, lr=1e-2 / t)
+        p_g, s_g, info_g = gpu.step_with_info(p_g, g_d, s_g, lr=1e-2 / t)
+        s_i = gpu.step_(p_i, g_d, s_i, lr=1e-2 / t)
+        for got_p, got_s in ((p_g, s_g), (p_i, s_i)):
+            assert got_s.step == s_r.step
+            for b in ref.buffers:
+                for x, y in zip(getattr(s_r, b), getattr(got_s, b)):
+                    assert np.array_equal(x, cupy.asnumpy(y)), (t, b)
+            for x, y in zip(p_r, got_p):
+                y = cupy.asnumpy(y)
+                if norm:
+                    np.testing.assert_allclose(y, x, rtol=0, atol=1e-6 * np.abs(x).max(initial=1))
+                else:
+                    assert np.array_equal(x, y), t
+        for a, b in zip(info_r["tensors"], info_g["tensors"]):
+            if "mask" in a:
+                assert np.array_equal(a["mask"], cupy.asnumpy(b["mask"])) and a["kept"] == b["kept"]
+
+
+@pytest.mark.gpu
+def test_cupy_bench_quick_writes_gpu_json(tmp_path):
+    _cupy_or_skip()
+    import json
+
+    from refopt.cli import main
+
+    assert main(["bench", "--quick", "--backends", "cupy", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "bench_gpu.json").read_text())
+    assert data["gpu"]["measured"] and data["gpu"]["device"]
+    assert {r["rule"] for r in data["results"] if r["backend"] == "cupy"} == {"adamx"}
