@@ -244,7 +244,7 @@ def test_load_suite_fills_every_field():
         assert case.steps[0] == 0 and case.steps[-1] == case.n_steps
         assert len(case.expected_params) == len(case.init_params)
         for i, p in enumerate(case.init_params):
-            assert p.dtype == np.dtype(case.dtype)
+            assert isinstance(p, np.ndarray) and p.dtype == np.dtype(case.dtype)
             np.testing.assert_array_equal(p, case.expected_params[i][0])
         if case.grads is not None:
             kinds["explicit"] += 1
@@ -489,3 +489,33 @@ def test_hex_floats_round_trip():
                                                           math.copysign(1, back) == math.copysign(1, ref))
     assert F.encode_float(1 / 3, "float32") == {"hex": "0x1.5555560000000p-2", "bits": "3eaaaaab",
                                                 "decimal": "0.3333333432674408"}
+
+
+@pytest.mark.parametrize("case_id", ["adam_torch_defaults_float32", "adamw_torch_defaults_float32",
+                                     "adamw_torch_defaults_float64", "adamw_torch_long_float64",
+                                     "adamw_torch_schedule_float64"])
+def test_an_independent_implementation_fits_the_tolerance(case_id):
+    """torch.optim.Adam/AdamW (foreach=False) is a correct port written by others: it must pass."""
+    torch = pytest.importorskip("torch", reason="the independent implementation is torch.optim")
+    (case,) = load_suite(case_id)
+    h = case.hyper
+    cls = torch.optim.AdamW if case.rule == "adamw" else torch.optim.Adam
+    params = [torch.nn.Parameter(torch.from_numpy(p.copy())) for p in case.init_params]
+    opt = cls(params, lr=h["lr"], betas=h["betas"], eps=h["eps"], weight_decay=h["weight_decay"],
+              foreach=False)
+    rows = {int(s): r for r, s in enumerate(case.steps)}
+    for t in range(1, case.n_steps + 1):
+        if case.lr_schedule is not None:
+            opt.param_groups[0]["lr"] = case.lr_schedule[t - 1]
+        for p, g in zip(params, case.grads):
+            p.grad = torch.from_numpy(np.array(g[t - 1], copy=True))
+        opt.step()
+        if t in rows:
+            for i, p in enumerate(params):
+                got = {"param": p.detach().numpy(), "exp_avg": opt.state[p]["exp_avg"].numpy(),
+                       "exp_avg_sq": opt.state[p]["exp_avg_sq"].numpy()}
+                want = {"param": case.expected_params[i][rows[t]],
+                        "exp_avg": case.expected_state["exp_avg"][i][rows[t]],
+                        "exp_avg_sq": case.expected_state["exp_avg_sq"][i][rows[t]]}
+                for key in got:
+                    assert _within(got[key], want[key], case.tolerance), (t, i, key)

@@ -33,7 +33,7 @@ def case_from_files(manifest: dict, arrays: dict | None) -> GoldenCase:
         init, grads, steps = [], [], np.zeros(0, dtype=np.int64)
         expected_params, expected_state = [], {}
     else:
-        init = [arrays[f"param.{i}"][0].copy() for i in range(n)]
+        init = [np.array(arrays[f"param.{i}"][0], copy=True) for i in range(n)]  # 0-d stays an array
         grads = [arrays[f"grad.{i}"] for i in range(n)] if manifest["explicit_gradients"] else None
         steps = arrays["steps"]
         expected_params = [arrays[f"param.{i}"] for i in range(n)]
