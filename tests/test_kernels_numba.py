@@ -412,3 +412,37 @@ def test_state_rounding_matches_round_to_bits(state_dtype, mode, dtype):
         expected = x  # round_to_bits is the identity there, and the kernel is not called
         got = x
     assert np.array_equal(got.view(np.uint8), expected.view(np.uint8))
+
+
+# -- the golden suite and the bench -------------------------------------------------------------
+
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_golden_suite_passes_through_the_numba_backend(rule):
+    from refopt.verify import load_cases, verify_rule
+
+    if not load_cases(rule):
+        pytest.skip(f"the golden suite has no case for {rule}")
+    report = verify_rule(rule, "numba", diagnose=False)
+    assert report.counted, report.table()
+    assert report.passed, report.table()
+
+
+def test_bench_quick_writes_valid_json(tmp_path):
+    import json
+
+    from refopt.cli import main
+
+    status = main(["bench", "--quick", "--sizes", "1000", "--backends", "numpy", "numba",
+                   "--out", str(tmp_path)])
+    assert status == 0
+    data = json.loads((tmp_path / "bench_cpu.json").read_text())
+    assert (tmp_path / "bench_cpu.png").stat().st_size > 0
+    assert data["schema"] == "refopt-bench/1" and data["machine"]["logical_cpus"] >= 1
+    modes = {(r["backend"], r["mode"]) for r in data["results"]}
+    assert modes == {("numpy", "step"), ("numba", "step"), ("numba", "step_"),
+                     ("numba", "step_checked")}
+    for r in data["results"]:
+        assert r["n"] == 1000 and r["time_s"]["median"] > 0 and r["GBps"] > 0
+        assert r["time_s"]["min"] <= r["time_s"]["median"] <= r["time_s"]["max"]
+    assert data["rooflines"][0]["numba_copy_28B"]["median"] > 0
+    assert data["gpu"]["measured"] is False and data["gpu"]["reason"]
