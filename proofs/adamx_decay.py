@@ -18,7 +18,7 @@ from refopt.rules._base import round_to_bits
 from refopt.rules.adamx import beta2_t, memory_horizon
 
 from ._checks import generic_branch, is_zero, rel_err, sign_is, sign_of, table_checks
-from .registry import NUMERIC, PROVED, REFUTED, Claim, fails, holds, undecided, verdict_from
+from .registry import NUMERIC, PROVED, REFUTED, Claim, undecided, verdict_from
 
 RULE = "adamx"
 SPEC = "shared/spec/adamx.md §3"
