@@ -60,7 +60,7 @@ def _lr_at(lr_schedule, k: int, default: float) -> float:
 def trajectory(name: str, params: Sequence[np.ndarray],
                grads: Sequence[np.ndarray] | Callable[[list, int], list], *,
                steps: int | None = None, lr_schedule: Any = None, record_every: int = 1,
-               backend: str = "numpy", **hyper: Any) -> Trajectory:
+               backend: str | None = None, **hyper: Any) -> Trajectory:
     """Run rule ``name`` for T steps and return every (or every k-th) step's params and state.
 
     Parameters
@@ -79,12 +79,20 @@ def trajectory(name: str, params: Sequence[np.ndarray],
         The scheduled learning rate eta_t for t = 1..T; default: the constant ``lr``.
     record_every : int
         Keep steps 0, k, 2k, ... and always the last one.
-    backend : str
-        As in :func:`refopt.get_rule`.
+    backend : str, optional
+        As in :func:`refopt.get_rule`; default ``"numpy"``, or ``"cupy"`` when ``params`` are
+        CuPy arrays. With ``"cupy"`` the steps run on the device and the returned history is
+        copied to NumPy arrays.
     **hyper
         The rule's hyperparameters (lr, betas, eps, weight_decay and its own options).
     """
+    on_device = isinstance(params, (list, tuple)) and any(_is_cupy(p) for p in params)
+    if backend is None:
+        backend = "cupy" if on_device else "numpy"
     rule = get_rule(name, backend=backend, **hyper)
+    to_device, to_host = _transfers(backend)
+    if on_device:
+        params = [to_host(p) for p in params]
     params = [np.array(p, copy=True) for p in V.as_param_list("params", params)]
     if callable(grads):
         if steps is None:
@@ -113,29 +121,34 @@ def trajectory(name: str, params: Sequence[np.ndarray],
     if lr_schedule is not None and not callable(lr_schedule) and len(lr_schedule) != total:
         raise ValueError(f"lr_schedule has {len(lr_schedule)} entries but T = {total}")
 
+    params = [to_device(p) for p in params]
     state = rule.init(params)
     recorded = [0]
-    hist_params = [[p.copy()] for p in params]
-    hist_state = {b: [[np.array(x, copy=True)] for x in getattr(state, b)] for b in rule.buffers}
+    hist_params = [[np.array(to_host(p), copy=True)] for p in params]
+    hist_state = {b: [[np.array(to_host(x), copy=True)] for x in getattr(state, b)]
+                  for b in rule.buffers}
     hist_step = [[s] for s in state.step]
     used_grads = [[] for _ in params]
     infos = []
     for k in range(total):
         g = grad_fn(params, k + 1)
+        if backend == "cupy":
+            g = [None if x is None else to_device(x) for x in g]
         params, state, info = rule.step_with_info(
             params, g, state, lr=_lr_at(lr_schedule, k, rule.hyper["lr"]))
         for i, gi in enumerate(g):
-            used_grads[i].append(np.array(gi, copy=True))
-        infos.append(info["tensors"])
+            used_grads[i].append(np.array(to_host(gi), copy=True))  # (cupy: to NumPy)
+        infos.append([{key: to_host(v) if hasattr(v, "shape") else v for key, v in d.items()}
+                      for d in info["tensors"]])
         t = k + 1
         if t % record_every == 0 or t == total:
             recorded.append(t)
             for i, p in enumerate(params):
-                hist_params[i].append(np.array(p, copy=True))
+                hist_params[i].append(np.array(to_host(p), copy=True))
                 hist_step[i].append(state.step[i])
             for b in rule.buffers:
                 for i, x in enumerate(getattr(state, b)):
-                    hist_state[b][i].append(np.array(x, copy=True))
+                    hist_state[b][i].append(np.array(to_host(x), copy=True))
 
     stacked_state = {b: [np.stack(h) for h in hist_state[b]] for b in rule.buffers}
     stacked_state["step"] = [np.asarray(h, dtype=np.int64) for h in hist_step]
@@ -145,6 +158,20 @@ def trajectory(name: str, params: Sequence[np.ndarray],
                       steps=np.asarray(recorded, dtype=np.int64),
                       params=[np.stack(h) for h in hist_params], state=stacked_state,
                       grads=grads_out, info=_stack_info(infos, len(params)))
+
+
+def _is_cupy(a) -> bool:
+    """A CuPy array, recognised without importing CuPy."""
+    return type(a).__module__.split(".")[0] == "cupy"
+
+
+def _transfers(backend: str):
+    """(to_device, to_host) for the arrays a backend steps: identities except for CuPy."""
+    if backend != "cupy":
+        return (lambda a: a), (lambda a: a)
+    import cupy
+
+    return cupy.asarray, (lambda a: cupy.asnumpy(a) if _is_cupy(a) else a)
 
 
 def _stack_info(infos: list[list[dict]], n_tensors: int) -> dict:

@@ -421,3 +421,25 @@ def test_cupy_bench_quick_writes_gpu_json(tmp_path):
     data = json.loads((tmp_path / "bench_gpu.json").read_text())
     assert data["gpu"]["measured"] and data["gpu"]["device"]
     assert {r["rule"] for r in data["results"] if r["backend"] == "cupy"} == {"adamx"}
+
+
+def test_cupy_arrays_select_the_cupy_backend_in_trajectory():
+    if CB.cupy_unavailable_reason() is None:
+        pytest.skip("a CUDA device is present: covered by test_cupy_trajectory")
+    fake = type("ndarray", (), {"__module__": "cupy._core.core"})()
+    with pytest.raises(RuntimeError, match="backend='cupy' cannot run here"):
+        refopt.trajectory("adamx", [fake], [np.zeros((1, 1))])
+
+
+@pytest.mark.gpu
+def test_cupy_trajectory():
+    cupy = _cupy_or_skip()
+    rng = np.random.default_rng(9)
+    params = [rng.standard_normal(5), rng.standard_normal(())]
+    grads = [rng.standard_normal((6, 5)), rng.standard_normal(6)]
+    host = refopt.trajectory("alphaadam", params, grads)
+    dev = refopt.trajectory("alphaadam", [cupy.asarray(p) for p in params], grads)
+    for x, y in zip(host.params, dev.params):
+        assert isinstance(y, np.ndarray) and np.array_equal(x, y)
+    for x, y in zip(host.info["mask"], dev.info["mask"]):
+        assert np.array_equal(x, y)
