@@ -11,8 +11,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-import math
-import platform
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -162,12 +160,13 @@ def manifest_for(spec: CaseSpec, arrays: dict | None, tolerance: dict, accuracy:
         hyper_used = dict(spec.hyper)
     else:
         hyper_used = dict(get_rule(spec.rule, **spec.hyper).hyper)
+    # Every variant option (the registry's list) plus the non-finite gradient policy.
     options = {k: hyper_used[k] for k in RULES[spec.rule].variants if k in hyper_used}
-    for k in ("nonfinite", "density_floor", "alpha_max", "gamma", "momentum", "dampening"):
-        if k in hyper_used and k not in options and not isinstance(hyper_used[k], float):
-            options[k] = hyper_used[k]
-    if "nonfinite" in hyper_used:
-        options["nonfinite"] = hyper_used["nonfinite"]
+    options["nonfinite"] = hyper_used["nonfinite"]
+    if spec.lr_schedule is not None:
+        schedule = {"kind": "explicit", "payload_key": "lr"}
+    else:
+        schedule = {"kind": "constant", "lr": F.encode_float(float(hyper_used["lr"]))}
     manifest: dict[str, Any] = {
         "schema": F.SCHEMA_FILE, "schema_version": F.SCHEMA_VERSION,
         "suite_version": SUITE_VERSION, "case_id": spec.case_id, "rule": spec.rule,
@@ -181,10 +180,7 @@ def manifest_for(spec: CaseSpec, arrays: dict | None, tolerance: dict, accuracy:
         "buffers": list(rule_cls.buffers),
         "tensors": [{"index": i, "shape": s} for i, s in enumerate(_shapes(spec))],
         "n_steps": spec.n_steps, "record_every": spec.record_every,
-        "schedule": ({"kind": "constant", "lr": F.encode_float(hyper_used["lr"])}
-                     if spec.lr_schedule is None and spec.result != "invalid" else
-                     {"kind": "explicit", "payload_key": "lr"} if spec.lr_schedule is not None
-                     else {"kind": "constant", "lr": F.encode_float(float(hyper_used["lr"]))}),
+        "schedule": schedule,
         "explicit_gradients": spec.objective is None,
         "objective": _objective_block(spec),
         "init": {"source": "payload rows param.<i>[0]",
@@ -354,5 +350,3 @@ def check_suite(directory: str | Path | None = None, pattern: str = "*") -> list
     return problems
 
 
-def host_summary() -> str:
-    return f"{platform.python_implementation()} {platform.python_version()}, NumPy {np.__version__}"

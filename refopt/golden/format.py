@@ -82,8 +82,7 @@ def encode_hyper(hyper: Mapping[str, Any]) -> dict:
     out = {}
     for key in sorted(hyper):
         value = hyper[key]
-        if isinstance(value, bool) or value is None or isinstance(value, (str, int)) \
-                and not isinstance(value, float):
+        if value is None or isinstance(value, (bool, str, int)):
             out[key] = value
         elif isinstance(value, float):
             out[key] = encode_float(value)
