@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-
 import numpy as np
 
 from ..registry import RULES

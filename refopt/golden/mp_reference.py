@@ -8,9 +8,9 @@ r"""Naive, independent re-implementations of every rule, for two jobs of the gol
    against these is recorded in each float64 manifest.
 2. **Tolerances** (``tolerance.measured``): the same loops run in the case's own dtype with a
    *different but legitimate operation order* (:class:`FloatArith` with ``reorder=True``:
-   torch-style ``lerp`` for the moments, ``p - (lr*wd)*p`` for the decay, ``(lr*m)/denom`` for the
-   step), which is what a correct port written independently looks like. How far that lands from
-   the golden values is measured, not guessed.
+   torch-style ``lerp`` for m and ``mul``/``addcmul`` for v, ``p - (lr*wd)*p`` for the decay,
+   ``(lr*m)/denom`` for the step), which is what a correct port written independently looks
+   like. How far that lands from the golden values is measured, not guessed.
 
 This module shares no code with :mod:`refopt.rules`: the formulas are re-typed from the specs
 (``shared/spec/*.md``), one plain loop per rule, so a mistake in either implementation shows up
