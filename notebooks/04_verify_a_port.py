@@ -272,18 +272,82 @@ else:
     print("not run (the port cannot express them):", skipped)
 
 # %% [markdown]
-# ## 5. Ports in other languages: the file mode
+# ## 5. Ports in other languages: the file mode, end to end
 #
-# A port in C++, Rust or Julia cannot be imported. Instead:
+# A port in C++, Rust or Julia cannot be imported. Instead (`refopt/verify/PORTING.md`):
 #
 # ```
-# refopt verify adams --write-inputs cases/     # every case's inputs as plain files
-# (run your port on them, write its trajectories next to the inputs)
-# refopt compare adams cases/                   # the same report, from the files
+# refopt verify adams --write-inputs DIR     # one folder per case: inputs.json + raw .bin arrays
+# (your port reads each folder and writes its trajectory into it)
+# refopt compare adams DIR                   # the same report, diagnoses included
 # ```
 #
-# The format is described in `refopt/verify/PORTING.md` and `refopt/golden/FORMAT.md`.
-#
+# Below, the commands run for real (as `python -m refopt`), and the "foreign" port is our NumPy
+# step function driven only through the files: it reads `inputs.json` and the raw little-endian
+# arrays, writes `output/param.<i>.bin`, and for an invalid case writes `output.json` with the
+# error instead — no refopt import in the loop.
+
+# %%
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+cases_dir = Path(tempfile.mkdtemp(prefix="refopt_port_cases_"))
+cli = [sys.executable, "-m", "refopt"]
+done = subprocess.run(cli + ["verify", "adams", "--write-inputs", str(cases_dir), "--dtype", "float64"],
+                      capture_output=True, text=True)
+print(done.stdout[-300:], done.stderr[-300:])
+assert done.returncode == 0
+
+
+def _number(x):
+    """inputs.json spells non-finite floats as strings."""
+    return float(x) if isinstance(x, str) and x in ("nan", "inf", "-inf") else x
+
+
+def run_foreign_port(folder: Path, step_fn) -> None:
+    meta = json.loads((folder / "inputs.json").read_text())
+    hyper = {k: tuple(_number(b) for b in v) if isinstance(v, list) else _number(v)
+             for k, v in meta["hyper"].items()}
+    if meta["result"] == "invalid":  # manifest only: the port must refuse the hyperparameters
+        try:
+            step_fn([np.zeros(1)], [np.zeros(1)], None, t=1, lr=hyper["lr"], hyper=hyper)
+        except (ValueError, FloatingPointError) as exc:
+            (folder / "output.json").write_text(json.dumps({"error": str(exc)}))
+        return
+
+    def read(key):
+        a = meta["arrays"][key]
+        return np.fromfile(folder / a["file"], dtype=a["dtype"]).reshape(a["shape"])
+
+    n = len(meta["tensors"])
+    params = [read(f"param.{i}").copy() for i in range(n)]
+    grads, lrs = [read(f"grad.{i}") for i in range(n)], read("lr")
+    record = set(meta["record_steps"])
+    history = [[p.copy()] for p in params]  # record_steps starts with 0
+    state = None
+    for t in range(1, meta["n_steps"] + 1):
+        params, state = step_fn(params, [g[t - 1] for g in grads], state, t=t,
+                                lr=float(lrs[t - 1]), hyper=hyper)
+        if t in record:
+            for h, p in zip(history, params):
+                h.append(np.array(p, copy=True))
+    (folder / "output").mkdir(exist_ok=True)
+    for i, h in enumerate(history):
+        arr = np.stack(h)
+        arr.astype(arr.dtype.newbyteorder("<")).tofile(folder / "output" / f"param.{i}.bin")
+
+
+folders = sorted(d for d in cases_dir.iterdir() if (d / "inputs.json").exists())
+for folder in folders:
+    run_foreign_port(folder, make_adams_port())
+done = subprocess.run(cli + ["compare", "adams", str(cases_dir)], capture_output=True, text=True)
+print("\n".join(done.stdout.splitlines()[-3:]))
+print(f"{len(folders)} case folders; refopt compare exit status {done.returncode}")
+assert done.returncode == 0, done.stdout + done.stderr
+
+# %% [markdown]
 # ## 6. What passing means — and what it does not
 #
 # Passing says the port computes the same function as refopt's reference **for the form and
