@@ -279,13 +279,19 @@ def test_report_renders_the_proofs_table_and_survives_a_missing_registry(tmp_pat
                             "(withdrawn)", status="open", expected_status="open", seconds=0.0,
                             detail="withdrawn in v2", source="spec"),
             SimpleNamespace(claim_id="adamx.T9", rule="adamx", title="bf16", status="refuted",
-                            expected_status="proved", seconds=0.0, detail="x", source="spec")]
+                            expected_status="proved", seconds=0.0, detail="x", source="spec"),
+            SimpleNamespace(claim_id="adams.N3", rule="adams", title="Empirical rate",
+                            status="open", expected_status="open", seconds=0.0,
+                            detail="an experiment", source="spec")]
     monkeypatch.setattr(report, "_proof_results", lambda rule=None: (fake, ""))
     summary = report.run_report(tmp_path, config="tiny")
     text = summary["path"].read_text()
     assert "| adams.A1 | adams | SOS identity | proved | proved | **reproduced** |" in text
     assert "**withdrawn by its authors**" in text.split("## Theory claims")[1]
     assert "refuted (unexpected)" in text
+    n3 = next(line for line in text.splitlines() if line.startswith("| adams.N3 |"))
+    assert "measured by experiment S-rate" in n3
+    assert f"**{summary['verdicts']['adams.C1']}**" in n3     # the experiment's verdict
     monkeypatch.undo()
     monkeypatch.setitem(sys.modules, "refopt.proofs", None)   # import fails: ImportError
     proofs, note = report._proof_results()

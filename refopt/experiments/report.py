@@ -210,9 +210,17 @@ def _proof_results(rule: str | None = None):
         return None, f"proofs registry failed: {type(exc).__name__}: {exc}"
 
 
-def proof_verdict(result) -> str:
-    """Map a proof status to a report verdict."""
+# Proof obligations that the registry leaves open because they are experiments: their verdict
+# is the experiment's.
+PROOF_EXPERIMENTS = {"adams.N3": "S-rate"}
+
+
+def proof_verdict(result, checks: dict | None = None) -> str:
+    """Map a proof status to a report verdict (an experiment's verdict for PROOF_EXPERIMENTS)."""
     status = getattr(result, "status", "")
+    key = PROOF_EXPERIMENTS.get(getattr(result, "claim_id", ""))
+    if status == "open" and checks and key in checks:
+        return checks[key].verdict
     text = f"{getattr(result, 'title', '')} {getattr(result, 'detail', '')}".lower()
     if status in ("proved", "checked numerically only"):
         return REPRODUCED
@@ -272,7 +280,7 @@ def run_report(out_dir: str | Path = "reports", *, config: str = "quick",
                "checks": {k: vars(v) for k, v in checks.items()},
                "proofs": None if proofs is None else [
                    {"claim_id": r.claim_id, "rule": r.rule, "status": r.status,
-                    "expected_status": r.expected_status, "verdict": proof_verdict(r)}
+                    "expected_status": r.expected_status, "verdict": proof_verdict(r, checks)}
                    for r in proofs], "proofs_note": proofs_note}
     from .runner import jsonable
     _io.atomic_write_json(out_dir / "report.json", jsonable(summary))
@@ -330,12 +338,16 @@ def _render(rows, experiments, checks, proofs, proofs_note, config, seconds, cou
               "|---|---|---|---|---|---|---|"]
         for r in proofs:
             flag = "" if r.status == r.expected_status else " (unexpected)"
+            detail = _short(r.detail)
+            exp = PROOF_EXPERIMENTS.get(r.claim_id)
+            if r.status == "open" and exp in checks:
+                detail = f"measured by experiment {exp}: {checks[exp].evidence}"
             L.append(f"| {r.claim_id} | {r.rule} | {_md_cell(r.title)} | {r.status}{flag} | "
-                     f"{r.expected_status} | **{proof_verdict(r)}** | "
-                     f"{_md_cell(_short(r.detail))} |")
+                     f"{r.expected_status} | **{proof_verdict(r, checks)}** | "
+                     f"{_md_cell(detail)} |")
         tally: dict[str, int] = {}
         for r in proofs:
-            tally[proof_verdict(r)] = tally.get(proof_verdict(r), 0) + 1
+            tally[proof_verdict(r, checks)] = tally.get(proof_verdict(r, checks), 0) + 1
         L += ["", "Theory summary: " + ", ".join(f"{k}: {n}" for k, n in tally.items()), ""]
     return "\n".join(L) + "\n"
 
