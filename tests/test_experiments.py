@@ -111,6 +111,19 @@ def test_torn_last_line_is_dropped_and_the_run_redone(tmp_path):
     assert len(_strict_lines(out)) == N_RUNS              # the torn fragment is gone
 
 
+def test_a_task_version_bump_redoes_old_records(tmp_path, monkeypatch):
+    out = tmp_path / "r.jsonl"
+    old = run_sweep(SWEEP, out, max_workers=1, limit=2)
+    assert all(rec["task_version"] == runner.TASK_VERSIONS["optimize"] for rec in old)
+    monkeypatch.setitem(runner.TASK_VERSIONS, "optimize", runner.TASK_VERSIONS["optimize"] + 1)
+    new = run_sweep(SWEEP, out, max_workers=1)
+    assert len(new) == N_RUNS and all(rec["task_version"] == runner.TASK_VERSIONS["optimize"]
+                                      for rec in new)
+    assert len(_strict_lines(out)) == N_RUNS + 2          # old lines stay, superseded
+    assert [r["result"] for r in new[:2]] == [r["result"] for r in old]
+    assert run_sweep(SWEEP, out, max_workers=1) == new    # and nothing is redone again
+
+
 def test_corrupt_line_in_the_middle_raises(tmp_path):
     out = tmp_path / "r.jsonl"
     run_sweep(SWEEP, out, max_workers=1, limit=2)

@@ -70,7 +70,7 @@ def variants(rule_under_test: str = "alphaadam") -> dict[str, tuple[str, dict]]:
     return out
 
 
-@task("alphaadam_masks")
+@task("alphaadam_masks", version=2)  # 2: x0 "zero" and quarter means
 def masks_run(spec: dict) -> dict:
     """One seeded run: loss curve, noise floor, kept fraction per step, first-step size."""
     from ..objectives import make_objective

@@ -5,7 +5,8 @@ spec alone (:func:`run_one`), so a run can be redone anywhere and gives the same
 go to a JSON Lines file, one line per finished run, each appended with ``write + flush + fsync``:
 a crash loses at most the runs in flight, never a finished one. On restart, runs whose ``key``
 (the sha256 of the canonical spec) is already in the file are skipped. A torn last line (a crash
-in the middle of a write) is dropped by an atomic rewrite before anything is appended.
+in the middle of a write) is dropped by an atomic rewrite before anything is appended. Records
+carry their task's version; after a version bump the old records are redone, not reused.
 
 Executors:
 
@@ -37,14 +38,21 @@ import numpy as np
 
 from .. import _io
 
-# Registry of run functions ("tasks"): name -> callable(spec) -> dict of JSON-able metrics.
+# Registry of run functions ("tasks"): name -> callable(spec) -> dict of JSON-able metrics, and
+# each task's version: records of an older version are not reused on resume (they are redone and
+# the new record supersedes the old line).
 TASKS: dict[str, Callable[[dict], dict]] = {}
+TASK_VERSIONS: dict[str, int] = {}
 
 
-def task(name: str):
-    """Decorator: register a run function under ``name`` (looked up by ``spec["task"]``)."""
+def task(name: str, version: int = 1):
+    """Decorator: register a run function under ``name`` (looked up by ``spec["task"]``).
+
+    Bump ``version`` whenever the function's output for a given spec changes.
+    """
     def deco(fn):
         TASKS[name] = fn
+        TASK_VERSIONS[name] = int(version)
         return fn
     return deco
 
@@ -201,7 +209,15 @@ def run_one(spec: Mapping) -> dict:
         _import_task_modules()
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; known: {sorted(TASKS)}")
-    return {"key": run_key(spec), "spec": spec, "result": jsonable(TASKS[name](spec))}
+    return {"key": run_key(spec), "spec": spec, "task_version": TASK_VERSIONS[name],
+            "result": jsonable(TASKS[name](spec))}
+
+
+def _is_current(record: Mapping) -> bool:
+    name = record.get("spec", {}).get("task", "optimize")
+    if name not in TASKS:
+        _import_task_modules()
+    return name in TASKS and record.get("task_version") == TASK_VERSIONS[name]
 
 
 def _import_task_modules() -> None:
@@ -314,7 +330,8 @@ def run_sweep(specs: Sequence[Mapping] | Mapping, out: str | os.PathLike, *,
         raise ValueError(f"limit must be None or an integer >= 0, got {limit!r}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = {rec["key"]: rec for rec in read_results(out, repair=True)}
+    # Later lines supersede earlier ones (a rerun after a task's version changed).
+    done = {rec["key"]: rec for rec in read_results(out, repair=True) if _is_current(rec)}
     todo = [s for s, k in zip(specs, keys) if k not in done]
     if limit is not None:
         todo = todo[:int(limit)]
