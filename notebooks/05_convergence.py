@@ -49,7 +49,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import refopt
-from refopt.experiments import adams_rate, adamx_transition, alphaadam_masks, read_results
+from refopt.experiments import adams_rate, adamx_transition, alphaadam_masks, read_results, run_key
+from refopt.experiments.runner import jsonable
 from refopt.experiments._common import NOT_REPRODUCED, REPRODUCED, VERDICTS
 
 FAST = os.environ.get("REFOPT_NOTEBOOK_FAST", "0").lower() not in ("", "0", "false", "no")
@@ -90,6 +91,12 @@ def show_experiment_figures(result):
             display(Image(filename=str(path)))
 
 
+def current_runs(path: Path) -> list:
+    """The run records of a results file, one per run key (the last one written wins, as in the
+    runner: two processes sharing ``reports/`` may both have appended the same run)."""
+    return list({rec["key"]: rec for rec in read_results(path)}.values())
+
+
 def print_verdicts(result):
     print(f"{result.name} [{result.config}] in {result.seconds:.1f} s")
     for v in result.verdicts:
@@ -120,7 +127,14 @@ assert res_x.verdict("X-T8").verdict == REPRODUCED
 assert res_x.numbers["rel_dv_end"]["adamx"] < res_x.numbers["rel_dv_end"]["adam"]
 
 # %%
-records = read_results(OUT_DIR / "results" / f"adamx_transition_{CONFIG}.jsonl")
+# The results file is resumable and may also hold runs of other sizes (or of an older version of
+# the experiment): keep only the runs of this configuration.
+cfg_x = adamx_transition.CONFIGS[CONFIG]
+records = [r for r in current_runs(OUT_DIR / "results" / f"adamx_transition_{CONFIG}.jsonl")
+           if r["spec"]["seed"] in cfg_x["seeds"] and r["spec"]["steps"] == cfg_x["steps"]
+           and r["spec"]["t0"] == cfg_x["t0"] and list(r["spec"]["betas"]) == list(cfg_x["betas"])
+           and r["spec"]["constants"]["dim"] == cfg_x["dim"] and r["spec"]["lr"] == cfg_x["lr"]]
+assert len(records) == 2 * len(cfg_x["seeds"])
 H = res_x.numbers["H"]
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
 for rec in records:
@@ -171,7 +185,11 @@ assert res_s.verdict("S-N1").verdict == REPRODUCED
 assert res_s.verdict("S-forms").verdict == REPRODUCED
 
 # %%
-records = read_results(OUT_DIR / "results" / f"adams_rate_{CONFIG}_theorem.jsonl")
+# Only this configuration's runs, identified by their run keys.
+keys = {run_key(jsonable(spec)) for spec in adams_rate.rate_specs(adams_rate.CONFIGS[CONFIG])}
+records = [r for r in current_runs(OUT_DIR / "results" / f"adams_rate_{CONFIG}_theorem.jsonl")
+           if r["key"] in keys]
+assert len(records) == len(keys)
 T = np.array([r["spec"]["steps"] for r in records], dtype=float)
 mean_norm = np.array([r["result"]["mean_grad_norm"] for r in records])
 min_norm = np.array([r["result"]["min_grad_norm"] for r in records])
@@ -206,14 +224,19 @@ assert res_const.verdict("S-rate").verdict == NOT_REPRODUCED
 # %% [markdown]
 # ## 3. AlphaAdam: what the masks do (spec §2.4, §4.5)
 #
-# On the noisy quadratic of spec 4.5 (x₀ ~ N(0, I)): the noise floor (the exact loss averaged over
-# the last window) of Adam, C-AdamW and AlphaAdam under every α rule and first-step policy; the
-# mask density over time; how many coordinates were both kept and masked (intra-layer
-# asynchrony). Criteria: A-floor, AlphaAdam below Adam and C-AdamW by > 2 combined standard
-# errors; A-async, mean kept fraction in (0.05, 0.95) and > 50 % of coordinates both kept and
-# masked; A-alpha, `count` below `none`; A-first, the exact first-step facts (deterministic).
-# The spec's indicative numbers (Adam 579, C-Adam 119, ...) come from an unstated start point:
-# shown for reference, not a criterion.
+# On the noisy quadratic of spec 4.5, for Adam, C-AdamW and AlphaAdam under every α rule and
+# first-step policy, the experiment separates two things the spec's single number mixes:
+#
+# * the **loss after the spec's budget** (3000 steps from x₀ ~ N(0, I), mean over the last
+#   window): the loss is still falling there, so this measures *speed* (criterion A-speed);
+# * the **stationary noise floor**: start at the minimiser x* = 0 and average the exact loss over
+#   the last quarter of a longer run, the level the noise sustains (criterion A-floor).
+#
+# Both: AlphaAdam's default below Adam's and C-AdamW's by > 2 combined standard errors over seeds.
+# Also A-alpha (`count` below `none` after the budget: the compensation matters), A-async (the
+# mask keeps a fraction in (0.05, 0.95), and > 50 % of coordinates are both kept and masked at
+# some step) and A-first (the exact first-step facts, deterministic). The spec's indicative
+# numbers (Adam 579, C-Adam 119, ...) come from an unstated start point: shown for reference only.
 
 # %%
 res_a = alphaadam_masks.run(CONFIG, OUT_DIR)
@@ -222,28 +245,37 @@ show_experiment_figures(res_a)
 assert res_a.verdict("A-first").verdict == REPRODUCED
 
 # %%
-floor = res_a.numbers["floor"]
-labels = sorted(floor, key=lambda k: floor[k]["mean"])
-fig, axes = plt.subplots(1, 2, figsize=(13, 4))
-means = [floor[k]["mean"] for k in labels]
-ses = [0.0 if not math.isfinite(floor[k]["se"]) else floor[k]["se"] for k in labels]
-axes[0].barh(labels, means, xerr=ses, color=["C3" if k in ("adam", "cadamw") else "C0" for k in labels])
-axes[0].set_xscale("log")
-axes[0].set_xlabel("noise floor: mean exact loss over the last window (dimensionless)")
-axes[0].set_title(f"floors ± 1 s.e. over seeds [{CONFIG}]")
-records = read_results(OUT_DIR / "results" / f"alphaadam_masks_{CONFIG}.jsonl")
+def floor_panel(ax, stats, title):
+    labels = sorted(stats, key=lambda k: stats[k]["mean"])
+    means = [stats[k]["mean"] for k in labels]
+    ses = [stats[k]["se"] if math.isfinite(stats[k]["se"]) else 0.0 for k in labels]
+    ax.barh(labels, means, xerr=ses, color=["C3" if k in ("adam", "cadamw") else "C0" for k in labels])
+    ax.set_xlabel("mean exact loss f (dimensionless)")
+    ax.set_title(title)
+
+
+fig, axes = plt.subplots(1, 3, figsize=(18, 4.2))
+floor_panel(axes[0], res_a.numbers["budget_loss"], f"after the spec's budget, ± 1 s.e. [{CONFIG}]")
+floor_panel(axes[1], res_a.numbers["stationary_floor"], "stationary floor from x* = 0, ± 1 s.e.")
+cfg_a = alphaadam_masks.CONFIGS[CONFIG]
+records = [r for r in current_runs(OUT_DIR / "results" / f"alphaadam_masks_{CONFIG}.jsonl")
+           if r["spec"]["seed"] in cfg_a["seeds"] and r["spec"]["steps"] == cfg_a["steps"]
+           and r["spec"]["constants"].get("dim") == cfg_a["dim"]
+           and r["spec"]["hyper"].get("lr") == cfg_a["lr"]]
 for label, colour in (("alphaadam:count", "C0"), ("cadamw", "C3"), ("alphaadam:soft", "C2")):
     runs = [r["result"] for r in records if r["spec"]["label"] == label]
+    assert len(runs) == len(cfg_a["seeds"]), (label, len(runs))
     for i, r in enumerate(runs):
-        axes[1].plot(r["kept_t"], r["kept"], color=colour, alpha=0.7, lw=1,
+        axes[2].plot(r["kept_t"], r["kept"], color=colour, alpha=0.7, lw=1,
                      label=label if i == 0 else None)
-axes[1].set_xlabel("step t (count)")
-axes[1].set_ylabel("kept fraction k/n (dimensionless)")
-axes[1].set_title("mask density over time (C-AdamW: its Cautious mask)")
-axes[1].legend(fontsize=8)
+axes[2].set_xlabel("step t (count)")
+axes[2].set_ylabel("kept fraction k/n (dimensionless)")
+axes[2].set_title("mask density over time (C-AdamW: its Cautious mask)")
+axes[2].legend(fontsize=8)
 fig.tight_layout()
 print("saved", save(fig, "alphaadam_masks"))
-# B4 in the aggregate: AlphaAdam's m_prev mask keeps fewer coordinates than Cautious.
+# B4 says AlphaAdam's m_prev mask is inside the Cautious mask *for the same state*; these are
+# different trajectories, so the comparison below is an observation, not an identity.
 kept = res_a.numbers["mean_kept_after_1"]
 print(f"mean kept fraction: AlphaAdam {kept['alphaadam:count']:.3f}, C-AdamW {kept['cadamw']:.3f}")
 
