@@ -206,8 +206,8 @@ def test_torch_planted_mistake_fails_with_its_diagnosis(torch_ports, rule, name,
 
 
 def test_torch_port_without_validation_fails_invalid_cases(torch_ports):
-    rep = verify_cases([casekit.make_case("adams"), casekit.invalid_case("adams", betas=(0.9, 1.0))],
-                       torch_ports.AdamSNoValidation)
+    cases = [casekit.make_case("adams"), casekit.invalid_case("adams", betas=(0.9, 1.0))]
+    rep = verify_cases(cases, torch_ports.AdamSNoValidation)
     assert [r.status for r in rep.results] == ["pass", "FAIL"]
     assert "accepted an invalid case" in rep.results[1].message
 

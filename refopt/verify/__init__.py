@@ -213,7 +213,7 @@ def _invalid_reason(case) -> str:
 def verify_cases(cases: Iterable, port: Any, *, options: Mapping | None = None,
                  adapter: str = "auto", rule: str | None = None, diagnose: bool = True,
                  port_name: str | None = None) -> Report:
-    """Run ``cases`` (GoldenCase objects) through ``port`` and judge each; see :func:`verify_rule`."""
+    """Run ``cases`` (GoldenCase objects) through ``port`` and judge each (see verify_rule)."""
     p = make_port(port, options, adapter, port_name)
     name = getattr(p, "name", port_name or repr(port))
     results = []

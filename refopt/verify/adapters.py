@@ -44,7 +44,6 @@ rule's hyperparameters, cases with another value of it are not run.
 from __future__ import annotations
 
 import inspect
-import math
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
@@ -182,7 +181,9 @@ def case_kwargs(case, accepted: set, var_kw: bool, options: Mapping | None = Non
 
 def lr_at(case, t: int) -> float:
     """eta_t for step t (1-based)."""
-    return float(case.lr_schedule[t - 1]) if case.lr_schedule is not None else float(case.hyper["lr"])
+    if case.lr_schedule is not None:
+        return float(case.lr_schedule[t - 1])
+    return float(case.hyper["lr"])
 
 
 def _buffers_from_state(state: Any, names: tuple, n: int) -> dict:
@@ -584,10 +585,3 @@ def expected_histories(case) -> dict:
         if name != "step":
             out[name] = list(value)
     return out
-
-
-def is_finite_number(x) -> bool:
-    try:
-        return math.isfinite(float(x))
-    except (TypeError, ValueError):
-        return False

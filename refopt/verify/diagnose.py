@@ -12,7 +12,7 @@ Known mistakes (``shared/spec/*.md``, pitfalls sections):
 =========================  ========================================================  ============
 key                        mistake                                                   rules
 =========================  ========================================================  ============
-``eps_inside_sqrt``        :math:`\sqrt{v + \epsilon}` instead of :math:`\sqrt v + \epsilon`   all three
+``eps_inside_sqrt``        sqrt(v + eps) instead of sqrt(v) + eps                    all three
 ``wd_coupled``             weight decay added to the gradient (L2) instead of         all three
                            decoupled :math:`\theta(1-\eta\lambda)`
 ``wd_after_step``          decoupled decay applied after the step instead of before   all three
@@ -84,13 +84,12 @@ class AdamXMutant(_Mutant, AdamX):
         b1, b2 = self.hyper["betas"]
         if self.mistake == "missing_bias_correction":
             # Adam's constant betas without any correction, instead of the folded beta_t's.
-            k1, k2 = f(b1), f(b2)
+            k1, k2, j1, j2 = f(b1), f(b2), f(1.0 - b1), f(1.0 - b2)
         else:
             k1, k2 = sc["beta1_t"], sc["beta2_t"]
-        exp_avg = k1 * bufs["exp_avg"] + (f(1) - k1 if self.mistake == "missing_bias_correction"
-                                          else sc["one_minus_beta1_t"]) * grad
-        exp_avg_sq = k2 * bufs["exp_avg_sq"] + (f(1) - k2 if self.mistake == "missing_bias_correction"
-                                                else sc["one_minus_beta2_t"]) * (grad * grad)
+            j1, j2 = sc["one_minus_beta1_t"], sc["one_minus_beta2_t"]
+        exp_avg = k1 * bufs["exp_avg"] + j1 * grad
+        exp_avg_sq = k2 * bufs["exp_avg_sq"] + j2 * (grad * grad)
         exp_avg = round_to_bits(exp_avg, self.hyper["state_dtype"])
         exp_avg_sq = round_to_bits(exp_avg_sq, self.hyper["state_dtype"])
         num, second = exp_avg, exp_avg_sq
