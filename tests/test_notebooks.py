@@ -53,7 +53,8 @@ def _figure_snapshot() -> dict[str, float]:
 
 def test_notebooks_exist():
     names = {p.name for p in NOTEBOOKS}
-    for expected in ("01_adamx.py", "02_adams.py", "03_alphaadam.py"):
+    for expected in ("01_adamx.py", "02_adams.py", "03_alphaadam.py", "04_verify_a_port.py",
+                     "05_convergence.py"):
         assert expected in names, f"notebooks/{expected} is missing"
 
 
