@@ -205,9 +205,15 @@ def _with_probe_inputs(case):
 
 
 def _invalid_reason(case) -> str:
-    notes = case.manifest.get("notes") if isinstance(case.manifest, Mapping) else None
-    comment = case.manifest.get("comment") if isinstance(case.manifest, Mapping) else None
-    return str(comment or notes or f"hyperparameters {dict(case.hyper)}")
+    manifest = case.manifest if isinstance(case.manifest, Mapping) else {}
+    param = (manifest.get("expected_error") or {}).get("parameter")
+    if param:
+        name, _, index = param.partition("[")
+        value = case.hyper.get(name)
+        if index and isinstance(value, (tuple, list)):
+            value = value[int(index.rstrip("]"))]
+        return f"{param} = {value!r} is out of range"
+    return f"hyperparameters {dict(case.hyper)}"
 
 
 def verify_cases(cases: Iterable, port: Any, *, options: Mapping | None = None,
