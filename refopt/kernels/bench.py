@@ -68,6 +68,8 @@ def register(subparsers) -> None:
                    help="small sizes, one rule, few repeats (a smoke run, seconds)")
     p.add_argument("--note", default="", help="free text stored in the JSON (e.g. machine load)")
     p.add_argument("--out", default="figures", help="output folder (default figures/)")
+    p.add_argument("--name", default="bench_cpu",
+                   help="file stem of the CPU results (default bench_cpu: .json and .png)")
     p.set_defaults(func=run)
 
 
@@ -94,9 +96,10 @@ def run(args) -> int:
                        quick=args.quick, note=args.note,
                        progress=lambda msg: print(msg, flush=True))
     cpu = {k: v for k, v in report.items() if k != "gpu_results"}
-    atomic_write_json(out / "bench_cpu.json", cpu)
-    plot(cpu, out / "bench_cpu.png")
-    print(f"wrote {out / 'bench_cpu.json'} and {out / 'bench_cpu.png'}")
+    stem = Path(args.name).name
+    atomic_write_json(out / f"{stem}.json", cpu)
+    plot(cpu, out / f"{stem}.png")
+    print(f"wrote {out / (stem + '.json')} and {out / (stem + '.png')}")
     if report["gpu"]["measured"]:
         gpu = {**{k: report[k] for k in ("schema", "created", "machine", "config", "note")},
                "gpu": report["gpu"], "results": report["gpu_results"],
@@ -123,18 +126,6 @@ def _repeats(n: int, quick: bool) -> int:
     if n <= 10**7:
         return 15
     return 5
-
-
-def time_call(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> dict:
-    """Wall-clock seconds of ``fn()``: median, quartiles, min, max over ``repeats`` calls."""
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return _stats(samples)
 
 
 def _stats(samples: list[float]) -> dict:
@@ -173,44 +164,52 @@ def benchmark(sizes, rules, backends, *, threads=None, quick=False, note="",
         g = rng.standard_normal(n).astype(np.float32)
         p0 = rng.standard_normal(n).astype(np.float32)
         progress(f"n = {n:.0e}: {reps} repeats")
-        roof = {"n": n}
-        if numba_ok:
-            roof.update(_cpu_rooflines(n, reps, {_ARRAYS_MOVED[r] for r in rules}))
-        rooflines.append(roof)
-        if torch_ok:
-            torch_rows.extend(_torch_cpu(p0, g, reps))
+        roof: dict[str, Any] = {"n": n}
         for name in rules:
             nbytes = 4 * _ARRAYS_MOVED[name]
-            actual = nbytes + 4 * _EXTRA_READS.get(name, 0)
+            row = {"rule": name, "n": n, "dtype": "float32", "bytes_per_element": nbytes,
+                   "bytes_actual": nbytes + 4 * _EXTRA_READS.get(name, 0), "threads": threads}
             # A state one step in, so that masks and moments are in their running regime.
             ref = get_rule(name)
             state = ref.step([p0], [g], ref.init([p0]))[1]
-            row = {"rule": name, "n": n, "dtype": "float32", "bytes_per_element": nbytes,
-                   "bytes_actual": actual, "threads": threads}
+            # Group 1, new arrays: the reference against numba's step (numpy capped: slow).
+            calls = {}
             if "numpy" in backends:
-                stats = time_call(lambda: ref.step([p0], [g], state), max(1, min(reps, 10)),
-                                  warmup=1)
-                results.append({**row, "backend": "numpy", "mode": "step", "time_s": stats,
-                                "threads": 1})
+                calls["numpy step"] = (lambda: ref.step([p0], [g], state), 10)
             if numba_ok:
                 fast = get_rule(name, backend="numba")
-                stats = time_call(lambda: fast.step([p0], [g], state), reps)
-                results.append({**row, "backend": "numba", "mode": "step", "time_s": stats})
-                for mode, policy in (("step_", "propagate"), ("step_checked", "raise")):
-                    rule = get_rule(name, backend="numba", nonfinite=policy)
-                    params = [p0.copy()]
-                    st = rule.step([p0], [g], rule.init([p0]))[1]
-                    st = st._replace(**{b: tuple(x.copy() for x in getattr(st, b))
-                                        for b in rule.buffers})
-                    holder = [st]
-
-                    def inplace(rule=rule, params=params, holder=holder):
-                        holder[0] = rule.step_(params, [g], holder[0])
-
-                    stats = time_call(inplace, reps)
-                    results.append({**row, "backend": "numba", "mode": mode, "time_s": stats,
-                                    "nonfinite": policy})
-        progress(f"n = {n:.0e}: done")
+                calls["numba step"] = (lambda: fast.step([p0], [g], state), reps)
+            stats = interleaved(calls, reps)
+            if "numpy step" in stats:
+                results.append({**row, "backend": "numpy", "mode": "step",
+                                "time_s": stats["numpy step"], "threads": 1})
+            if "numba step" in stats:
+                results.append({**row, "backend": "numba", "mode": "step",
+                                "time_s": stats["numba step"]})
+            del calls, stats
+            # Group 2, in place: numba's step_ against the rooflines and torch, same arrays.
+            calls = {}
+            if numba_ok:
+                calls.update(_inplace_calls(name, p0, g))
+                calls.update(_roofline_calls(n, _ARRAYS_MOVED[name], g))
+            if torch_ok:
+                calls.update(_torch_calls(p0, g))
+            stats = interleaved(calls, reps)
+            for mode, policy in (("step_", "propagate"), ("step_checked", "raise")):
+                if f"numba {mode}" in stats:
+                    results.append({**row, "backend": "numba", "mode": mode,
+                                    "time_s": stats[f"numba {mode}"], "nonfinite": policy})
+            for key, value in stats.items():
+                if key.startswith("roofline "):
+                    roof[key.split(" ", 1)[1]] = value
+                elif key.startswith("torch "):
+                    impl = key.split(" ", 1)[1]
+                    torch_rows.append({"impl": impl, "n": n, "measured_with": name,
+                                       "time_s": value, "bytes_per_element": 28,
+                                       "GBps": 28 * n / value["median"] / 1e9})
+            del calls, stats
+            progress(f"n = {n:.0e}: {name} done")
+        rooflines.append(roof)
     _add_rates_and_ratios(results, rooflines, torch_rows)
 
     gpu = {"measured": False, "reason": "not requested (--backends without cupy)"}
@@ -252,52 +251,84 @@ def _importable(module: str, skipped: dict) -> bool:
         return False
 
 
-def _cpu_rooflines(n: int, reps: int, arrays_moved: set[int]) -> dict:
+def interleaved(calls: dict, reps: int, warmup: int = 2) -> dict:
+    """Time several callables round-robin: repeat r runs each once, so load hits all alike.
+
+    ``calls`` maps a label to ``(fn, max_repeats)``; returns the label's :func:`_stats`.
+    """
+    for fn, _ in calls.values():
+        for _ in range(warmup if reps > 3 else 1):
+            fn()
+    samples: dict[str, list] = {k: [] for k in calls}
+    for r in range(reps):
+        for key, (fn, cap) in calls.items():
+            if r < max(1, cap):
+                t0 = time.perf_counter()
+                fn()
+                samples[key].append(time.perf_counter() - t0)
+    return {k: _stats(v) for k, v in samples.items()}
+
+
+def _inplace_calls(name: str, p0, g) -> dict:
+    """numba's step_ with and without the non-finite pre-pass, stepping the same arrays."""
+    from .. import get_rule
+
+    params = [p0.copy()]
+    base = get_rule(name, backend="numba")
+    state = base.step([p0], [g], base.init([p0]))[1]  # fresh arrays, one step in
+    calls = {}
+    for mode, policy in (("step_", "propagate"), ("step_checked", "raise")):
+        rule = get_rule(name, backend="numba", nonfinite=policy)
+        holder = [state]
+
+        def step(rule=rule, holder=holder):
+            holder[0] = rule.step_(params, [g], holder[0])
+
+        calls[f"numba {mode}"] = (step, 10**9)
+    return calls
+
+
+def _roofline_calls(n: int, arrays_moved: int, g) -> dict:
     from .roofline import copy_kernel, rmw2_kernel, rmw3_kernel
 
-    out: dict[str, Any] = {}
-    for k in sorted(arrays_moved):
-        # A copy of the same bytes: read + written = k arrays of 4 B per element.
-        half = (k * n * 4) // 8  # float32 elements in each of src and dst
-        src = np.ones(half, dtype=np.float32)
-        dst = np.empty_like(src)
-        out[f"numba_copy_{4 * k}B"] = time_call(lambda: copy_kernel(src, dst), reps)
-        out[f"numpy_copy_{4 * k}B"] = time_call(lambda: np.copyto(dst, src), reps)
-        del src, dst
-        g = np.full(n, 1e-3, dtype=np.float32)
-        state = [np.ones(n, dtype=np.float32) for _ in range(k // 2)]
-        kernel = rmw3_kernel if k // 2 == 3 else rmw2_kernel
-        out[f"numba_rmw_{4 * k}B"] = time_call(lambda: kernel(g, *state), reps)
-    return out
+    k = arrays_moved
+    half = (k * n * 4) // 8  # float32 elements in each of src and dst: k arrays' bytes in all
+    src = np.ones(half, dtype=np.float32)
+    dst = np.empty_like(src)
+    state = [np.ones(n, dtype=np.float32) for _ in range(k // 2)]
+    rmw = rmw3_kernel if k // 2 == 3 else rmw2_kernel
+    small_g = np.full(n, 1e-3, dtype=np.float32)
+    return {f"roofline numba_copy_{4 * k}B": (lambda: copy_kernel(src, dst), 10**9),
+            f"roofline numpy_copy_{4 * k}B": (lambda: np.copyto(dst, src), 10**9),
+            f"roofline numba_rmw_{4 * k}B": (lambda: rmw(small_g, *state), 10**9)}
 
 
-def _torch_cpu(p0, g, reps) -> list[dict]:
+def _torch_calls(p0, g) -> dict:
     import torch
 
-    rows = []
+    calls = {}
+    grad = torch.from_numpy(g)
     for impl, kw in (("foreach", {"foreach": True}), ("fused", {"fused": True}),
                      ("single_tensor", {"foreach": False})):
         w = torch.nn.Parameter(torch.from_numpy(p0.copy()))
-        w.grad = torch.from_numpy(g.copy())
+        w.grad = grad
         try:
             opt = torch.optim.AdamW([w], lr=1e-3, **kw)
-            stats = time_call(opt.step, reps)
-        except (RuntimeError, TypeError, ValueError) as exc:
-            rows.append({"impl": impl, "n": p0.size, "error": str(exc)})
-            continue
-        rows.append({"impl": impl, "n": p0.size, "time_s": stats, "bytes_per_element": 28,
-                     "GBps": 28 * p0.size / stats["median"] / 1e9})
-    return rows
+            opt.step()
+        except (RuntimeError, TypeError, ValueError):
+            continue  # e.g. fused=True unsupported on this build: left out of the report
+        calls[f"torch {impl}"] = (opt.step, 10**9)
+    return calls
 
 
 def _add_rates_and_ratios(results, rooflines, torch_rows) -> None:
     roof = {r["n"]: r for r in rooflines}
     numpy_step = {(r["rule"], r["n"]): r["time_s"]["median"] for r in results
                   if r["backend"] == "numpy"}
-    torch_best = {}
+    torch_best = {}  # measured in the same interleaved group as the rule's step_
     for t in torch_rows:
-        if "time_s" in t:
-            torch_best[t["n"]] = min(torch_best.get(t["n"], np.inf), t["time_s"]["median"])
+        key = (t["measured_with"], t["n"])
+        torch_best[key] = min(torch_best.get(key, np.inf), t["time_s"]["median"])
     for r in results:
         med = r["time_s"]["median"]
         r["GBps"] = r["bytes_per_element"] * r["n"] / med / 1e9
@@ -311,8 +342,8 @@ def _add_rates_and_ratios(results, rooflines, torch_rows) -> None:
             r["fraction_of_copy_roofline"] = copy["median"] / med
         if rmw:
             r["fraction_of_rmw_roofline"] = rmw["median"] / med
-        if r["n"] in torch_best and r["mode"] != "step":
-            r["speed_vs_torch_best"] = torch_best[r["n"]] / med
+        if key in torch_best and r["mode"] != "step":
+            r["speed_vs_torch_best"] = torch_best[key] / med
 
 
 def _targets(results, rooflines, torch_rows) -> dict:
@@ -505,22 +536,23 @@ def plot(report: dict, path: Path) -> None:
         style = {"numpy": ":", "numba": "-", "cupy": "-", "torch_cuda": "--"}.get(backend, "-")
         ax_t.loglog(n, [r["time_s"]["median"] for r in rows], style, marker="o", ms=3,
                     label=label)
-        ax_b.semilogx(n, [r["GBps"] for r in rows], style, marker="o", ms=3, label=label)
-    torch_series: dict[str, list] = {}
+        ax_b.loglog(n, [r["GBps"] for r in rows], style, marker="o", ms=3, label=label)
+    torch_series: dict[str, dict] = {}  # per impl and n: the fastest of its measurements
     for t in report.get("torch_cpu", []):
-        if "time_s" in t:
-            torch_series.setdefault(t["impl"], []).append(t)
-    for impl, rows in torch_series.items():
-        rows = sorted(rows, key=lambda r: r["n"])
+        best = torch_series.setdefault(t["impl"], {})
+        if t["n"] not in best or t["time_s"]["median"] < best[t["n"]]["time_s"]["median"]:
+            best[t["n"]] = t
+    for impl, by_n in torch_series.items():
+        rows = [by_n[n] for n in sorted(by_n)]
         ax_t.loglog([r["n"] for r in rows], [r["time_s"]["median"] for r in rows], "--",
                     marker="s", ms=3, label=f"torch AdamW {impl}")
-        ax_b.semilogx([r["n"] for r in rows], [r["GBps"] for r in rows], "--", marker="s",
+        ax_b.loglog([r["n"] for r in rows], [r["GBps"] for r in rows], "--", marker="s",
                       ms=3, label=f"torch AdamW {impl}")
     keys = sorted({k for r in report.get("rooflines", []) for k in r if k.startswith("numba_")})
     for key in keys:
         rows = [r for r in report["rooflines"] if key in r]
         nbytes = int(key.rsplit("_", 1)[1][:-1])
-        ax_b.semilogx([r["n"] for r in rows],
+        ax_b.loglog([r["n"] for r in rows],
                       [nbytes * r["n"] / r[key]["median"] / 1e9 for r in rows], color="k",
                       ls="-." if "copy" in key else "-", lw=0.8, label=f"roofline {key}")
     ax_t.set(xlabel="elements n (float32)", ylabel="time per step [s] (median)",
