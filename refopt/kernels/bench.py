@@ -231,7 +231,7 @@ def benchmark(sizes, rules, backends, *, threads=None, quick=False, note="",
                    "dtype": "float32", "threads": threads, "quick": bool(quick),
                    "skipped": skipped},
         "load_average": {"before": load_before, "after": _loadavg()},
-        "note": note,
+        "note": _load_note(load_before, threads) + (f" {note}" if note else ""),
         "rooflines": rooflines,
         "torch_cpu": torch_rows,
         "results": results,
@@ -298,7 +298,12 @@ def _roofline_calls(n: int, arrays_moved: int, g) -> dict:
     state = [np.ones(n, dtype=np.float32) for _ in range(k // 2)]
     rmw = rmw3_kernel if k // 2 == 3 else rmw2_kernel
     small_g = np.full(n, 1e-3, dtype=np.float32)
-    return {f"roofline numba_copy_{4 * k}B": (lambda: copy_kernel(src, dst), 10**9),
+    # The same thread count as the kernels: one thread below their serial threshold.
+    from .numba_backend import _sized
+
+    copy = _sized(copy_kernel, n)
+    rmw = _sized(rmw, n)
+    return {f"roofline numba_copy_{4 * k}B": (lambda: copy(src, dst), 10**9),
             f"roofline numpy_copy_{4 * k}B": (lambda: np.copyto(dst, src), 10**9),
             f"roofline numba_rmw_{4 * k}B": (lambda: rmw(small_g, *state), 10**9)}
 
@@ -462,6 +467,17 @@ def _loadavg():
         return None
 
 
+def _load_note(load, threads) -> str:
+    if not load:
+        return ""
+    cpus = os.cpu_count() or 1
+    if load[0] > 0.5:
+        return (f"Other processes were running: 1-minute load average {load[0]:.2f} on {cpus} "
+                f"CPUs at the start. Parallel regions of {threads} threads stall whenever a "
+                f"worker is descheduled, so medians are slower than on an idle machine.")
+    return f"Machine idle at the start (1-minute load average {load[0]:.2f} on {cpus} CPUs)."
+
+
 def _read(path: str) -> str | None:
     try:
         return Path(path).read_text().strip()
@@ -497,7 +513,21 @@ def describe_machine() -> dict:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:
         affinity = None
-    return {"cpu_model": model or platform.processor(), "logical_cpus": os.cpu_count(),
+    flags = set()
+    family = cpu_model_number = None
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags") and not flags:
+            flags = set(line.split(":", 1)[1].split())
+        elif line.startswith("cpu family") and family is None:
+            family = line.split(":", 1)[1].strip()
+        elif line.startswith("model\t") and cpu_model_number is None:
+            cpu_model_number = line.split(":", 1)[1].strip()
+    simd = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl")
+            if f in flags]
+    hypervisor = "hypervisor" in flags
+    return {"cpu_model": model or platform.processor(), "cpu_family": family,
+            "cpu_model_number": cpu_model_number, "simd": simd, "virtual_machine": hypervisor,
+            "logical_cpus": os.cpu_count(),
             "usable_cpus": affinity, "caches_per_core_or_shared": caches,
             "memory_total": mem, "platform": platform.platform(),
             "transparent_hugepages": _read("/sys/kernel/mm/transparent_hugepage/enabled"),
