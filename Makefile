@@ -5,14 +5,16 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Optional backends and frameworks are extras; the tests skip (with a reason) what is absent.
-EXTRAS ?= test,numba,torch,jax,dask
+EXTRAS ?= test,numba,torch,jax,dask,compare
+CONSTRAINTS ?= .ci/constraints.txt
 PYTEST_ARGS ?=
 
 .PHONY: install report test
 
-$(BIN)/.installed: pyproject.toml Makefile
+$(BIN)/.installed: pyproject.toml setup.py Makefile $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+		$(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[$(EXTRAS)]"
 	touch $@
 
 install: $(BIN)/.installed
