@@ -417,7 +417,7 @@ def _bench_gpu(sizes, rules, quick, progress) -> tuple[dict, list[dict]]:
         if torch_cuda:
             import torch
 
-            w = torch.nn.Parameter(torch.as_tensor(p0, device="cuda"))
+            w = torch.nn.Parameter(torch.as_tensor(p0.copy(), device="cuda"))  # not shared
             w.grad = torch.as_tensor(g, device="cuda")
             opt = torch.optim.AdamW([w], lr=1e-3, fused=True)
             torch_fused = gpu_time(opt.step, reps)
@@ -599,3 +599,32 @@ def plot(report: dict, path: Path) -> None:
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def markdown_summary(report: dict, n: int = TARGET_SIZE) -> str:
+    """The README's table: each rule at ``n`` elements against the issue's targets."""
+    rows = [r for r in report["results"] if r["n"] == n]
+    torch = {}
+    for t in report.get("torch_cpu", []):
+        if t["n"] == n:
+            key = (t["measured_with"], t["impl"])
+            torch[key] = t["time_s"]["median"]
+    lines = ["| rule | NumPy `step` | numba `step` (speedup, target >= 8x) | numba `step_` | "
+             "GB/s | / copy roofline (target >= 0.6) | / rmw roofline | torch AdamW best "
+             "| vs torch (target >= 1) |", "|---|---|---|---|---|---|---|---|---|"]
+    for rule in report["config"]["rules"]:
+        by_mode = {(r["backend"], r["mode"]): r for r in rows if r["rule"] == rule}
+        ref, step, inplace = (by_mode.get(k) for k in (("numpy", "step"), ("numba", "step"),
+                                                       ("numba", "step_")))
+        if not (ref and step and inplace):
+            continue
+        best = min(((v, impl) for (rr, impl), v in torch.items() if rr == rule), default=None)
+        lines.append(
+            f"| {rule} | {ref['time_s']['median'] * 1e3:.1f} ms | "
+            f"{step['time_s']['median'] * 1e3:.1f} ms ({step['speedup_vs_numpy_step']:.1f}x) | "
+            f"{inplace['time_s']['median'] * 1e3:.2f} ms | {inplace['GBps']:.1f} | "
+            f"{inplace.get('fraction_of_copy_roofline', float('nan')):.2f} | "
+            f"{inplace.get('fraction_of_rmw_roofline', float('nan')):.2f} | "
+            + (f"{best[0] * 1e3:.2f} ms ({best[1]}) | "
+               f"{inplace.get('speed_vs_torch_best', float('nan')):.2f} |" if best else "- | - |"))
+    return "\n".join(lines)

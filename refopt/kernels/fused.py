@@ -244,7 +244,8 @@ class FusedRule:
                 continue
             arrays = [("params", p)] + [(f"state.{b}", getattr(state, b)[i]) for b in self.buffers]
             for label, a in arrays:
-                if not (a.flags.c_contiguous and a.flags.writeable):
+                # (CuPy's flags have no ``writeable``: device arrays always are.)
+                if not (a.flags.c_contiguous and getattr(a.flags, "writeable", True)):
                     raise ValueError(f"{label}[{i}] must be C-contiguous and writeable for an "
                                      f"in-place step; use step() or np.ascontiguousarray")
                 if a.dtype != p.dtype:
