@@ -152,3 +152,15 @@ def test_eps_zero_and_zero_gradient_gives_zero_step_not_nan(name):
     params = [np.array([1.0, 2.0])]
     new, _ = rule.step(params, [np.zeros(2)], rule.init(params))
     assert np.array_equal(new[0], params[0])
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+
+    from refopt._io import atomic_write_json
+
+    atomic_write_json(tmp_path / "x.json", {"a": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # no temporary left behind
