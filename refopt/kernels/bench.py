@@ -547,7 +547,7 @@ def summary_lines(report: dict) -> list[str]:
 
 
 def plot(report: dict, path: Path) -> None:
-    """Time per step and effective GB/s against n, one line per rule/backend/mode."""
+    """Per rule (columns): time per step and effective GB/s against n, with torch and rooflines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -555,48 +555,54 @@ def plot(report: dict, path: Path) -> None:
 
     from .._io import atomic_write_bytes
 
-    fig, (ax_t, ax_b) = plt.subplots(1, 2, figsize=(13, 5))
-    series: dict[tuple, list] = {}
-    for r in report["results"]:
-        series.setdefault((r["rule"], r["backend"], r["mode"]), []).append(r)
-    for (rule, backend, mode), rows in sorted(series.items()):
-        rows = sorted(rows, key=lambda r: r["n"])
-        n = [r["n"] for r in rows]
-        label = f"{rule} {backend} {mode}"
-        style = {"numpy": ":", "numba": "-", "cupy": "-", "torch_cuda": "--"}.get(backend, "-")
-        ax_t.loglog(n, [r["time_s"]["median"] for r in rows], style, marker="o", ms=3,
-                    label=label)
-        ax_b.loglog(n, [r["GBps"] for r in rows], style, marker="o", ms=3, label=label)
-    torch_series: dict[str, dict] = {}  # per impl and n: the fastest of its measurements
-    for t in report.get("torch_cpu", []):
-        best = torch_series.setdefault(t["impl"], {})
-        if t["n"] not in best or t["time_s"]["median"] < best[t["n"]]["time_s"]["median"]:
-            best[t["n"]] = t
-    for impl, by_n in torch_series.items():
-        rows = [by_n[n] for n in sorted(by_n)]
-        ax_t.loglog([r["n"] for r in rows], [r["time_s"]["median"] for r in rows], "--",
-                    marker="s", ms=3, label=f"torch AdamW {impl}")
-        ax_b.loglog([r["n"] for r in rows], [r["GBps"] for r in rows], "--", marker="s",
-                      ms=3, label=f"torch AdamW {impl}")
-    keys = sorted({k for r in report.get("rooflines", []) for k in r if k.startswith("numba_")})
-    for key in keys:
-        rows = [r for r in report["rooflines"] if key in r]
-        nbytes = int(key.rsplit("_", 1)[1][:-1])
-        ax_b.loglog([r["n"] for r in rows],
-                      [nbytes * r["n"] / r[key]["median"] / 1e9 for r in rows], color="k",
-                      ls="-." if "copy" in key else "-", lw=0.8, label=f"roofline {key}")
-    ax_t.set(xlabel="elements n (float32)", ylabel="time per step [s] (median)",
-             title="time per step")
-    ax_b.set(xlabel="elements n (float32)", ylabel="effective GB/s (bytes the rule moves)",
-             title="effective bandwidth")
-    ax_b.legend(fontsize=6, ncol=2)
+    rules = list(dict.fromkeys(r["rule"] for r in report["results"])) or ["-"]
+    fig, axes = plt.subplots(2, len(rules), figsize=(4.6 * len(rules) + 1, 8), squeeze=False)
+    colors = {("numpy", "step"): "tab:gray", ("numba", "step"): "tab:blue",
+              ("numba", "step_"): "tab:green", ("numba", "step_checked"): "tab:olive",
+              ("cupy", "step_"): "tab:purple", ("torch_cuda", "fused"): "tab:red"}
+    torch_colors = {"fused": "tab:red", "foreach": "tab:orange", "single_tensor": "tab:brown"}
+    for col, rule in enumerate(rules):
+        ax_t, ax_b = axes[0][col], axes[1][col]
+        series: dict[tuple, list] = {}
+        for r in report["results"]:
+            if r["rule"] == rule:
+                series.setdefault((r["backend"], r["mode"]), []).append(r)
+        for (backend, mode), rows in sorted(series.items()):
+            rows = sorted(rows, key=lambda r: r["n"])
+            n = [r["n"] for r in rows]
+            kw = dict(color=colors.get((backend, mode)), marker="o", ms=3,
+                      ls=":" if backend == "numpy" else "-", label=f"{backend} {mode}")
+            ax_t.loglog(n, [r["time_s"]["median"] for r in rows], **kw)
+            ax_b.loglog(n, [r["GBps"] for r in rows], **kw)
+        by_impl: dict[str, list] = {}
+        for t in report.get("torch_cpu", []):
+            if t.get("measured_with") == rule:
+                by_impl.setdefault(t["impl"], []).append(t)
+        for impl, rows in by_impl.items():
+            rows = sorted(rows, key=lambda r: r["n"])
+            kw = dict(color=torch_colors.get(impl), ls="--", marker="s", ms=3,
+                      label=f"torch AdamW {impl}")
+            ax_t.loglog([r["n"] for r in rows], [r["time_s"]["median"] for r in rows], **kw)
+            ax_b.loglog([r["n"] for r in rows], [r["GBps"] for r in rows], **kw)
+        nbytes = next((r["bytes_per_element"] for r in report["results"] if r["rule"] == rule), 28)
+        for key, ls in ((f"numba_copy_{nbytes}B", "-."), (f"numba_rmw_{nbytes}B", "-")):
+            rows = [r for r in report.get("rooflines", []) if key in r]
+            if rows:
+                ax_b.loglog([r["n"] for r in rows],
+                            [nbytes * r["n"] / r[key]["median"] / 1e9 for r in rows], color="k",
+                            ls=ls, lw=0.9, label=f"roofline {key.split('_')[1]} ({nbytes} B)")
+        ax_t.set(title=f"{rule} ({nbytes} B/element)", xlabel="elements n (float32)",
+                 ylabel="time per step [s], median")
+        ax_b.set(xlabel="elements n (float32)", ylabel="effective GB/s")
+        ax_b.legend(fontsize=7)
     m = report["machine"]
     gpu = report.get("gpu", {})
     fig.suptitle(f"refopt bench: {m['cpu_model']}, {report['config']['threads']} threads"
-                 + (f"; GPU {gpu['device']}" if gpu.get("measured") else ""), fontsize=10)
+                 + (f"; GPU {gpu['device']}" if gpu.get("measured") else "")
+                 + f" ({report.get('created', '')})", fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
 
