@@ -443,3 +443,35 @@ def test_cupy_trajectory():
         assert isinstance(y, np.ndarray) and np.array_equal(x, y)
     for x, y in zip(host.info["mask"], dev.info["mask"]):
         assert np.array_equal(x, y)
+
+
+@pytest.mark.parametrize("hyper", [{}, {"alpha_rule": "norm"}, {"mask_source": "m_t"}])
+def test_multi_tensor_path_with_mixed_dtypes_none_grads_and_a_large_tensor(host_lib, hyper):
+    # Batching groups tensors by dtype, leaves None-grad tensors alone and large tensors to the
+    # per-tensor kernels, and falls back to them entirely for alpha_rule="norm".
+    ref = refopt.get_rule("alphaadam", **hyper)
+    host = _host_rule(host_lib, "alphaadam", **hyper)
+    rng = np.random.default_rng(11)
+    dtypes = [np.float32, np.float64, np.float32, np.float64, np.float32]
+    shapes = [(5,), (7,), (), (3, 2), (CB.MULTI_TENSOR_MAX + 1,)]
+    params = [np.asarray(rng.standard_normal(s), dtype=d) for s, d in zip(shapes, dtypes)]
+    p_r, s_r = params, ref.init(params)
+    p_i = [p.copy() for p in params]
+    s_i = host.init(p_i)
+    for t in range(1, 5):
+        g = [np.asarray(rng.standard_normal(s), dtype=d) for s, d in zip(shapes, dtypes)]
+        if t % 2 == 0:
+            g[1] = None
+        p_r, s_r = ref.step(p_r, g, s_r)
+        s_i = host.step_(p_i, g, s_i)
+        assert s_i.step == s_r.step
+        for x, y in zip(p_r, p_i):
+            if hyper.get("alpha_rule") == "norm":
+                np.testing.assert_allclose(y, x, rtol=0, atol=1e-6 * np.abs(x).max(initial=1))
+            else:
+                assert np.array_equal(x, y)
+    launched = [k for _, k in host.K.multi_launches]
+    if hyper.get("alpha_rule") == "norm":  # batched only at t = 1 (unmasked: no sums needed)
+        assert launched == [2, 2]
+    else:  # float32: tensors 0 and 2 every step; float64: 1 and 3 on odd steps only
+        assert launched.count(2) >= 4 and all(k <= 2 for k in launched)
