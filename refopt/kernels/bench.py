@@ -124,7 +124,7 @@ def _repeats(n: int, quick: bool) -> int:
     if n <= 10**6:
         return 30
     if n <= 10**7:
-        return 15
+        return 30
     return 5
 
 
@@ -157,6 +157,7 @@ def benchmark(sizes, rules, backends, *, threads=None, quick=False, note="",
         torch.set_num_threads(int(threads))
 
     load_before = _loadavg()
+    cpu_before = _cpu_snapshot()
     results, rooflines, torch_rows = [], [], []
     rng = np.random.default_rng(0)
     for n in sizes:
@@ -231,7 +232,7 @@ def benchmark(sizes, rules, backends, *, threads=None, quick=False, note="",
                    "dtype": "float32", "threads": threads, "quick": bool(quick),
                    "skipped": skipped},
         "load_average": {"before": load_before, "after": _loadavg()},
-        "note": _load_note(load_before, threads) + (f" {note}" if note else ""),
+        "note": "",
         "rooflines": rooflines,
         "torch_cpu": torch_rows,
         "results": results,
@@ -239,6 +240,8 @@ def benchmark(sizes, rules, backends, *, threads=None, quick=False, note="",
         "gpu": gpu,
         "gpu_results": gpu_results,
     }
+    report["other_processes"] = _other_cpu(cpu_before, _cpu_snapshot())
+    report["note"] = _load_note(report["other_processes"], threads) + (f" {note}" if note else "")
     return report
 
 
@@ -467,15 +470,40 @@ def _loadavg():
         return None
 
 
-def _load_note(load, threads) -> str:
-    if not load:
-        return ""
+def _cpu_snapshot():
+    """(busy CPU seconds of the whole machine, CPU seconds of this process, wall seconds)."""
+    stat = _read("/proc/stat")
+    if not stat:
+        return None
+    fields = [int(x) for x in stat.splitlines()[0].split()[1:]]
+    hz = os.sysconf("SC_CLK_TCK")
+    busy = (sum(fields[:8]) - fields[3] - fields[4]) / hz  # all but idle and iowait
+    own = os.times()
+    return busy, own.user + own.system, time.perf_counter()
+
+
+def _other_cpu(before, after) -> dict | None:
+    """CPU time used by other processes during the run, as a fraction of all CPUs' time."""
+    if not before or not after:
+        return None
+    wall = after[2] - before[2]
+    other = (after[0] - before[0]) - (after[1] - before[1])
     cpus = os.cpu_count() or 1
-    if load[0] > 0.5:
-        return (f"Other processes were running: 1-minute load average {load[0]:.2f} on {cpus} "
-                f"CPUs at the start. Parallel regions of {threads} threads stall whenever a "
-                f"worker is descheduled, so medians are slower than on an idle machine.")
-    return f"Machine idle at the start (1-minute load average {load[0]:.2f} on {cpus} CPUs)."
+    return {"wall_s": wall, "other_cpu_s": max(other, 0.0),
+            "other_fraction_of_all_cpus": max(other, 0.0) / (wall * cpus) if wall > 0 else None}
+
+
+def _load_note(other: dict | None, threads) -> str:
+    if not other or other["other_fraction_of_all_cpus"] is None:
+        return ""
+    frac = other["other_fraction_of_all_cpus"]
+    cpus = os.cpu_count() or 1
+    if frac > 0.05:
+        return (f"Other processes were running: they used {100 * frac:.0f}% of the {cpus} CPUs' "
+                f"time during the run. A parallel region of {threads} threads stalls whenever one "
+                f"worker is descheduled, so medians are slower and noisier than on an idle "
+                f"machine.")
+    return f"Machine quiet: other processes used {100 * frac:.0f}% of the {cpus} CPUs' time."
 
 
 def _read(path: str) -> str | None:
