@@ -188,7 +188,7 @@ def _scalar(t, value, dtype):
 
 
 class _HostKernels:
-    """The fused kernel namespace over NumPy arrays, running the CUDA source compiled for the host."""
+    """The fused kernel namespace over NumPy arrays: the CUDA source compiled for the host."""
 
     def __init__(self, lib):
         self.lib = lib
@@ -355,7 +355,8 @@ def test_device_source_on_host_matches_reference(host_lib, cfg, dtype):
         for a, b in zip(info_r["tensors"], info_h["tensors"]):
             if "mask" in a:
                 assert np.array_equal(a["mask"], b["mask"]) and a["kept"] == b["kept"]
-                assert (a["alpha"] == b["alpha"]) if not norm else np.isclose(a["alpha"], b["alpha"])
+                assert (a["alpha"] == b["alpha"]) if not norm else \
+                    np.isclose(a["alpha"], b["alpha"])
     if not norm:  # every small tensor went through one multi-tensor launch per step
         assert host.K.multi_launches and all(k == len(SHAPES) for _, k in host.K.multi_launches)
 

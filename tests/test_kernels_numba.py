@@ -19,7 +19,8 @@ import itertools
 import numpy as np
 import pytest
 
-numba = pytest.importorskip("numba", reason="numba is an optional backend (pip install refopt[numba])")
+numba = pytest.importorskip("numba",
+                            reason="numba is an optional backend (pip install refopt[numba])")
 
 import refopt  # noqa: E402
 from refopt.registry import RULES  # noqa: E402
@@ -137,8 +138,8 @@ def test_bitwise_against_reference_small_shapes(cfg, dtype):
     fast = refopt.get_rule(name, backend="numba", **hyper)
     assert fast.backend == "numba" and fast.name == ref.name and dict(fast.hyper) == dict(ref.hyper)
     params = _params(SMALL_SHAPES, dtype, seed=1)
-    _assert_same(_run(ref, params, SMALL_SHAPES, dtype, 1), _run(fast, params, SMALL_SHAPES, dtype, 1),
-                 ref.buffers)
+    _assert_same(_run(ref, params, SMALL_SHAPES, dtype, 1),
+                 _run(fast, params, SMALL_SHAPES, dtype, 1), ref.buffers)
 
 
 LARGE_CONFIGS = [(name, {}) for name in RULES] + [
@@ -384,7 +385,8 @@ def _special_values():
     half = np.arange(-2048, 2048, dtype=np.float64)
     ties = np.concatenate([(half + 0.5) * 2.0**e for e in (-24, -20, -14, -10, 0, 5)])
     ties = np.concatenate([ties, np.nextafter(ties, np.inf), np.nextafter(ties, -np.inf)])
-    bf_ties = np.concatenate([(np.arange(-256, 256) + 0.5) * 2.0**e for e in (-133, -126, -100, 0, 120)])
+    bf_ties = np.concatenate([(np.arange(-256, 256) + 0.5) * 2.0**e
+                              for e in (-133, -126, -100, 0, 120)])
     edges = np.array([65504.0, 65519.99, 65520.0, 65536.0, 2.0**-24, 2.0**-25, 3 * 2.0**-26,
                       6.1e-5, 3.3895313892515355e38, 3.4e38, 3.4028234663852886e38, 1e39, 1e-45,
                       0.0, -0.0, np.inf, -np.inf, 1e300, -1e-300])

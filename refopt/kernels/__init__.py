@@ -1,4 +1,5 @@
-"""Fused optimizer kernels: numba on CPU (:mod:`.numba_backend`), CuPy on GPU (:mod:`.cupy_backend`).
+"""Fused optimizer kernels: numba on CPU (:mod:`.numba_backend`), CuPy on GPU
+(:mod:`.cupy_backend`).
 
 Pick one with ``refopt.get_rule(name, backend="numba" | "cupy", **hyper)`` (or ``backend=`` of
 :func:`refopt.trajectory`). Every backend returns an object with the reference rule's API and an

@@ -1,4 +1,4 @@
-r"""``refopt bench``: time per step of the fused kernels against the reference, a roofline and torch.
+r"""``refopt bench``: time per step of the fused kernels against the reference, rooflines, torch.
 
 For each size n (float32 elements, one tensor) and each rule, in one run on one machine:
 
@@ -48,7 +48,8 @@ _ARRAYS_MOVED = {"adamx": 7, "adam": 7, "adamw": 7, "adax": 7, "alphaadam": 7, "
 _EXTRA_READS = {"alphaadam": 2, "cadamw": 2}
 TARGETS = {"numba_step_speedup_vs_numpy_step": 8.0, "numba_inplace_fraction_of_copy_roofline": 0.6,
            "numba_inplace_speed_vs_torch_best_cpu": 1.0,
-           "cupy_inplace_fraction_of_device_copy": 0.8, "cupy_inplace_speed_vs_torch_fused_cuda": 1.0}
+           "cupy_inplace_fraction_of_device_copy": 0.8,
+           "cupy_inplace_speed_vs_torch_fused_cuda": 1.0}
 
 
 def register(subparsers) -> None:

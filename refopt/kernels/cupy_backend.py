@@ -411,7 +411,8 @@ class _CupyKernels:
         if key not in self._raw:
             import cupy
 
-            src, kname = count_source(dtype) if kind == "count" else multi_tensor_source(kind, dtype)
+            src, kname = (count_source(dtype) if kind == "count"
+                          else multi_tensor_source(kind, dtype))
             self._raw[key] = cupy.RawKernel(src, kname, options=_options())
         return self._raw[key]
 

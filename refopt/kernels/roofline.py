@@ -1,4 +1,4 @@
-r"""Memory rooflines for ``refopt bench``: the same bytes, the same threads, measured in the same run.
+r"""Memory rooflines for ``refopt bench``: same bytes, same threads, measured in the same run.
 
 Two CPU references, both numba ``prange`` loops under the kernels' thread count:
 
