@@ -29,6 +29,7 @@ import io
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -78,9 +79,9 @@ def _size(text: str) -> int:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--sizes: {text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value.is_integer() or not 1 <= value <= 2 * 10**9:
-        raise argparse.ArgumentTypeError(f"--sizes: {text!r} must be an integer in [1, 2e9]")
+        raise argparse.ArgumentTypeError(f"{text!r} must be an integer in [1, 2e9]")
     return int(value)
 
 
@@ -89,8 +90,15 @@ def run(args) -> int:
     from ..registry import canonical_name
 
     sizes = tuple(args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES))
-    rules = tuple(canonical_name(r) for r in (args.rules or (("adamx",) if args.quick
-                                                             else DEFAULT_RULES)))
+    try:
+        rules = tuple(canonical_name(r) for r in (args.rules or (("adamx",) if args.quick
+                                                                 else DEFAULT_RULES)))
+    except ValueError as exc:
+        print(f"refopt bench: --rules: {exc}", file=sys.stderr)
+        return 2
+    if args.threads is not None and args.threads < 1:
+        print(f"refopt bench: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = benchmark(sizes, rules, tuple(args.backends), threads=args.threads,
