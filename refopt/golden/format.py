@@ -251,12 +251,12 @@ def load_schema() -> dict:
 def validate_manifest(manifest: Mapping[str, Any]) -> list[str]:
     """Schema errors of one manifest as messages naming the field (empty list if valid).
 
-    Needs ``jsonschema`` (extra ``refopt[test]``).
+    Needs ``jsonschema`` (a core dependency).
     """
     try:
         import jsonschema
-    except ImportError as exc:  # pragma: no cover - jsonschema is in the test extra
-        raise ImportError("schema validation needs jsonschema: pip install 'refopt[test]'") from exc
+    except ImportError as exc:  # pragma: no cover - jsonschema is a core dependency
+        raise ImportError("schema validation needs jsonschema: pip install jsonschema") from exc
     validator = jsonschema.Draft7Validator(load_schema())
     errors = []
     for err in sorted(validator.iter_errors(manifest), key=lambda e: list(e.absolute_path)):
