@@ -6,11 +6,13 @@ r"""Naive, independent re-implementations of every rule, for two jobs of the gol
    :math:`\hat\beta_{2,t}`, AdaX's :math:`(1+b)^t - 1`, AlphaAdam's alpha) evaluated exactly in
    mpmath rather than rounded to float64. The worst relative error of the float64 golden values
    against these is recorded in each float64 manifest.
-2. **Tolerances** (``tolerance.measured``): the same loops run in the case's own dtype with a
-   *different but legitimate operation order* (:class:`FloatArith` with ``reorder=True``:
-   torch-style ``lerp`` for m and ``mul``/``addcmul`` for v, ``p - (lr*wd)*p`` for the decay,
-   ``(lr*m)/denom`` for the step), which is what a correct port written independently looks
-   like. How far that lands from the golden values is measured, not guessed.
+2. **Tolerances** (``tolerance.measured``): the same loops run in the case's own dtype as the
+   *legitimate implementations* a correct port may be (:class:`FloatArith`): with a different
+   operation order (``reorder=True``: torch-style ``lerp`` for m and ``mul``/``addcmul`` for v,
+   ``p - (lr*wd)*p`` for the decay, ``(lr*m)/denom`` for the step) and/or with faithfully
+   rounded arithmetic (``faithful_seed``: sqrt and division up to 1 ulp off, ``a*b + c``
+   contracted to an FMA, libm scalars 1 ulp off). How far they land from the golden values is
+   measured, not guessed (``refopt/golden/tolerances.py``).
 
 This module shares no code with :mod:`refopt.rules`: the formulas are re-typed from the specs
 (``shared/spec/*.md``), one plain loop per rule, so a mistake in either implementation shows up
@@ -70,6 +72,13 @@ class MpArith:
     def esqrt(self, x):
         return self.ctx.sqrt(x)
 
+    def ediv(self, a, b):
+        return a / b
+
+    def madd(self, a, b, c):
+        """a * b + c."""
+        return a * b + c
+
     def to_float(self, x) -> float:
         return float(x)
 
@@ -80,31 +89,66 @@ class MpArith:
 
 
 class FloatArith:
-    """Float arithmetic in ``dtype``; scalars in float64 (Python floats) rounded once to dtype."""
+    """Float arithmetic in ``dtype``; scalars in float64 (Python floats) rounded once to dtype.
 
-    def __init__(self, dtype: str = "float64", reorder: bool = True) -> None:
+    With ``faithful_seed`` set, the arithmetic is a *faithfully rounded* one, as in vectorised
+    CPU math libraries (torch's float32 ``sqrt``), CUDA without ``--prec-sqrt``/``--prec-div``
+    and compilers that contract ``a*b + c`` into an FMA. Driven by a PCG64 stream seeded with
+    ``faithful_seed`` (so a run is reproducible bit for bit):
+
+    * every element ``sqrt`` and division whose exact result is not representable returns,
+      with probability 1/2, the *other* neighbour of the exact result instead of the correctly
+      rounded one (an error of at most 1 ulp; exact results stay exact);
+    * every ``a*b + c`` (moment updates, decay, the final ``p - lr*u``) is, with probability 1/2,
+      rounded once (FMA) instead of twice;
+    * every per-step libm scalar (``pow``, ``expm1``, ``log``, ``log1p``; float64) moves by
+      -1, 0 or +1 ulp, each with probability 1/3.
+    """
+
+    def __init__(self, dtype: str = "float64", reorder: bool = True,
+                 faithful_seed: int | None = None) -> None:
         self.dtype = np.dtype(dtype)
         self.type = self.dtype.type
         self.reorder = reorder
-        self.name = f"{dtype}{'-reordered' if reorder else ''}"
+        self.faithful = faithful_seed is not None
+        self.name = (f"{dtype}{'-reordered' if reorder else ''}"
+                     f"{'' if faithful_seed is None else f'-faithful{faithful_seed}'}")
+        if self.faithful:
+            self._rng = np.random.default_rng(faithful_seed)
+            self._draws: list[int] = []
+            self._next = 0
+
+    def _draw(self) -> int:
+        """A uniform integer in 0..5 from the seeded stream (one per perturbed operation)."""
+        if self._next == len(self._draws):
+            self._draws = self._rng.integers(0, 6, size=4096).tolist()
+            self._next = 0
+        self._next += 1
+        return self._draws[self._next - 1]
+
+    def _nudge_scalar(self, x: float) -> float:
+        if not self.faithful or not math.isfinite(x):
+            return x
+        step = self._draw() % 3 - 1
+        return x if step == 0 else math.nextafter(x, math.copysign(math.inf, step))
 
     def s(self, x: float) -> float:
         return float(x)
 
     def spow(self, a, b):
-        return a ** b
+        return self._nudge_scalar(a ** b)
 
     def sexpm1(self, x):
-        return math.expm1(x)
+        return self._nudge_scalar(math.expm1(x))
 
     def slog(self, x):
-        return math.log(x)
+        return self._nudge_scalar(math.log(x))
 
     def slog1p(self, x):
-        return math.log1p(x)
+        return self._nudge_scalar(math.log1p(x))
 
     def ssqrt(self, x):
-        return math.sqrt(x)
+        return math.sqrt(x)   # correctly rounded in every IEEE 754 implementation
 
     def e(self, x):
         return self.type(x)
@@ -112,8 +156,47 @@ class FloatArith:
     def el(self, x):
         return self.type(x)
 
+    def _other_neighbour(self, r, above: bool):
+        """With probability 1/2, the neighbour of r on the side of the exact result."""
+        if self._draw() % 2:
+            return r
+        return np.nextafter(r, self.type(math.inf if above else -math.inf))
+
     def esqrt(self, x):
-        return np.sqrt(x)
+        r = np.sqrt(x)
+        if not self.faithful or not (np.isfinite(r) and r > 0):
+            return r
+        fr, fx = float(r), float(x)
+        if self.dtype == np.float64:
+            resid = _exact_sum(*_two_product(fr, fr), -fx)
+        else:   # float32: r*r is exact in float64, and so is its difference from x
+            resid = fr * fr - fx
+        return r if resid == 0 else self._other_neighbour(r, resid < 0)
+
+    def ediv(self, a, b):
+        q = a / b
+        if not self.faithful or not (np.isfinite(q) and q != 0 and np.isfinite(b)):
+            return q
+        fa, fq, fb = float(a), float(q), float(b)
+        if self.dtype == np.float64:
+            p, err = _two_product(fq, fb)
+            resid = _exact_sum(fa, -p, -err)
+        else:   # float32: q*b is exact in float64 and the difference keeps its sign
+            resid = fa - fq * fb
+        return q if resid == 0 else self._other_neighbour(q, (resid > 0) == (fb > 0))
+
+    def madd(self, a, b, c):
+        """a * b + c, rounded twice, or once (an FMA) with probability 1/2 when faithful."""
+        if not self.faithful or self._draw() % 2:
+            return a * b + c
+        fa, fb, fc = float(a), float(b), float(c)
+        if self.dtype == np.float32:
+            # The float64 product of two float32 is exact; the sum is rounded in float64 and
+            # then in float32 (equal to a true FMA except at double-rounding ties).
+            return self.type(fa * fb + fc)
+        if not all(math.isfinite(x) and abs(x) < 2.0 ** 500 for x in (fa, fb, fc)):
+            return a * b + c
+        return self.type(_exact_sum(*_two_product(fa, fb), fc))
 
     def to_float(self, x) -> float:
         return float(x)
@@ -132,13 +215,31 @@ class FloatArith:
         raise ValueError(f"unknown state_dtype {state_dtype!r}")
 
 
+def _two_product(a: float, b: float) -> tuple[float, float]:
+    """p, e with p = fl(a*b) and p + e = a*b exactly (Dekker/Veltkamp; |a|, |b| < 2**500)."""
+    def split(x):
+        c = 134217729.0 * x   # 2**27 + 1
+        hi = c - (c - x)
+        return hi, x - hi
+
+    p = a * b
+    ah, al = split(a)
+    bh, bl = split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _exact_sum(*xs: float) -> float:
+    """The correctly rounded sum (math.fsum); its sign is the sign of the exact sum."""
+    return math.fsum(xs)
+
+
 def _div(A, num, den):
     """num / den with 0/0 := 0 (refopt's convention when eps = 0)."""
     if num == 0 and den == 0:
         return A.e(0.0)
     if den == 0:
         return A.e(math.copysign(math.inf, float(num)))
-    return num / den
+    return A.ediv(num, den)
 
 
 # -- per-step scalars (exact in mpmath, float64 otherwise) ------------------------------------
@@ -171,19 +272,19 @@ def _step_adamx(A, h, p, g, st, t, lr):
     out_p, out_m, out_v = [], [], []
     for pi, gi, mi, vi in zip(p, g, m, v):
         if decoupled:
-            pi = pi - A.e(lr_s * wd) * pi if A.reorder else pi * A.e(one - lr_s * wd)
+            pi = A.madd(-A.e(lr_s * wd), pi, pi) if A.reorder else pi * A.e(one - lr_s * wd)
         else:
-            gi = gi + A.e(wd) * pi
+            gi = A.madd(A.e(wd), pi, gi)
         if A.reorder:
-            mi = mi + eb1c * (gi - mi)
-            vi = vi * eb2 + (eb2c * gi) * gi  # torch: mul_ then addcmul_
+            mi = A.madd(eb1c, gi - mi, mi)
+            vi = A.madd(eb2c * gi, gi, vi * eb2)  # torch: mul_ then addcmul_
         else:
-            mi = eb1 * mi + eb1c * gi
-            vi = eb2 * vi + eb2c * (gi * gi)
+            mi = A.madd(eb1, mi, eb1c * gi)
+            vi = A.madd(eb2, vi, eb2c * (gi * gi))
         mi = A.round_state(mi, h.get("state_dtype"))
         vi = A.round_state(vi, h.get("state_dtype"))
         den = A.esqrt(vi) + eps
-        pi = pi - _div(A, elr * mi, den) if A.reorder else pi - elr * _div(A, mi, den)
+        pi = pi - _div(A, elr * mi, den) if A.reorder else A.madd(-elr, _div(A, mi, den), pi)
         out_p.append(pi), out_m.append(mi), out_v.append(vi)
     return out_p, {"exp_avg": out_m, "exp_avg_sq": out_v}, {}
 
@@ -197,13 +298,14 @@ def _step_adams(A, h, p, g, st, t, lr):
     elr, eps = A.e(lr_s), A.e(A.s(h["eps"]))
     out_p, out_m = [], []
     for pi, gi, mi in zip(p, g, st["exp_avg"]):
-        pi = pi - A.e(lr_s * wd) * pi if A.reorder else pi * A.e(one - lr_s * wd)
-        m_old = mi / ec
-        nu = eb2 * (m_old * m_old) + eb2c * (gi * gi)
-        mi = mi + eb1c * (gi - mi) if A.reorder else eb1 * mi + eb1c * gi
-        m_hat = mi / ec
+        pi = A.madd(-A.e(lr_s * wd), pi, pi) if A.reorder else pi * A.e(one - lr_s * wd)
+        m_old = A.ediv(mi, ec)
+        nu = A.madd(eb2, m_old * m_old, eb2c * (gi * gi))
+        mi = A.madd(eb1c, gi - mi, mi) if A.reorder else A.madd(eb1, mi, eb1c * gi)
+        m_hat = A.ediv(mi, ec)
         den = A.esqrt(nu) + eps
-        pi = pi - _div(A, elr * m_hat, den) if A.reorder else pi - elr * _div(A, m_hat, den)
+        pi = (pi - _div(A, elr * m_hat, den) if A.reorder
+              else A.madd(-elr, _div(A, m_hat, den), pi))
         out_p.append(pi), out_m.append(mi)
     return out_p, {"exp_avg": out_m}, {}
 
@@ -225,24 +327,24 @@ def _adam_core(A, h, p, g, st, t, lr, bias_correction, decay_mode):
     ps, ms, vs, us = [], [], [], []
     for pi, gi, mi, vi in zip(p, g, st["exp_avg"], st["exp_avg_sq"]):
         if decay_mode == "decoupled":
-            pi = pi - A.e(lr_s * wd) * pi if A.reorder else pi * A.e(one - lr_s * wd)
+            pi = A.madd(-A.e(lr_s * wd), pi, pi) if A.reorder else pi * A.e(one - lr_s * wd)
         elif decay_mode == "l2":
-            gi = gi + A.e(wd) * pi
+            gi = A.madd(A.e(wd), pi, gi)
         if A.reorder:
-            mi = mi + eb1c * (gi - mi)
-            vi = vi * eb2 + (eb2c * gi) * gi  # torch: mul_ then addcmul_
+            mi = A.madd(eb1c, gi - mi, mi)
+            vi = A.madd(eb2c * gi, gi, vi * eb2)  # torch: mul_ then addcmul_
         else:
-            mi = eb1 * mi + eb1c * gi
-            vi = eb2 * vi + eb2c * (gi * gi)
+            mi = A.madd(eb1, mi, eb1c * gi)
+            vi = A.madd(eb2, vi, eb2c * (gi * gi))
         ps.append(pi), ms.append(mi), vs.append(vi)
-        us.append(_div(A, mi, A.esqrt(vi) / ediv + eps))
+        us.append(_div(A, mi, A.ediv(A.esqrt(vi), ediv) + eps))
     return ps, ms, vs, us, step_size
 
 
 def _step_adam(A, h, p, g, st, t, lr, decay_mode="l2"):
     ps, ms, vs, us, step_size = _adam_core(A, h, p, g, st, t, lr, h["bias_correction"], decay_mode)
     es = A.e(step_size)
-    out = [pi - (es * ui if not A.reorder else ui * es) for pi, ui in zip(ps, us)]
+    out = [A.madd(-es, ui, pi) for pi, ui in zip(ps, us)]
     return out, {"exp_avg": ms, "exp_avg_sq": vs}, {}
 
 
@@ -293,10 +395,10 @@ def _step_alphaadam(A, h, p, g, st, t, lr):
     out = []
     for pi, ui, k in zip(ps, us, mask):
         if h["alpha_rule"] == "soft":
-            psi = one / ea if k else ea
+            psi = A.ediv(one, ea) if k else ea
         else:
             psi = ea if k else eg
-        out.append(pi - es * (psi * ui))
+        out.append(A.madd(-es, psi * ui, pi))
     return out, {"exp_avg": ms, "exp_avg_sq": vs}, {"mask": mask, "alpha": alpha, "kept": kept}
 
 
@@ -314,7 +416,7 @@ def _step_cadamw(A, h, p, g, st, t, lr):
     out = []
     for pi, mi, vi, keep in zip(ps, ms, vs, mask):
         num = mi * er if keep else A.e(0.0) * mi
-        out.append(pi - es * _div(A, num, A.esqrt(vi) + eps))
+        out.append(A.madd(-es, _div(A, num, A.esqrt(vi) + eps), pi))
     return out, {"exp_avg": ms, "exp_avg_sq": vs}, {}
 
 
@@ -329,12 +431,12 @@ def _step_adax(A, h, p, g, st, t, lr):
     out_p, out_m, out_v = [], [], []
     for pi, gi, mi, vi in zip(p, g, st["exp_avg"], st["exp_avg_sq"]):
         if decoupled:
-            pi = pi - A.e(lr_s * wd) * pi if A.reorder else pi * A.e(one - lr_s * wd)
+            pi = A.madd(-A.e(lr_s * wd), pi, pi) if A.reorder else pi * A.e(one - lr_s * wd)
         else:
-            gi = gi + A.e(wd) * pi
-        mi = mi + eb1c * (gi - mi) if A.reorder else eb1 * mi + eb1c * gi
-        vi = grow * vi + eb * (gi * gi)
-        pi = pi - es * _div(A, mi, A.esqrt(vi) + eps)
+            gi = A.madd(A.e(wd), pi, gi)
+        mi = A.madd(eb1c, gi - mi, mi) if A.reorder else A.madd(eb1, mi, eb1c * gi)
+        vi = A.madd(grow, vi, eb * (gi * gi))
+        pi = A.madd(-es, _div(A, mi, A.esqrt(vi) + eps), pi)
         out_p.append(pi), out_m.append(mi), out_v.append(vi)
     return out_p, {"exp_avg": out_m, "exp_avg_sq": out_v}, {}
 
@@ -346,10 +448,10 @@ def _step_sgdm(A, h, p, g, st, t, lr):
     elr = A.e(A.s(lr))
     out_p, out_b = [], []
     for pi, gi, bi in zip(p, g, st["momentum_buffer"]):
-        gi = gi + wd * pi
-        bi = gi if t == 1 else mom * bi + damp_c * gi
-        d = gi + mom * bi if h["nesterov"] else bi
-        out_p.append(pi - elr * d), out_b.append(bi)
+        gi = A.madd(wd, pi, gi)
+        bi = gi if t == 1 else A.madd(mom, bi, damp_c * gi)
+        d = A.madd(mom, bi, gi) if h["nesterov"] else bi
+        out_p.append(A.madd(-elr, d, pi)), out_b.append(bi)
     return out_p, {"momentum_buffer": out_b}, {}
 
 

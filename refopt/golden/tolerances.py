@@ -1,10 +1,14 @@
 """Tolerances of the golden suite and the accuracy of its float64 values, both measured.
 
-* :func:`measure_reorder` runs a case again in its own dtype with a different, legitimate
-  operation order (:class:`refopt.golden.mp_reference.FloatArith`, ``reorder=True``) and reports
-  how far that lands from the golden values: the spread a correct independent port shows.
-* :func:`tolerance_for` states the tolerance of a case from a per-dtype policy and records the
-  measured spread next to it (``tolerance.measured``); the tests assert that the spread is inside.
+* :func:`measure_legitimate` runs a case again in its own dtype through a set of *legitimate
+  implementations* (:data:`LEGITIMATE`, FORMAT.md section 5): the reordered loop (a different,
+  legitimate operation order) and several faithfully rounded runs (every inexact ``sqrt`` and
+  division 1 ulp off with probability 1/2, ``a*b + c`` contracted to an FMA with probability
+  1/2, libm scalars +-1 ulp; seeded, so the build stays byte-identical), and reports how far
+  each lands from the golden values, per stored step: the spread a correct port may show.
+* :func:`tolerance_for` states the tolerance of a case from a per-dtype rtol and that measured
+  spread (atol, pointwise horizon, 10x margin) and records the spread next to it
+  (``tolerance.measured``); the tests assert that the spread is inside.
 * :func:`reference_accuracy` compares the float64 golden values with a 50-digit mpmath
   recomputation (same module, :class:`~refopt.golden.mp_reference.MpArith`).
 """
@@ -26,45 +30,49 @@ def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Representable values between a and b, elementwise (NaN vs NaN and x vs x give 0).
 
     Both are read in a's dtype; the sign-magnitude bit patterns are mapped onto a monotone
-    integer line (-0.0 and +0.0 coincide).
+    integer line (-0.0 and +0.0 coincide). Returned as float64.
     """
-    a = np.asarray(a)
-    b = np.asarray(b, dtype=a.dtype)
+    a = np.ascontiguousarray(a)
+    b = np.ascontiguousarray(np.asarray(b, dtype=a.dtype))
     itype = {2: np.int16, 4: np.int32, 8: np.int64}[a.dtype.itemsize]
-    lo = int(np.iinfo(itype).min)
+    lo = np.iinfo(itype).min
 
     def mono(x):
-        return [i if i >= 0 else lo - i for i in (int(v) for v in x.view(itype).reshape(-1))]
+        bits = x.view(itype).astype(object if itype is np.int64 else np.int64)
+        return np.where(bits >= 0, bits, lo - bits)
 
-    d = np.array([abs(p - q) for p, q in zip(mono(a), mono(b))], dtype=np.float64)
-    same = ((a == b) | (np.isnan(a) & np.isnan(b))).reshape(-1)
+    d = np.abs(mono(a) - mono(b)).astype(np.float64)
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
     return np.where(same, 0.0, d).reshape(a.shape)
 
 
 def _errors(actual: dict, expected: dict, keys, rows) -> dict:
     """Worst elementwise relative, normwise relative and ulp error over ``keys`` at ``rows``."""
     worst = {"rel": 0.0, "normwise": 0.0, "ulp": 0.0, "where": None}
+    rows = list(rows)
     for key in keys:
-        e_all, a_all = expected[key], actual[key]
-        for r in rows:
-            e, a = np.asarray(e_all[r], dtype=np.float64), np.asarray(a_all[r], dtype=np.float64)
-            if e.size == 0:
-                continue
-            both_nan = np.isnan(e) & np.isnan(a)
-            same = (e == a) | both_nan
-            diff = np.where(same, 0.0, np.abs(a - e))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                rel = np.where(same, 0.0, np.where(e != 0, diff / np.abs(e), np.inf))
-            scale = np.max(np.where(np.isfinite(e), np.abs(e), 0.0))
-            norm = 0.0 if not np.any(diff) else (float(np.max(diff)) / scale if scale > 0 else math.inf)
-            r_max = float(np.max(rel))
-            if r_max > worst["rel"]:
-                worst["rel"], worst["where"] = r_max, f"{key} row {r}"
-            worst["normwise"] = max(worst["normwise"], norm)
-            if e_all.dtype.kind == "f":
-                worst["ulp"] = max(worst["ulp"],
-                                   float(np.max(ulp_distance(np.asarray(e_all[r]),
-                                                             np.asarray(a_all[r]).astype(e_all.dtype)))))
+        e_all, a_all = np.asarray(expected[key])[rows], np.asarray(actual[key])[rows]
+        if e_all.size == 0:
+            continue
+        e = e_all.astype(np.float64).reshape(len(rows), -1)
+        a = a_all.astype(np.float64).reshape(len(rows), -1)
+        same = (e == a) | (np.isnan(e) & np.isnan(a))
+        diff = np.where(same, 0.0, np.abs(a - e))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.where(same, 0.0, np.where(e != 0, diff / np.abs(e), np.inf))
+        rel = np.where(np.isnan(rel), np.inf, rel)
+        scale = np.max(np.where(np.isfinite(e), np.abs(e), 0.0), axis=1)
+        dmax = np.max(diff, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            norm = np.where(dmax == 0, 0.0, np.where(scale > 0, dmax / scale, math.inf))
+        r_row = np.max(rel, axis=1)
+        k = int(np.argmax(r_row))
+        if float(r_row[k]) > worst["rel"]:
+            worst["rel"], worst["where"] = float(r_row[k]), f"{key} row {rows[k]}"
+        worst["normwise"] = max(worst["normwise"], float(np.nanmax(norm)))
+        if e_all.dtype.kind == "f":
+            worst["ulp"] = max(worst["ulp"], float(np.max(
+                ulp_distance(e_all, a_all.astype(e_all.dtype)))))
     return worst
 
 
@@ -85,33 +93,51 @@ def _as_payload(run: dict, spec, arrays, dtype) -> tuple[dict, list[int]]:
     return out, rows
 
 
-def measure_reorder(spec, arrays) -> dict:
-    """Run ``spec`` in its dtype with the reordered loops; worst errors against ``arrays``.
+#: The legitimate implementations every case is measured against (FORMAT.md section 5): label ->
+#: (operation order reordered?, faithful-rounding seed or None). Seeds are fixed so that a
+#: rebuild is byte-identical; half the faithful runs use the reference's operation order, half
+#: the reordered one.
+LEGITIMATE: dict[str, tuple[bool, int | None]] = {
+    "reordered": (True, None),
+    **{f"faithful{k}{'-reordered' if k % 2 else ''}": (bool(k % 2), k) for k in range(6)},
+}
 
-    Closed-loop cases run their own loop (gradients from the objective at the reordered params);
-    the step up to which they stay within ``rtol`` of the golden values is the horizon.
+LEGITIMATE_MODEL = (
+    "a legitimate implementation may (a) order the operations differently (torch-style lerp "
+    "for m, mul+addcmul for v, (lr*m)/denom, p - (lr*wd)*p) and (b) use faithfully rounded "
+    "arithmetic: any inexact sqrt or division may return the other neighbour of the exact "
+    "result (<= 1 ulp: vectorised CPU libraries such as torch's float32 sqrt, CUDA without "
+    "--prec-sqrt/--prec-div), any a*b + c may be rounded once (FMA contraction), and the "
+    "float64 libm scalars (pow, expm1, log, log1p) may be 1 ulp off. Measured: the reordered "
+    "loop plus {n} seeded faithful runs (each inexact sqrt/division off with probability 1/2, "
+    "each a*b + c contracted with probability 1/2; half in the reference's order, half "
+    "reordered)")
+
+
+def measure_legitimate(spec, arrays) -> list[dict]:
+    """Run ``spec`` in its dtype through every implementation of :data:`LEGITIMATE`.
+
+    Returns one dict per implementation: ``label``, ``got`` and ``expected`` (payload-shaped
+    arrays at the stored steps), ``steps`` and ``worst`` (elementwise relative, normwise and
+    ulp error against the golden values). Closed-loop cases run their own loop (gradients from
+    the objective at the implementation's own params).
     """
     from .build import make_grad_fn
 
-    A = MP.FloatArith(spec.dtype, reorder=True)
     hyper = _full_hyper(spec)
     steps = [int(s) for s in arrays["steps"]]
-    if spec.objective is None:
-        source = spec.grads
-    else:
-        source = make_grad_fn(spec.objective)
-    run = MP.run(A, spec.rule, hyper, spec.init, source, spec.n_steps, spec.lr_schedule,
-                 record=steps, as_array=MP.float_array(spec.dtype))
-    got, rows = _as_payload(run, spec, arrays, spec.dtype)
-    expected = {k: arrays[k] for k in got}
-    worst = _errors(got, {k: arrays[k][rows] for k in got}, got.keys(), range(len(rows)))
-    per_step = []
-    for j, r in enumerate(rows):
-        w = _errors({k: got[k][j:j + 1] for k in got}, {k: expected[k][r:r + 1] for k in got},
-                    got.keys(), [0])
-        per_step.append((steps[r], w["normwise"]))
-    return {"worst": worst, "per_step": per_step, "got": got,
-            "expected": {k: arrays[k][rows] for k in got}}
+    source = spec.grads if spec.objective is None else make_grad_fn(spec.objective)
+    out = []
+    for label, (reorder, seed) in LEGITIMATE.items():
+        A = MP.FloatArith(spec.dtype, reorder=reorder, faithful_seed=seed)
+        run = MP.run(A, spec.rule, hyper, spec.init, source, spec.n_steps, spec.lr_schedule,
+                     record=steps, as_array=MP.float_array(spec.dtype))
+        got, rows = _as_payload(run, spec, arrays, spec.dtype)
+        expected = {k: arrays[k][rows] for k in got}
+        worst = _errors(got, expected, got.keys(), range(len(rows)))
+        out.append({"label": label, "got": got, "expected": expected,
+                    "steps": [steps[r] for r in rows], "worst": worst})
+    return out
 
 
 def _full_hyper(spec) -> dict:
@@ -187,21 +213,20 @@ def invalid_tolerance() -> dict:
 
 #: Per-dtype relative tolerance for comparing a port with a golden case of the same dtype.
 RTOL = {"float64": 1e-10, "float32": 1e-4}
-#: Factor between the measured spread of the reordered run and the stated tolerance.
+#: Factor between the measured spread of the legitimate implementations and the tolerance.
 MARGIN = 10.0
 
 RTOL_REASON = {
-    "float64": "same dtype, different operation order: an independent reordered float64 loop "
-               "(torch-style lerp for m, mul+addcmul for v, (lr*m)/denom, p - (lr*wd)*p) lands within {worst:.1e} "
-               "(elementwise, relative) of these values; rtol = 1e-10 (golden-vectors.md) keeps a "
-               ">= 10x margin over that for explicit gradients, while every formula mistake "
+    "float64": "same dtype, legitimate implementations ({model}) land within {worst:.1e} "
+               "(elementwise, relative) of these values; rtol = 1e-10 (golden-vectors.md) keeps "
+               "a >= 10x margin over that for explicit gradients, while every formula mistake "
                "refopt knows of (eps placement, bias correction, decay order) moves step 1 by "
                "> 1e-4",
     "float32": "float32 port vs float32 golden (generated natively in float32, per-step scalars "
-               "in float64 rounded once): the reordered float32 loop lands within {worst:.1e} "
-               "(elementwise, relative); rtol = 1e-4 is ~1000 float32 ulps: roundings compound "
-               "over the run, and near zero crossings the relative error of a single element "
-               "is unbounded, which the measured atol covers",
+               "in float64 rounded once): legitimate implementations ({model}) land within "
+               "{worst:.1e} (elementwise, relative); rtol = 1e-4 is ~1000 float32 ulps: "
+               "roundings compound over the run, and near zero crossings the relative error of "
+               "a single element is unbounded, which the measured atol covers",
 }
 
 
@@ -218,6 +243,28 @@ def _needed_atol(got: dict, expected: dict, rtol: float) -> float:
         if excess.size:
             need = max(need, float(np.max(excess)))
     return need
+
+
+def _score_by_step(got: dict, expected: dict, rtol: float, atol: float) -> np.ndarray:
+    """Per stored step: max over elements of |a - e| / (atol + rtol |e|) (inf: non-finite
+    mismatch; 0 where equal)."""
+    score = None
+    for key in got:
+        a = np.asarray(got[key], np.float64).reshape(len(got[key]), -1)
+        e = np.asarray(expected[key], np.float64).reshape(len(expected[key]), -1)
+        same = (a == e) | (np.isnan(a) & np.isnan(e))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.abs(a - e) / (atol + rtol * np.abs(e))
+        r = np.where(same, 0.0, np.where(np.isnan(r), np.inf, r))
+        row = np.max(r, axis=1) if r.shape[1] else np.zeros(r.shape[0])
+        score = row if score is None else np.maximum(score, row)
+    return score
+
+
+def _json_float(x) -> float | str:
+    """A float for the manifest (JSON has no inf/NaN: those become the strings "inf", "nan")."""
+    x = float(x)
+    return x if math.isfinite(x) else str(x)
 
 
 def _round_up_pow10(x: float) -> float:
@@ -243,26 +290,35 @@ def atol_floor(spec, arrays) -> float:
     return _round_up_pow10(MARGIN * eps * _operand_scale(spec, arrays))
 
 
-def _horizon(got, expected, rows_steps, rtol, atol) -> int:
-    """Last recorded step before the reordered run first leaves (rtol, atol), elementwise."""
+def _horizon(score: np.ndarray, steps) -> int:
+    """Last stored step before the score first exceeds 1 (0 if it does at the first)."""
     last = 0
-    for j, step in enumerate(rows_steps):
-        if _needed_atol({k: got[k][j] for k in got}, {k: expected[k][j] for k in got}, rtol) > atol:
+    for step, sc in zip(steps, score):
+        if sc > 1.0:
             return last
-        last = step
+        last = int(step)
     return last
 
 
 def tolerance_for(spec, arrays) -> dict:
-    """The case's tolerance: per-dtype rtol, measured atol and (closed loop) pointwise horizon."""
+    """The case's tolerance: per-dtype rtol; atol and (closed loop) pointwise horizon from the
+    spread of the legitimate implementations, with a 10x margin."""
     from .build import make_grad_fn
 
     rtol = RTOL[spec.dtype]
-    m = measure_reorder(spec, arrays)
-    worst = m["worst"]
-    reason = RTOL_REASON[spec.dtype].format(worst=worst["rel"])
-    measured = {"reorder_worst_rel": worst["rel"], "reorder_worst_normwise": worst["normwise"],
-                "reorder_worst_ulp": worst["ulp"], "reorder_location": worst["where"]}
+    runs = measure_legitimate(spec, arrays)
+    worst_run = max(runs, key=lambda r: r["worst"]["rel"])
+    worst = dict(worst_run["worst"])
+    worst["normwise"] = max(r["worst"]["normwise"] for r in runs)
+    worst["ulp"] = max(r["worst"]["ulp"] for r in runs)
+    model = LEGITIMATE_MODEL.format(n=len(LEGITIMATE) - 1)
+    reason = RTOL_REASON[spec.dtype].format(worst=worst["rel"], model=model)
+    measured = {"model": model, "implementations": list(LEGITIMATE),
+                "legit_worst_rel": _json_float(worst["rel"]),
+                "legit_worst_normwise": _json_float(worst["normwise"]),
+                "legit_worst_ulp": _json_float(worst["ulp"]),
+                "legit_location": f"{worst['where']} ({worst_run['label']})"
+                if worst["where"] else None}
     invariants: list = []
     floor = atol_floor(spec, arrays)
     if spec.objective is None and "ExtremeMagnitude" in spec.flags:
@@ -272,34 +328,43 @@ def tolerance_for(spec, arrays) -> dict:
         reason += (f"; values span 1e-30..1e30, so no absolute tolerance: rtol is the larger of "
                    f"the dtype's and 10x the measured elementwise spread")
     elif spec.objective is None:
-        need = _needed_atol(m["got"], m["expected"], rtol / MARGIN)
+        need = max(_needed_atol(r["got"], r["expected"], rtol / MARGIN) for r in runs)
         if not math.isfinite(need):
-            raise AssertionError(f"{spec.case_id}: reordered run has non-finite mismatches")
+            raise AssertionError(f"{spec.case_id}: a legitimate run has non-finite mismatches")
         atol = max(_round_up_pow10(need * MARGIN), floor)
         horizon = spec.n_steps
-        measured["reorder_needed_atol"] = need
+        measured["legit_needed_atol"] = need
+        measured["legit_needed_atol_by_implementation"] = {
+            r["label"]: _needed_atol(r["got"], r["expected"], rtol / MARGIN) for r in runs}
         reason += (f"; atol = {atol:g}: the larger of 10x eps({spec.dtype}) x the operand scale "
                    f"(rounding of operands where a result cancels to ~0) and 10x the absolute "
-                   f"error the reordered run needed beyond rtol/10")
+                   f"error the legitimate runs needed beyond rtol/10")
     else:
         # Closed loop: differences feed back, so pointwise comparison ends at a horizon: the
-        # last recorded step at which the reordered run is still within a 10x tighter tolerance.
+        # last stored step at which every legitimate run is still within a 10x tighter
+        # tolerance (its score against (rtol, atol) stays <= 1/10).
         atol = floor
-        steps = [int(s) for s in arrays["steps"]]
-        horizon = _horizon(m["got"], m["expected"], steps, rtol / MARGIN, atol / MARGIN)
-        measured["reorder_horizon"] = horizon
+        steps = runs[0]["steps"]
+        scores = {r["label"]: _score_by_step(r["got"], r["expected"], rtol, atol) for r in runs}
+        spread = np.max(np.stack(list(scores.values())), axis=0)
+        horizon = _horizon(spread * MARGIN, steps)
+        measured["legit_horizon_by_implementation"] = {
+            label: _horizon(sc * MARGIN, steps) for label, sc in scores.items()}
+        measured["legit_score_by_step"] = [[int(st), _json_float(sc)]
+                                           for st, sc in zip(steps, spread)]
         reason += (f"; atol = {atol:g} = 10x eps({spec.dtype}) x the operand scale; closed loop: "
-                   f"compared pointwise only up to step {horizon}, the last recorded step where "
-                   f"the reordered run stays within (rtol/10, atol/10); after it, compare the "
-                   f"invariants")
-        invariants = closed_loop_invariants(spec, arrays, m, make_grad_fn(spec.objective))
+                   f"compared pointwise only up to step {horizon}, the last stored step where "
+                   f"every legitimate run stays within (rtol/10, atol/10) "
+                   f"(measured.legit_score_by_step: the worst legitimate error per stored step "
+                   f"as a fraction of (rtol, atol)); after it, compare the invariants")
+        invariants = closed_loop_invariants(spec, arrays, runs, make_grad_fn(spec.objective))
     measured["atol_floor"] = floor
     return {"mode": "allclose", "rtol": rtol, "atol": atol, "max_ulp": None,
             "pointwise_horizon": horizon, "reason": reason, "measured": measured,
             "invariants": invariants}
 
 
-def closed_loop_invariants(spec, arrays, m, grad_fn) -> list:
+def closed_loop_invariants(spec, arrays, runs, grad_fn) -> list:
     """Checks that stay meaningful after the pointwise horizon (golden-vectors.md)."""
     from ..registry import get_rule
     from .format import encode_float
@@ -307,18 +372,20 @@ def closed_loop_invariants(spec, arrays, m, grad_fn) -> list:
     obj = grad_fn.objective
     n = len(spec.init)
     final_gold = [arrays[f"param.{i}"][-1] for i in range(n)]
-    final_re = [m["got"][f"param.{i}"][-1] for i in range(n)]
     f_gold = sum(obj.value(p) for p in final_gold)
-    f_re = sum(obj.value(p) for p in final_re)
     f_init = sum(obj.value(p) for p in spec.init)
-    spread = abs(f_re - f_gold) / max(abs(f_gold), 1e-300)
+    spread = 0.0
+    for run in runs:
+        f_run = sum(obj.value(run["got"][f"param.{i}"][-1]) for i in range(n))
+        spread = max(spread, abs(f_run - f_gold) / max(abs(f_gold), 1e-300))
     rtol_loss = max(_round_up_pow10(spread * MARGIN), 1e-3 if spec.dtype == "float32" else 1e-6)
     hyper = dict(get_rule(spec.rule, **spec.hyper).hyper)
     out = [{"id": "final_loss",
             "statement": "sum over tensors of f(final params) matches value within rtol",
             "value": encode_float(f_gold), "initial_value": encode_float(f_init),
             "rtol": rtol_loss,
-            "reason": f"the reordered run's final loss differs by {spread:.1e} relative; "
+            "reason": f"the legitimate runs' final loss differs by up to {spread:.1e} "
+                      f"relative; "
                       f"rtol = max(10x that, {'1e-3' if spec.dtype == 'float32' else '1e-6'})"}]
     if spec.rule == "adams" and not hyper["bias_correction"] and hyper["weight_decay"] == 0:
         b1, b2 = hyper["betas"]
