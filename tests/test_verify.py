@@ -326,29 +326,44 @@ def test_cli_verify_torch_port_on_the_suite_float64(torch_ports, suite_ids, rule
     assert "PASS" in out and "first divergence" in out and " FAIL " not in out
 
 
-def test_torch_ports_float32_suite(torch_ports, suite_ids, monkeypatch):
-    """float32: explicit-gradient cases pass with stock torch. Closed-loop cases feed rounding
-    back; torch's CPU float32 sqrt is not correctly rounded (up to 1 ulp off in ~16 % of
-    elements, measured below), which can carry a correct port past the suite's float32 rtol
-    within the horizon. With a correctly rounded sqrt every float32 case passes, so the sqrt is
-    the whole difference."""
-    import torch
-
-    x = torch.rand(10_000, dtype=torch.float32) + 0.5
-    exact = torch.sqrt(x.double()).float()
-    stock_sqrt_is_exact = bool(torch.equal(x.sqrt(), exact))
-    for rule, name in TORCH_SUITE:
-        cases = load_cases(rule, dtype="float32")
-        explicit = [c for c in cases if c.grads is not None or c.result == "invalid"]
-        rep = verify_cases(explicit, getattr(torch_ports, name))
-        assert rep.passed, rep.table()
-        if stock_sqrt_is_exact:
-            assert verify_cases(cases, getattr(torch_ports, name)).passed
-    original = torch.Tensor.sqrt
-    monkeypatch.setattr(torch.Tensor, "sqrt", lambda self: original(self.double()).to(self.dtype))
+def test_torch_ports_float32_suite(torch_ports, suite_ids):
+    """float32 with stock torch: every case a torch port can express passes, closed loop
+    included. torch's CPU float32 sqrt is not correctly rounded (1 ulp off in ~17 % of elements
+    on an AVX-512 host); the suite's tolerances and horizons are measured against faithfully
+    rounded implementations (sqrt/division within 1 ulp, FMA contraction; golden FORMAT.md
+    section 5), so that difference is legitimate and stays inside them."""
+    counted = closed = 0
     for rule, name in TORCH_SUITE:
         rep = verify_cases(load_cases(rule, dtype="float32"), getattr(torch_ports, name))
         assert rep.passed, rep.table()
+        counted += len(rep.counted)
+        closed += sum(r.status == "pass" and suite_ids[r.case_id].grad_fn is not None
+                      for r in rep.results)
+    assert counted >= 30 and closed == 9      # 3 adamx, 4 adams, 2 alphaadam closed-loop cases
+
+
+# float32 cases that can show each planted mistake. eps = 1e-8 inside sqrt(v) changes a float32
+# denominator only where v ~ eps: no AdamX float32 case gets there (the float64 cases catch it).
+_F32_MIN_FAILURES = {"AdamXEpsInsideSqrt": 0, "AlphaAdamDecayAfterStep": 2}
+
+
+@pytest.mark.parametrize("rule,name,options,key", TORCH_MISTAKES)
+def test_torch_planted_mistake_on_the_float32_suite(torch_ports, suite_ids, rule, name, options,
+                                                    key):
+    """Under the float32 tolerances (measured against faithfully rounded implementations) every
+    planted mistake still fails where it is visible, and each failure names it. In closed loop
+    a float32 mutant and the torch copy can part ways within the horizon (a mask or a sign
+    decided by one rounding), so there the mistake must at least be the closest candidate."""
+    rep = verify_rule(rule, getattr(torch_ports, name), dtype="float32")
+    failed = [r for r in rep.results if r.status in ("FAIL", "ERROR")]
+    assert len(failed) >= _F32_MIN_FAILURES.get(name, 3), rep.table()
+    for r in failed:
+        assert r.status == "FAIL", (r.case_id, r.message)
+        if suite_ids[r.case_id].grad_fn is None:
+            assert r.diagnosis.keys == [key], (r.case_id, r.diagnosis.message)
+        else:
+            assert r.diagnosis.keys in ([key], []), (r.case_id, r.diagnosis.message)
+            assert r.diagnosis.closest.mistake.key == key, (r.case_id, r.diagnosis.message)
 
 
 @pytest.mark.parametrize("rule,name,options,key", TORCH_MISTAKES)
