@@ -223,6 +223,25 @@ def magnitude_inputs(seed: int, n_steps: int, decade: int = 10) -> tuple[list, l
     return [p0, p1, p2], [g0, g1, g2]
 
 
+def eps_scale_inputs(seed: int, n_steps: int, eps: float) -> tuple[list, list]:
+    """Gradients with g**2 within two decades of eps (|g| = sqrt(eps) * 10**U(-1, 1)), params near 0.
+
+    Here eps inside the sqrt (sqrt(v + eps)) and outside it (sqrt(v) + eps) differ by an O(1)
+    factor in every coordinate, in float32 as in float64, and the params are the accumulated
+    steps themselves, so a relative tolerance on params sees the difference. (The magnitude cases
+    cannot: there the eps-dominated steps are negligible against the params.)
+    """
+    rng = np.random.default_rng(seed)
+    shapes = [(9,), (2, 4), ()]
+    root = np.sqrt(eps)
+    params = [1e-3 * _dyadic(rng, s) for s in shapes]
+    grads = []
+    for s in shapes:
+        signs = np.where(rng.random((n_steps,) + s) < 0.5, -1.0, 1.0)
+        grads.append(signs * root * 10.0 ** rng.uniform(-1.0, 1.0, (n_steps,) + s))
+    return params, grads
+
+
 def long_inputs(seed: int, n_steps: int) -> tuple[list, list]:
     """A slowly drifting mean plus noise, with a sign change of the mean half-way."""
     rng = np.random.default_rng(seed)
@@ -389,6 +408,15 @@ def catalogue() -> list[CaseSpec]:
                      "float32: params and gradients from 1e-15 to 1e15 (beyond ~1.8e19, whether "
                      "float32 g**2 overflows depends on the operation order)",
                      dtypes=("float32",))
+    # 5b. g**2 comparable to eps: where eps inside vs outside the sqrt shows in both dtypes.
+    eps_scaled = [("adamx", "official", {}, 1e-8), ("adams", "paper", {}, 1e-8),
+                  ("adams", "official", {"bias_correction": True}, 1e-8),
+                  ("alphaadam", "paper-v1", {}, 1e-6), ("adamw", "torch", {}, 1e-8)]
+    for k, (rule, variant, hyper, eps) in enumerate(eps_scaled):
+        explicit(rule, variant, "epsscale", {"lr": 1e-3, "eps": eps, **hyper},
+                 eps_scale_inputs(420 + k, 12, eps), ["EpsDominated", "ScalarTensor", "MultiTensor"],
+                 "g**2 within two decades of eps: eps inside the sqrt changes every step by O(1)",
+                 dtypes=both)
 
     # 6. Sign flips and exact ties that exercise the masks.
     flips = [("alphaadam", "paper-v1", {}), ("alphaadam", "paper-v1-nonstrict", {"strict": False}),
