@@ -24,7 +24,7 @@ import pytest
 
 import refopt
 from refopt.kernels import cupy_backend as CB
-from refopt.kernels.fused import FusedRule
+from refopt.kernels.fused import FusedRule, HostArrays
 from refopt.registry import RULES
 
 # -- 1. structure ---------------------------------------------------------------------------
@@ -257,32 +257,12 @@ class _HostKernels:
     multi_launches: list
 
 
-class _HostRule(FusedRule):
+class _HostRule(HostArrays, FusedRule):
     """CupyRule's logic (plans, multi-tensor batching) over NumPy arrays and the host build."""
 
     backend = "cuda-source-on-host"
     _batched = CB.CupyRule._batched
     _batch_group = CB.CupyRule._batch_group
-
-    def _validate(self, params, grads, state):
-        from refopt import _validation as V
-
-        params = V.as_param_list("params", params)
-        grads = V.check_grads(params, grads)
-        self.reference._check_state(params, state)
-        return params, grads
-
-    def _flat(self, a):
-        return np.ascontiguousarray(a).reshape(-1)
-
-    def _empty_like(self, a):
-        return np.empty(a.shape, dtype=a.dtype)
-
-    def _ones_mask(self, shape):
-        return np.ones(shape, dtype=bool)
-
-    def _empty_mask(self, shape):
-        return np.empty(shape, dtype=bool)
 
     def _no_mask(self):
         return None

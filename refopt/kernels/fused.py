@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _validation as V
 from ..rules._base import Rule
 from ..rules.alphaadam import alpha_for
 
@@ -399,3 +400,25 @@ def norm_alpha(sum_all: float, sum_kept: float, alpha_max: float) -> float:
 _PLANS = {"adamx": _plan_adamx, "adams": _plan_adams, "adam": _plan_adam, "adamw": _plan_adam,
           "adax": _plan_adax, "sgdm": _plan_sgdm, "cadamw": _plan_cadamw,
           "alphaadam": _plan_alphaadam}
+
+
+class HostArrays:
+    """The array plumbing of a :class:`FusedRule` whose arrays live in host (NumPy) memory."""
+
+    def _validate(self, params, grads, state):
+        params = V.as_param_list("params", params)
+        grads = V.check_grads(params, grads)
+        self.reference._check_state(params, state)
+        return params, grads
+
+    def _flat(self, a):
+        return np.ascontiguousarray(a).reshape(-1)
+
+    def _empty_like(self, a):
+        return np.empty(a.shape, dtype=a.dtype)
+
+    def _ones_mask(self, shape):
+        return np.ones(shape, dtype=bool)
+
+    def _empty_mask(self, shape):
+        return np.empty(shape, dtype=bool)

@@ -36,8 +36,7 @@ import os
 import numpy as np
 from numba import njit, prange
 
-from .. import _validation as V
-from .fused import FusedRule
+from .fused import FusedRule, HostArrays
 
 _FASTMATH = os.environ.get("REFOPT_NUMBA_FASTMATH", "") == "1"
 _JIT = dict(parallel=True, fastmath=_FASTMATH, error_model="numpy", cache=True)
@@ -487,28 +486,10 @@ class _Kernels:
 _NO_MASK = np.zeros(0, dtype=np.bool_)
 
 
-class NumbaRule(FusedRule):
+class NumbaRule(HostArrays, FusedRule):
     """A reference rule run by the fused numba kernels (see the module docstring)."""
 
     backend = "numba"
-
-    def _validate(self, params, grads, state):
-        params = V.as_param_list("params", params)
-        grads = V.check_grads(params, grads)
-        self.reference._check_state(params, state)
-        return params, grads
-
-    def _flat(self, a):
-        return np.ascontiguousarray(a).reshape(-1)
-
-    def _empty_like(self, a):
-        return np.empty(a.shape, dtype=a.dtype)
-
-    def _ones_mask(self, shape):
-        return np.ones(shape, dtype=bool)
-
-    def _empty_mask(self, shape):
-        return np.empty(shape, dtype=bool)
 
     def _no_mask(self):
         return _NO_MASK
