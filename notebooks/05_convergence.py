@@ -51,7 +51,7 @@ import numpy as np
 import refopt
 from refopt.experiments import adams_rate, adamx_transition, alphaadam_masks, read_results, run_key
 from refopt.experiments.runner import jsonable
-from refopt.experiments._common import NOT_REPRODUCED, REPRODUCED, VERDICTS
+from refopt.experiments import NOT_REPRODUCED, REPRODUCED, VERDICTS
 
 FAST = os.environ.get("REFOPT_NOTEBOOK_FAST", "0").lower() not in ("", "0", "false", "no")
 CONFIG = "tiny" if FAST else os.environ.get("REFOPT_NOTEBOOK_CONFIG", "quick")

@@ -8,6 +8,8 @@
 * :mod:`.alphaadam_masks`: AlphaAdam's mask density, noise floor and first-step policy (spec 4.5);
 * :mod:`.report`: the Markdown report of every claim with its verdict (``refopt report``).
 """
+from ._common import NOT_REPRODUCED, REPRODUCED, VERDICTS
 from .runner import expand_sweep, read_results, run_key, run_one, run_sweep
 
-__all__ = ["expand_sweep", "read_results", "run_key", "run_one", "run_sweep"]
+__all__ = ["NOT_REPRODUCED", "REPRODUCED", "VERDICTS", "expand_sweep", "read_results", "run_key",
+           "run_one", "run_sweep"]
