@@ -8,6 +8,10 @@ failing case, names the known mistake that reproduces the port's numbers:
 >>> report = verify_rule("adams", MyTorchAdamS, dtype="float64")  # doctest: +SKIP
 >>> print(report.table()); report.passed                          # doctest: +SKIP
 
+Closed-loop cases are compared pointwise only up to their ``pointwise_horizon``; from the horizon
+on the port is judged on the case's invariants (final loss, AdamS's step bound, AdamX's v between
+min and max g^2, AlphaAdam's kept fraction, finiteness; :mod:`refopt.verify.invariants`).
+
 ``port`` may be a ``torch.optim.Optimizer`` class, an optax ``GradientTransformation`` or a factory
 returning one, any object with refopt's ``init``/``step`` rule interface (a refopt rule of any
 backend: ``verify_rule("adamx", "numba")`` or ``verify_rule("adamx", get_rule("adamx",
@@ -29,8 +33,9 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from .adapters import NotApplicable, PortRun, expected_histories, make_port, run_case
-from .compare import Comparison, compare_trajectories
+from .compare import Comparison, check_tolerance_mode, compare_trajectories
 from .diagnose import Diagnosis, diagnose
+from .invariants import InvariantReport, check_invariants
 
 __all__ = ["CaseResult", "Report", "verify_rule", "verify_cases", "load_cases", "judge",
            "make_port", "run_case"]
@@ -42,9 +47,11 @@ PASS, FAIL, ERROR, NOT_RUN, ACCEPTABLE = "pass", "FAIL", "ERROR", "n/a", "ok*"
 class CaseResult:
     """The verdict on one case.
 
-    ``status``: ``pass``; ``FAIL`` (numbers outside the tolerance, or an invalid case accepted);
-    ``ERROR`` (the port raised on a valid case); ``ok*`` (an ``acceptable`` case the port does
-    differently); ``n/a`` (the port cannot be configured for the case; not counted).
+    ``status``: ``pass``; ``FAIL`` (numbers outside the tolerance up to the pointwise horizon,
+    an invariant broken after it, or an invalid case accepted); ``ERROR`` (the port raised on a
+    valid case); ``ok*`` (an ``acceptable`` case the port does differently); ``n/a`` (the port
+    cannot be configured for the case; not counted). ``invariants`` holds the verdict on the
+    case's invariants from the horizon on (None when the case has none).
     """
 
     case_id: str
@@ -55,6 +62,7 @@ class CaseResult:
     diagnosis: Diagnosis | None = None
     message: str = ""
     flags: list = field(default_factory=list)
+    invariants: InvariantReport | None = None
 
     @property
     def counted(self) -> bool:
@@ -76,6 +84,9 @@ class CaseResult:
         if self.diagnosis is not None:
             d["diagnosis"] = self.diagnosis.message
             d["matching_mistakes"] = self.diagnosis.keys
+        if self.invariants is not None:
+            d["pointwise_horizon"] = self.invariants.horizon
+            d["invariants"] = [r.to_dict() for r in self.invariants.results]
         return d
 
 
@@ -114,17 +125,19 @@ class Report:
 
     def table(self) -> str:
         """The per-case table, then one line per failure diagnosis and a summary."""
-        head = ("case", "status", "first divergence", "max abs", "max rel", "max ulp", "min LRE")
+        head = ("case", "status", "first divergence", "max abs", "max rel", "max ulp", "min LRE",
+                "after horizon")
         rows = []
         for r in self.results:
             c = r.comparison
+            after = "-" if r.invariants is None else r.invariants.summary()
             if c is None:
-                rows.append((r.case_id, r.status, "-", "-", "-", "-", "-"))
+                rows.append((r.case_id, r.status, "-", "-", "-", "-", "-", after))
             else:
                 rows.append((r.case_id, r.status,
                              "-" if c.first_divergence is None else str(c.first_divergence),
                              f"{c.worst_abs:.2e}", f"{c.worst_rel:.2e}", _ulp(c.worst_ulp),
-                             f"{c.min_lre:.1f}"))
+                             f"{c.min_lre:.1f}", after))
         widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
         fmt = "  ".join(f"{{:<{w}}}" for w in widths)
         lines = [f"refopt verify: rule {self.rule}, port {self.port}", fmt.format(*head),
@@ -162,9 +175,20 @@ def _ulp(x: float) -> str:
 
 def judge(case, run: PortRun | None, error: BaseException | None = None, *,
           port_name: str = "", with_diagnosis: bool = True) -> CaseResult:
-    """The verdict on one case from the port's trajectory (or the exception it raised)."""
+    """The verdict on one case from the port's trajectory (or the exception it raised).
+
+    A valid case passes only if the trajectory is within the tolerance at every recorded step up
+    to ``pointwise_horizon`` *and* every checkable invariant holds from the horizon on
+    (:mod:`refopt.verify.invariants`). Raises ValueError for a tolerance mode refopt cannot
+    judge (``statistical``, or an unknown one).
+    """
     base = dict(case_id=case.case_id, dtype=str(case.dtype), result=case.result,
                 flags=list(case.flags))
+    if case.result != "invalid":
+        try:
+            check_tolerance_mode(case.tolerance)
+        except ValueError as exc:
+            raise ValueError(f"case {case.case_id}: {exc}") from None
     if case.result == "invalid":
         if error is not None:
             message = f"refused as required: {type(error).__name__}: {error}"
@@ -179,14 +203,23 @@ def judge(case, run: PortRun | None, error: BaseException | None = None, *,
     if error is not None:
         return CaseResult(status=ERROR, message=f"the port raised {type(error).__name__}: {error}",
                           **base)
-    cmp = compare_trajectories(expected_histories(case), run.as_histories(), case.steps,
-                               case.tolerance, case.dtype)
-    notes = list(run.notes) + list(cmp.notes)
-    if cmp.passed:
+    expected = expected_histories(case)
+    cmp = compare_trajectories(expected, run.as_histories(), case.steps, case.tolerance,
+                               case.dtype)
+    inv = check_invariants(case, run, expected)
+    notes = list(run.notes) + list(cmp.notes) + ([] if inv is None else inv.notes)
+    base["invariants"] = inv
+    if cmp.passed and (inv is None or inv.passed):
         return CaseResult(status=PASS, comparison=cmp, message="; ".join(notes), **base)
     if case.result == "acceptable":
         return CaseResult(status=ACCEPTABLE, comparison=cmp, message="; ".join(
             notes + ["differs on an 'acceptable' case (variant-dependent behaviour)"]), **base)
+    if cmp.passed:
+        # Right up to the horizon, wrong after it: the mutants are compared pointwise up to the
+        # horizon, where the port matches the reference, so they cannot tell anything here.
+        notes.insert(0, f"within tolerance at every recorded step up to the pointwise horizon "
+                        f"t={inv.horizon}")
+        return CaseResult(status=FAIL, comparison=cmp, message="; ".join(notes), **base)
     diag = diagnose(case, run, port_name) if with_diagnosis else None
     return CaseResult(status=FAIL, comparison=cmp, diagnosis=diag, message="; ".join(notes),
                       **base)

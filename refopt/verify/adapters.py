@@ -72,6 +72,10 @@ class PortRun:
     state: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
     other_buffers: list = field(default_factory=list)   # exposed buffers the rule does not have
+    # AlphaAdam's "mask", "alpha", "kept" where the port exposes them, at the steps steps[1:].
+    info: dict = field(default_factory=dict)
+    # Every step 0..T, for the invariants after the pointwise horizon (refopt.verify.invariants).
+    trace: Any = None
 
     def as_histories(self) -> dict:
         return {"param": self.params, **self.state}
@@ -81,6 +85,12 @@ class Session(Protocol):
     def step(self, grads: list, t: int, lr: float) -> None: ...
     def params(self) -> list: ...
     def buffers(self, names: tuple) -> dict: ...
+    # Optional: per-step extras of the last step (AlphaAdam's mask, alpha, kept), one per tensor.
+    # def info(self) -> dict: ...
+
+
+# Per-step extras a session may expose (AlphaAdam), judged by the invariants.
+INFO_KEYS = ("mask", "alpha", "kept")
 
 
 class Port(Protocol):
@@ -261,6 +271,16 @@ class _TorchSession:
                 out[name] = [v.detach().numpy().copy() for v in values]
         return out
 
+    def info(self):
+        """``optimizer.state[p]["mask"]`` (and ``"alpha"``, ``"kept"``) where the port keeps them."""
+        out = {}
+        for name in INFO_KEYS:
+            values = [self.optimizer.state.get(p, {}).get(name) for p in self.tensors]
+            if all(v is not None for v in values):
+                out[name] = [np.array(v.detach().numpy() if hasattr(v, "detach") else v,
+                                      copy=True) for v in values]
+        return out
+
 
 # -- optax ----------------------------------------------------------------------------------
 def _is_gradient_transformation(obj) -> bool:
@@ -332,6 +352,9 @@ class _OptaxSession:
     def buffers(self, names):
         return _buffers_from_state(self.state, names, len(self.p))
 
+    def info(self):
+        return _buffers_from_state(self.state, INFO_KEYS, len(self.p))
+
 
 # -- refopt-rule-like objects ---------------------------------------------------------------
 def _is_rule_like(obj) -> bool:
@@ -382,9 +405,26 @@ class _RuleSession:
         self.rule = rule
         self.p = [np.array(p, copy=True) for p in params]
         self.state = rule.init(self.p)
+        self._info = None
 
     def step(self, grads, t, lr):
-        self.p, self.state = self.rule.step(self.p, grads, self.state, lr=lr)
+        with_info = getattr(self.rule, "step_with_info", None)
+        if callable(with_info):
+            # refopt's rules report AlphaAdam's mask, alpha and kept count per tensor.
+            self.p, self.state, self._info = with_info(self.p, grads, self.state, lr=lr)
+        else:
+            self.p, self.state = self.rule.step(self.p, grads, self.state, lr=lr)
+
+    def info(self):
+        tensors = (self._info or {}).get("tensors") if isinstance(self._info, Mapping) else None
+        if not tensors or len(tensors) != len(self.p):
+            return _buffers_from_state(self.state, INFO_KEYS, len(self.p))
+        out = {}
+        for name in INFO_KEYS:
+            values = [t.get(name) if isinstance(t, Mapping) else None for t in tensors]
+            if all(v is not None for v in values):
+                out[name] = [np.array(v, copy=True) for v in values]
+        return out
 
     def params(self):
         return [np.array(p, copy=True) for p in self.p]
@@ -436,6 +476,9 @@ class _FunctionSession:
 
     def buffers(self, names):
         return _buffers_from_state(self.state, names, len(self.p))
+
+    def info(self):
+        return _buffers_from_state(self.state, INFO_KEYS, len(self.p))
 
 
 # -- choosing an adapter ------------------------------------------------------------------
@@ -527,20 +570,27 @@ class _FactoryPort:
 def run_case(port: Port, case) -> PortRun:
     """Run ``case`` through ``port`` and return its trajectory at the recorded steps.
 
+    For a case that lists invariants (closed loop) every step is kept as well, in
+    ``PortRun.trace``: params, exposed buffers, the gradients the port was given and AlphaAdam's
+    mask/alpha/kept where exposed (:mod:`refopt.verify.invariants`).
+
     Raises :class:`NotApplicable` when the port cannot be configured for the case, and lets any
     exception of the port propagate (for ``invalid`` cases a raise is the expected outcome).
     """
     from ..registry import RULES, canonical_name
+    from .invariants import Trace, trace_needed
 
     port.configure(case)  # NotApplicable before any work
     dt = np.dtype(case.dtype)
+    n_steps = int(case.n_steps)
     params0 = [np.array(p, dtype=dt, copy=True) for p in case.init_params]
     session = port.open(case, params0)
     names = tuple(RULES[canonical_name(case.rule)].cls.buffers)
     recorded = [int(s) for s in np.asarray(case.steps)]
-    wanted = set(recorded)
+    tracing = trace_needed(case)
+    held = list(range(n_steps + 1)) if tracing else sorted(set(recorded))
+    wanted = set(held)
     hist_params = [[p.copy()] for p in params0] if 0 in wanted else [[] for _ in params0]
-    hist_bufs: dict = {}
     if 0 in wanted:
         start = session.buffers(names)
         # A lazily built state (torch) has no buffers before the first step: they start at 0.
@@ -549,17 +599,24 @@ def run_case(port: Port, case) -> PortRun:
     else:
         hist_bufs = {b: [[] for _ in params0] for b in names}
     exposed = set(names)
+    info_keys: set | None = None
+    hist_info: dict = {k: [[] for _ in params0] for k in INFO_KEYS}
+    hist_grads = [[] for _ in params0]
+    get_info = getattr(session, "info", None)
     current = params0
-    for t in range(1, int(case.n_steps) + 1):
+    for t in range(1, n_steps + 1):
         if case.grads is not None:
             grads = [np.array(g[t - 1], dtype=dt) for g in case.grads]
         else:
             grads = [None if g is None else np.asarray(g, dtype=dt)
                      for g in case.grad_fn([p.copy() for p in current], t)]
         session.step(grads, t, lr_at(case, t))
-        needs_params = t in wanted or case.grads is None
-        if needs_params:
+        if t in wanted or case.grads is None:
             current = session.params()
+        if tracing:
+            for i, g in enumerate(grads):
+                hist_grads[i].append(np.full(params0[i].shape, np.nan, dt) if g is None
+                                     else np.asarray(g))
         if t in wanted:
             for i, p in enumerate(current):
                 hist_params[i].append(np.array(p, copy=True))
@@ -568,14 +625,35 @@ def run_case(port: Port, case) -> PortRun:
             for b in exposed:
                 for i in range(len(params0)):
                     hist_bufs[b][i].append(np.asarray(bufs[b][i]))
-    params = [np.stack(h) for h in hist_params]
-    state = {b: [np.stack(h) for h in hist_bufs[b]] for b in sorted(exposed)}
+            info = get_info() if callable(get_info) else {}
+            info_keys = set(info) if info_keys is None else info_keys & set(info)
+            for k in info_keys:
+                for i in range(len(params0)):
+                    hist_info[k][i].append(np.asarray(info[k][i]))
+    held_params = [np.stack(h) for h in hist_params]
+    held_state = {b: [np.stack(h) for h in hist_bufs[b]] for b in sorted(exposed)}
+    held_info = {k: [np.stack(h) for h in hist_info[k]] for k in sorted(info_keys or ())}
+    # The recorded steps, picked out of the held ones.
+    rows = np.searchsorted(np.asarray(held), np.asarray(recorded))
+    # Extras exist for the held steps after 0 only.
+    info_rows = rows[np.asarray(recorded) != 0] - (1 if held and held[0] == 0 else 0)
+    params = [h[rows] for h in held_params]
+    state = {b: [h[rows] for h in v] for b, v in held_state.items()}
     notes = [] if exposed == set(names) else \
         [f"state not exposed: {', '.join(sorted(set(names) - exposed))}"]
     # Buffers the rule does not have are a sign of another algorithm under the same name.
     others = [b for b in sorted(set(_KNOWN_BUFFERS) - set(names))
               if b in session.buffers((b,))]
-    return PortRun(params=params, state=state, notes=notes, other_buffers=others)
+    trace = None
+    if tracing:
+        trace = Trace(steps=np.asarray(held, dtype=np.int64), params=held_params,
+                      state=held_state, grads=[np.stack(g) if g else
+                                               np.zeros((0,) + p.shape, dt)
+                                               for g, p in zip(hist_grads, params0)],
+                      info=held_info)
+    return PortRun(params=params, state=state, notes=notes, other_buffers=others,
+                   info={k: [h[info_rows] for h in v] for k, v in held_info.items()},
+                   trace=trace)
 
 
 def expected_histories(case) -> dict:

@@ -301,7 +301,7 @@ def matching_tolerance(case) -> dict:
     allclose tolerance at a few ulps per step is used (float64 1e-9, float32 2e-5 relative).
     """
     tol = dict(case.tolerance or {})
-    if tol.get("mode") in ("allclose", "statistical") and tol.get("rtol") is not None:
+    if tol.get("mode") == "allclose" and tol.get("rtol") is not None:
         return tol
     rtol = _MATCH_RTOL[str(case.dtype)]
     return {"mode": "allclose", "rtol": rtol, "atol": rtol * 1e-3,

@@ -8,7 +8,12 @@ port, diagnoses included. The format is documented in ``refopt/verify/PORTING.md
 
 Closed-loop cases are *replayed*: the inputs hold the gradients the reference computed along its
 own trajectory, so a foreign port needs no objective function; it is checked open loop on those
-gradients (and diagnoses re-run the mutated references on the same gradients).
+gradients (and diagnoses re-run the mutated references on the same gradients). After the
+pointwise horizon the case's invariants are judged on the recorded steps the port wrote
+(:mod:`refopt.verify.invariants`): the final loss of its last params, AdamX's v against the
+replayed gradients when ``exp_avg_sq`` is written, AlphaAdam's kept fraction when ``mask``/
+``kept`` are written, and AdamS's step bound over the recorded stride (k steps apart:
+``k*lr*sqrt(C)``).
 """
 from __future__ import annotations
 
@@ -88,7 +93,11 @@ def _case_inputs(case, replayed: bool) -> tuple[dict, dict]:
                        "shape": list(np.shape(v))} for k, v in arrays.items()},
         "output": {"npz": OUTPUT_NPZ, "refusal": OUTPUT_JSON,
                    "params": "param.<i> shaped (len(record_steps), *shape), dtype as the case",
-                   "optional_buffers": "exp_avg.<i>, exp_avg_sq.<i> in the same form"},
+                   "optional_buffers": "exp_avg.<i>, exp_avg_sq.<i> in the same form",
+                   "optional_alphaadam": "in output.npz only: mask.<i> (bool, shaped "
+                                         "(len(record_steps) - 1, *shape)), alpha.<i> (float64) "
+                                         "and kept.<i> (int64), shaped (len(record_steps) - 1,): "
+                                         "the values of the steps record_steps[1:]"},
     }
     return meta, arrays
 
@@ -170,7 +179,21 @@ def read_output(folder: str | os.PathLike, case, buffers: tuple = ()):
     for b in buffers:
         if all(f"{b}.{i}" in data for i in range(len(shapes))):
             state[b] = [history(f"{b}.{i}", s) for i, s in enumerate(shapes)]
-    return PortRun(params=params, state=state)
+    # AlphaAdam's optional per-step extras, as in the golden payload: at record_steps[1:].
+    info = {}
+    n_info = int(np.count_nonzero(np.asarray(case.steps) != 0))
+    for key, per_step in (("mask", True), ("alpha", False), ("kept", False)):
+        if all(f"{key}.{i}" in data for i in range(len(shapes))):
+            arrays = []
+            for i, shape in enumerate(shapes):
+                a = np.asarray(data[f"{key}.{i}"])
+                want = (n_info,) + (shape if per_step else ())
+                if a.size != int(np.prod(want)):
+                    raise ValueError(f"{folder}: {key}.{i} has {a.size} values, expected shape "
+                                     f"{want} (one row per recorded step after 0)")
+                arrays.append(a.reshape(want))
+            info[key] = arrays
+    return PortRun(params=params, state=state, info=info)
 
 
 def listed_cases(directory: str | os.PathLike) -> list[dict]:
