@@ -166,4 +166,5 @@ def test_adamx_newest_weight_has_no_cancellation(beta2):
     c = mpmath.mpf(beta2) ** (1 - mpmath.mpf(beta2))
     for t in (1, 2, 10, 1000, 10**5):
         exact = (1 - c) * c ** (t - 1) / (1 - c ** t)
-        assert abs(one_minus_beta2_t(beta2, t) - exact) <= 4e-15 * exact
+        # (beta2 = 0.9, t = 1e5: the exact 2.8e-460 underflows float64, so 0 is the right answer)
+        assert abs(one_minus_beta2_t(beta2, t) - exact) <= 4e-15 * exact + 2.0 ** -1074
