@@ -14,12 +14,19 @@ import numpy as np
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def finite_nonneg(name: str, value: Any) -> float:
-    """``value`` as a float that is finite and >= 0, else ValueError naming ``name``."""
+def _real(name: str, value: Any) -> float:
+    """``value`` as a float; bools, strings and other non-numbers are refused (no silent casts)."""
+    if isinstance(value, (bool, np.bool_, str, bytes)) or value is None:
+        raise TypeError(f"{name} must be a real number, got {value!r}")
     try:
-        x = float(value)
+        return float(value)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a real number, got {value!r}") from None
+
+
+def finite_nonneg(name: str, value: Any) -> float:
+    """``value`` as a float that is finite and >= 0, else ValueError naming ``name``."""
+    x = _real(name, value)
     if math.isnan(x) or not math.isfinite(x) or x < 0.0:
         raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
     return x
@@ -28,10 +35,7 @@ def finite_nonneg(name: str, value: Any) -> float:
 def in_range(name: str, value: Any, low: float, high: float, *,
              low_open: bool = False, high_open: bool = True) -> float:
     """``value`` as a float inside the interval, else ValueError naming ``name`` and the interval."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    x = _real(name, value)
     lo_ok = x > low if low_open else x >= low
     hi_ok = x < high if high_open else x <= high
     if math.isnan(x) or not (lo_ok and hi_ok):
@@ -93,7 +97,11 @@ def check_grads(params: list[np.ndarray], grads: Any) -> list[np.ndarray | None]
     """Grads as a list matching ``params`` tensor by tensor (None = no gradient: tensor skipped)."""
     if isinstance(grads, np.ndarray):
         raise TypeError("grads must be a list of arrays (one per tensor), got a single ndarray")
-    grads = [np.asarray(g) if isinstance(g, np.floating) else g for g in grads]
+    try:
+        grads = [np.asarray(g) if isinstance(g, np.floating) else g for g in grads]
+    except TypeError:
+        raise TypeError(f"grads must be a list of arrays (one per tensor, None to skip one), "
+                        f"got {type(grads).__name__}") from None
     if len(grads) != len(params):
         raise ValueError(f"grads has {len(grads)} tensors but params has {len(params)}")
     for i, (p, g) in enumerate(zip(params, grads)):

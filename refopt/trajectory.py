@@ -94,6 +94,12 @@ def trajectory(name: str, params: Sequence[np.ndarray],
     if on_device:
         params = [to_host(p) for p in params]
     params = [np.array(p, copy=True) for p in V.as_param_list("params", params)]
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer))
+                              or steps < 0):
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    if isinstance(record_every, bool) or not isinstance(record_every, (int, np.integer)) \
+            or record_every < 1:
+        raise ValueError(f"record_every must be an integer >= 1, got {record_every!r}")
     if callable(grads):
         if steps is None:
             raise ValueError("steps is required when grads is a callable")
@@ -116,8 +122,6 @@ def trajectory(name: str, params: Sequence[np.ndarray],
         if steps is not None and int(steps) != total:
             raise ValueError(f"steps={steps} but the gradient streams hold {total} steps")
         grad_fn = lambda _params, t: [g[t - 1, ...] for g in streams]  # noqa: E731  (0-d stays an array)
-    if int(record_every) < 1:
-        raise ValueError(f"record_every must be an integer >= 1, got {record_every!r}")
     if lr_schedule is not None and not callable(lr_schedule) and len(lr_schedule) != total:
         raise ValueError(f"lr_schedule has {len(lr_schedule)} entries but T = {total}")
 
@@ -134,8 +138,11 @@ def trajectory(name: str, params: Sequence[np.ndarray],
         g = grad_fn(params, k + 1)
         if backend == "cupy":
             g = [None if x is None else to_device(x) for x in g]
-        params, state, info = rule.step_with_info(
-            params, g, state, lr=_lr_at(lr_schedule, k, rule.hyper["lr"]))
+        try:
+            params, state, info = rule.step_with_info(
+                params, g, state, lr=_lr_at(lr_schedule, k, rule.hyper["lr"]))
+        except (FloatingPointError, ValueError, TypeError) as exc:
+            raise type(exc)(f"at step t = {k + 1}: {exc}") from exc
         for i, gi in enumerate(g):
             used_grads[i].append(np.array(to_host(gi), copy=True))  # (cupy: to NumPy)
         infos.append([{key: to_host(v) if hasattr(v, "shape") else v for key, v in d.items()}

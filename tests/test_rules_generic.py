@@ -60,7 +60,7 @@ def test_float32_tracks_float64(name, options):
     t64 = refopt.trajectory(name, p64, g64, **hyper)
     t32 = refopt.trajectory(name, p32, g32, **hyper)
     for a, b in zip(t32.params, t64.params):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4 * hyper["lr"] * 10)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4 * hyper["lr"])  # measured: <= 0.06 of it
     if "mask" in t64.info:  # same decisions, else the pointwise comparison above means little
         for a, b in zip(t32.info["mask"], t64.info["mask"]):
             assert np.array_equal(a, b)
@@ -164,3 +164,28 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
     os.umask(umask)
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o666 & ~umask
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # no temporary left behind
+
+
+def test_checkpoint_names_and_metadata_are_protected(tmp_path):
+    import json
+
+    from refopt._io import CorruptFileError, TamperedFileError
+
+    rule = refopt.get_rule("adamx")
+    params = [np.ones(3)]
+    s1 = rule.step(params, [np.ones(3)], rule.init(params))[1]
+    s2 = rule.step(params, [np.ones(3)], s1)[1]
+    save_state(tmp_path / "run.step1", rule, s1)  # dotted names: suffixes appended, not replaced
+    save_state(tmp_path / "run.step2", rule, s2)
+    assert load_state(tmp_path / "run.step1")[1].step == (1,)
+    assert load_state(tmp_path / "run.step2")[1].step == (2,)
+    meta_path = tmp_path / "run.step1.json"
+    meta = json.loads(meta_path.read_text())
+    meta["step"] = [7]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(TamperedFileError, match="does not match its recorded sha256"):
+        load_state(tmp_path / "run.step1")
+    del meta["hyper"]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(CorruptFileError, match=r"missing fields \['hyper'\]"):
+        load_state(tmp_path / "run.step1")

@@ -162,3 +162,42 @@ def test_trajectory_validation():
         refopt.trajectory("adams", p, [np.zeros((3, 3))], steps=4)
     with pytest.raises(ValueError, match="lr must be finite"):
         refopt.trajectory("adams", p, [np.zeros((3, 3))], lr_schedule=[0.1, -1.0, 0.1])
+
+
+@pytest.mark.parametrize("name", ALL_RULES)
+@pytest.mark.parametrize("field, value", [("lr", True), ("lr", "0.1"), ("lr", None)])
+def test_numbers_are_not_guessed_from_bools_or_strings(name, field, value):
+    with pytest.raises(TypeError, match=rf"{field} must be a real number"):
+        refopt.get_rule(name, **{field: value})
+
+
+@pytest.mark.parametrize("name", [n for n in ALL_RULES if n not in ("sgdm", "alphaadam")])
+def test_eps_none_is_refused_where_it_means_nothing(name):
+    # Only AlphaAdam gives eps=None a meaning (1e-6 for hf, 1e-8 for torch).
+    with pytest.raises(TypeError, match="eps must be a real number"):
+        refopt.get_rule(name, eps=None)
+    assert refopt.get_rule("alphaadam", eps=None, bias_correction="torch").hyper["eps"] == 1e-8
+
+
+def test_state_dtype_and_step_count_are_checked():
+    rule = refopt.get_rule("adamx")
+    with pytest.raises(TypeError, match=r"state.exp_avg\[0\] has dtype float64 but params\[0\] has dtype float32"):
+        rule.step([np.ones(2, np.float32)], [np.ones(2, np.float32)], rule.init([np.ones(2)]))
+    state = rule.init([np.ones(2)])
+    for bad in (-5, 1.5, True):
+        with pytest.raises(ValueError, match=r"state.step\[0\] must be an integer >= 0"):
+            rule.step([np.ones(2)], [np.ones(2)], state._replace(step=(bad,)))
+    with pytest.raises(TypeError, match="grads must be a list of arrays"):
+        rule.step([np.ones(2)], None, state)
+
+
+def test_trajectory_names_the_step_of_a_bad_gradient():
+    def grad_fn(params, t):
+        return [np.array([np.nan, 1.0]) if t == 3 else np.ones(2)]
+
+    with pytest.raises(FloatingPointError, match=r"at step t = 3: grads\[0\] contains NaN"):
+        refopt.trajectory("adams", [np.zeros(2)], grad_fn, steps=5)
+    with pytest.raises(ValueError, match="record_every must be an integer >= 1, got 2.5"):
+        refopt.trajectory("adams", [np.zeros(2)], [np.zeros((5, 2))], record_every=2.5)
+    with pytest.raises(ValueError, match="steps must be an integer >= 0, got -3"):
+        refopt.trajectory("adams", [np.zeros(2)], grad_fn, steps=-3)

@@ -57,7 +57,9 @@ class Rule:
                             f"accepted: {sorted(self.defaults)}")
         merged = {**self.defaults, **hyper}
         merged["lr"] = V.finite_nonneg("lr", merged["lr"])
-        if "eps" in merged and merged["eps"] is not None:
+        # eps = None means "the default of the chosen mode" only where the rule's own default is
+        # None (AlphaAdam); such a rule resolves and validates it in _validate_hyper.
+        if "eps" in merged and not (merged["eps"] is None and self.defaults["eps"] is None):
             merged["eps"] = V.finite_nonneg("eps", merged["eps"])
         if "weight_decay" in merged:
             merged["weight_decay"] = V.finite_nonneg("weight_decay", merged["weight_decay"])
@@ -146,11 +148,17 @@ class Rule:
                             f"got {type(state).__name__}")
         if len(state.step) != len(params):
             raise ValueError(f"state holds {len(state.step)} tensors but params has {len(params)}")
+        for i, t in enumerate(state.step):
+            if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)) or t < 0:
+                raise ValueError(f"state.step[{i}] must be an integer >= 0, got {t!r}")
         for b in self.buffers:
             for i, (p, s) in enumerate(zip(params, getattr(state, b))):
-                if s.shape != p.shape:
-                    raise ValueError(f"state.{b}[{i}] has shape {s.shape} but params[{i}] has "
-                                     f"shape {p.shape}")
+                if not isinstance(s, np.ndarray) or s.shape != p.shape:
+                    raise ValueError(f"state.{b}[{i}] has shape {getattr(s, 'shape', None)} but "
+                                     f"params[{i}] has shape {p.shape}")
+                if s.dtype != p.dtype:
+                    raise TypeError(f"state.{b}[{i}] has dtype {s.dtype} but params[{i}] has "
+                                    f"dtype {p.dtype}; state and params must share a dtype")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())

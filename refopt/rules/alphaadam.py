@@ -94,6 +94,7 @@ class AlphaAdam(Rule):
         V.choice("bias_correction", h["bias_correction"], ("hf", "torch"))
         if h["eps"] is None:
             h["eps"] = 1e-6 if h["bias_correction"] == "hf" else 1e-8
+        h["eps"] = V.finite_nonneg("eps", h["eps"])
         if h["density_floor"] is None:
             h["density_floor"] = 1e-2 if h["alpha_rule"] == "soft" else 1e-3
         h["density_floor"] = V.in_range("density_floor", h["density_floor"], 0.0, 1.0,
