@@ -18,9 +18,9 @@ import pytest
 
 from refopt.cli import main as refopt_main
 from refopt.verify import load_cases, verify_cases, verify_rule
-from refopt.verify.adapters import NotApplicable, case_kwargs
+from refopt.verify.adapters import NotApplicable, case_kwargs, make_port, run_case
 from refopt.verify.compare import compare_trajectories, lre, ulp_distance, violation
-from refopt.verify.diagnose import MISTAKES, _mutant, mistakes_for
+from refopt.verify.diagnose import MISTAKES, _mutant, mistakes_for, replace_tolerance
 from refopt.verify.files import compare_directory, write_inputs
 
 PORTS = Path(__file__).parent / "ports"
@@ -306,11 +306,20 @@ def suite_ids():
 
 
 def test_suite_reference_passes_every_case(suite_ids):
+    judged = 0
     for rule in RULES:
         rep = verify_rule(rule, "numpy")
         assert rep.passed, rep.table()
         # Every case ran: the reference can express every variant (no "n/a").
         assert len(rep.counted) == len(rep.results) == len(load_cases(rule)) > 0
+        for res in rep.results:
+            listed = [i["id"] for i in suite_ids[res.case_id].tolerance.get("invariants") or []]
+            if listed:
+                # refopt's rule exposes v and the mask: every invariant is judged, and holds.
+                got = {r.id: r.status for r in res.invariants.results}
+                assert all(got[key] == "pass" for key in listed), (res.case_id, got)
+                judged += 1
+    assert judged == 18          # the closed-loop cases of adamx, adams, alphaadam (6 + 8 + 4)
 
 
 TORCH_SUITE = [("adamx", "AdamX"), ("adams", "AdamS"), ("alphaadam", "AlphaAdam")]
@@ -339,6 +348,13 @@ def test_torch_ports_float32_suite(torch_ports, suite_ids):
         counted += len(rep.counted)
         closed += sum(r.status == "pass" and suite_ids[r.case_id].grad_fn is not None
                       for r in rep.results)
+        for r in rep.results:
+            if r.invariants is not None and suite_ids[r.case_id].tolerance["invariants"]:
+                status = {i.id: i.status for i in r.invariants.results}
+                assert status["final_loss"] == "pass", (r.case_id, r.message)
+                if rule == "alphaadam":     # the torch port keeps no mask in its state
+                    assert status["alphaadam_kept_fraction"] == "not checkable"
+                    assert "alphaadam_kept_fraction not checkable" in r.message
     assert counted >= 30 and closed == 9      # 3 adamx, 4 adams, 2 alphaadam closed-loop cases
 
 
@@ -438,9 +454,210 @@ def test_numba_backend_through_verify_rule(suite_ids):
     pytest.importorskip("numba", reason="numba is optional (extra refopt[numba])")
     import refopt
 
-    rep = verify_rule("adams", "numba")
-    assert rep.passed and len(rep.counted) == len(rep.results), rep.table()
-    assert rep.port == "refopt[numba]"
+    for rule in RULES:
+        rep = verify_rule(rule, "numba")
+        assert rep.passed and len(rep.counted) == len(rep.results), rep.table()
+        assert rep.port == "refopt[numba]"
+        # The numba rules report AlphaAdam's mask and expose v: nothing is left unchecked.
+        assert not any(r.invariants.not_checkable for r in rep.results if r.invariants)
     # A numba rule instance is rebuilt per case on its backend.
     rule = refopt.get_rule("alphaadam", backend="numba")
     assert verify_rule("alphaadam", rule, dtype="float32").passed
+
+
+# -- after the pointwise horizon: the invariants ---------------------------------------------
+
+class _BreaksAfter:
+    """refopt's own rule, so bit-exact up to step ``after``; then it goes wrong: ``"scale"``
+    makes every later step 1.5 times as long, ``"nan"`` turns the first tensor into NaN,
+    ``"v"`` multiplies AdamX's v by 4 once (at step after + 1)."""
+
+    def __init__(self, rule, after, how):
+        self.rule, self.after, self.how, self.t = rule, after, how, 0
+
+    def init(self, params):
+        self.t = 0
+        return self.rule.init(params)
+
+    def step_with_info(self, params, grads, state, *, lr=None):
+        new, state, info = self.rule.step_with_info(params, grads, state, lr=lr)
+        self.t += 1
+        if self.t > self.after:
+            if self.how == "scale":
+                new = [p + (q - p) * q.dtype.type(1.5) for p, q in zip(params, new)]
+            elif self.how == "nan":
+                new = [np.full_like(q, np.nan) if i == 0 else q for i, q in enumerate(new)]
+            elif self.how == "v" and self.t == self.after + 1:
+                state = state._replace(exp_avg_sq=tuple(v * v.dtype.type(4)
+                                                        for v in state.exp_avg_sq))
+        return new, state, info
+
+    def step(self, params, grads, state, *, lr=None):
+        return self.step_with_info(params, grads, state, lr=lr)[:2]
+
+
+def _breaking(rule, after, how):
+    import refopt
+
+    def factory(**hyper):
+        # "propagate": the NaN port must keep running (the reference would raise on NaN grads).
+        return _BreaksAfter(refopt.get_rule(rule, **{**hyper, "nonfinite": "propagate"}),
+                            after, how)
+    return factory
+
+
+@pytest.mark.parametrize("case_id,how,failed", [
+    ("adams_paper_logcosh_float32", "scale", {"final_loss", "adams_step_bound"}),
+    ("adams_official_rosenbrock4_float64", "scale", {"final_loss"}),
+    ("adams_paper_logcosh_float32", "nan", {"final_loss", "adams_step_bound",
+                                            "finite_after_horizon"}),
+    ("alphaadam_paper-v1_logcosh_float64", "nan", {"final_loss", "finite_after_horizon"}),
+])
+def test_port_right_up_to_the_horizon_then_wrong_fails_naming_the_invariant(suite_ids, case_id,
+                                                                           how, failed):
+    case = suite_ids[case_id]
+    h = case.tolerance["pointwise_horizon"]
+    assert h < case.n_steps
+    rep = verify_cases([case], _breaking(case.rule, h + 1, how))
+    res = rep.results[0]
+    # Exact up to the horizon: the pointwise part passes, so before this check the case passed.
+    assert res.comparison.passed and res.comparison.first_divergence is None
+    assert res.status == "FAIL" and rep.exit_status == 1, rep.table()
+    assert {r.id for r in res.invariants.failed} == failed, res.message
+    for key in failed:
+        assert f"invariant {key} FAILED" in res.message
+    assert f"up to the pointwise horizon t={h}" in res.message
+    assert "FAIL " in rep.table() and "final_loss" in rep.table()
+    # ... and by how much.
+    loss = next(r for r in res.invariants.failed if r.id == "final_loss")
+    assert loss.excess > 1 and "> rtol" in loss.detail
+    if "finite_after_horizon" in failed:
+        first_nan = next(r for r in res.invariants.failed if r.id == "finite_after_horizon")
+        assert first_nan.step == h + 2 and "param.0" in first_nan.detail   # every step is held
+    if "adams_step_bound" in failed:
+        bound = next(r for r in res.invariants.failed if r.id == "adams_step_bound")
+        assert "every step" in bound.detail and bound.step > h
+        if how == "scale":   # the reference's own steps reach the bound (A2 is attained)
+            assert 1.3 < bound.excess < 1.5 + 1e-6
+    assert res.diagnosis is None     # mutants are compared up to the horizon: nothing to name
+    # The same case run by refopt's rule passes (the invariants hold for the reference).
+    assert verify_cases([case], "numpy").passed
+
+
+def test_adamx_v_outside_min_and_max_g2_fails(suite_ids):
+    """Every AdamX closed-loop case is compared pointwise to its last step, so the horizon is
+    shortened here: v multiplied by 4 once, after step 100, leaves [min g^2, max g^2]."""
+    case = replace_tolerance(suite_ids["adamx_official_quadratic6_float64"],
+                             pointwise_horizon=100)
+    assert verify_cases([case], "numpy").passed
+    res = verify_cases([case], _breaking("adamx", 100, "v")).results[0]
+    assert res.comparison.passed and res.status == "FAIL"
+    v = next(r for r in res.invariants.failed if r.id == "adamx_v_between_min_max_g2")
+    assert v.step == 101 and "outside [min g^2, max g^2]" in v.detail and v.excess > 1
+
+
+class _Opaque:
+    """A state object with nothing refopt can read (no exp_avg_sq, no mask)."""
+
+    def __init__(self, rule, inner):
+        self.rule, self.inner = rule, inner
+
+
+def _opaque_port(rule, scale_after=None):
+    import refopt
+
+    def step(params, grads, state, *, t, lr, hyper):
+        if state is None:
+            r = refopt.get_rule(rule, **hyper)
+            state = _Opaque(r, r.init(params))
+        new, state.inner = state.rule.step(params, grads, state.inner, lr=lr)
+        if scale_after is not None and t > scale_after:
+            new = [p + (q - p) * q.dtype.type(1.5) for p, q in zip(params, new)]
+        return new, state
+    return step
+
+
+def test_port_without_state_gets_not_checkable_notes_and_final_loss_still_judged(suite_ids):
+    cases = [suite_ids["adamx_official_quadratic6_float64"],
+             suite_ids["alphaadam_paper-v1_rosenbrock4_float64"]]
+    rep = verify_cases(cases, _opaque_port("adamx"), rule="adamx")
+    res = rep.results[0]
+    assert res.status == "pass", res.message
+    status = {r.id: r.status for r in res.invariants.results}
+    assert status == {"final_loss": "pass", "adamx_v_between_min_max_g2": "not checkable"}
+    assert "invariant adamx_v_between_min_max_g2 not checkable for this port" in res.message
+    assert "exp_avg_sq" in res.message and "1 ok, 1 n/c" in rep.table()
+    res = verify_cases(cases[1:], _opaque_port("alphaadam")).results[0]
+    assert res.status == "pass"
+    assert {r.id: r.status for r in res.invariants.results}["alphaadam_kept_fraction"] == \
+        "not checkable"
+    # Without state, a wrong trajectory after the horizon is still caught by the final loss.
+    case = replace_tolerance(cases[0], pointwise_horizon=100)
+    res = verify_cases([case], _opaque_port("adamx", scale_after=101)).results[0]
+    assert res.comparison.passed and res.status == "FAIL"
+    assert [r.id for r in res.invariants.failed] == ["final_loss"]
+
+
+def test_statistical_or_unknown_tolerance_mode_is_refused():
+    case = casekit.make_case("adams", n_steps=2)
+    e = np.ones(3)
+    for mode in ("statistical", "approximately"):
+        with pytest.raises(ValueError, match=f"{mode}.*" if mode == "statistical" else mode):
+            verify_cases([replace_tolerance(case, mode=mode)], "numpy")
+        with pytest.raises(ValueError, match=mode):
+            violation(e, e, {"mode": mode, "rtol": 1e-3, "atol": 0.0})
+    with pytest.raises(ValueError, match="not implemented.*refusing to judge it as 'allclose'"):
+        compare_trajectories({"param": [np.zeros((1, 2))]}, {"param": [np.zeros((1, 2))]},
+                             np.arange(1), {"mode": "statistical", "rtol": 1.0}, "float64")
+
+
+def test_file_mode_judges_the_invariants(suite_ids, tmp_path):
+    case = suite_ids["adams_paper_logcosh_float32"]
+    h = case.tolerance["pointwise_horizon"]
+    write_inputs([case], tmp_path)
+    _foreign(tmp_path)
+    res = compare_directory("adams", tmp_path, [case]).results[0]
+    assert res.status == "pass", res.message
+    bound = next(r for r in res.invariants.results if r.id == "adams_step_bound")
+    # Only every 10th step is in the output: the k-step form of the bound, said so.
+    assert bound.status == "pass" and "10 apart" in bound.detail and "k*lr*sqrt(C)" in bound.detail
+    # NaN written for the steps after the horizon: the same verdict as in process.
+    path = tmp_path / case.case_id / "output" / "param.2.bin"
+    steps = np.asarray(case.steps)
+    values = np.fromfile(path, dtype="<f4").reshape((len(steps), 2, 3))
+    values[steps > h, 0, 1] = np.nan
+    values.tofile(path)
+    rep = compare_directory("adams", tmp_path, [case])
+    res = rep.results[0]
+    assert res.comparison.passed and res.status == "FAIL" and rep.exit_status == 1
+    assert {"final_loss", "finite_after_horizon"} <= {r.id for r in res.invariants.failed}
+    assert "param.2[0,1]" in res.message
+
+
+def test_file_mode_reads_alphaadam_mask_and_judges_the_kept_fraction(suite_ids, tmp_path):
+    case = suite_ids["alphaadam_paper-v1_logcosh_float64"]
+    write_inputs([case], tmp_path)
+    run = run_case(make_port("numpy"), case)     # the reference, with its mask, alpha, kept
+    assert set(run.info) == {"mask", "alpha", "kept"}
+
+    def write(run_info):
+        arrays = {f"param.{i}": p for i, p in enumerate(run.params)}
+        for key, per_tensor in run_info.items():
+            arrays.update({f"{key}.{i}": a for i, a in enumerate(per_tensor)})
+        np.savez(tmp_path / case.case_id / "output.npz", **arrays)
+
+    write(run.info)
+    res = compare_directory("alphaadam", tmp_path, [case]).results[0]
+    kept = next(r for r in res.invariants.results if r.id == "alphaadam_kept_fraction")
+    assert res.status == "pass" and kept.status == "pass" and "count rule" in kept.detail
+    # A kept count that disagrees with the mask, after the horizon.
+    bad = {k: [np.array(a, copy=True) for a in v] for k, v in run.info.items()}
+    bad["kept"][2][-1] += 1
+    write(bad)
+    res = compare_directory("alphaadam", tmp_path, [case]).results[0]
+    assert res.status == "FAIL" and res.comparison.passed
+    assert "but the mask keeps" in res.message and "alphaadam_kept_fraction" in res.message
+    # Without the mask and kept: not checkable, said so, the rest still judged.
+    write({})
+    res = compare_directory("alphaadam", tmp_path, [case]).results[0]
+    assert res.status == "pass" and "alphaadam_kept_fraction not checkable" in res.message

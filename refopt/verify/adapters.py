@@ -272,7 +272,7 @@ class _TorchSession:
         return out
 
     def info(self):
-        """``optimizer.state[p]["mask"]`` (and ``"alpha"``, ``"kept"``) where the port keeps them."""
+        """``optimizer.state[p]["mask"]`` (``"alpha"``, ``"kept"``) where the port keeps them."""
         out = {}
         for name in INFO_KEYS:
             values = [self.optimizer.state.get(p, {}).get(name) for p in self.tensors]

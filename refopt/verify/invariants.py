@@ -81,11 +81,6 @@ class Trace:
     grads: list | None = None
     info: dict = field(default_factory=dict)
 
-    @property
-    def every_step(self) -> bool:
-        s = np.asarray(self.steps)
-        return bool(s.size) and bool(np.all(np.diff(s) == 1)) and int(s[0]) == 0
-
 
 @dataclass
 class InvariantResult:
@@ -138,13 +133,14 @@ class InvariantReport:
 
     @property
     def notes(self) -> list:
+        """One note naming every failed invariant with its measurement, then one per invariant
+        that could not be checked for this port."""
         out = []
-        for r in self.results:
-            if r.status == FAIL:
-                out.append(f"after the pointwise horizon (t >= {self.horizon}): invariant "
-                           f"{r.id} FAILED: {r.detail}")
-            elif r.status == NOT_CHECKABLE:
-                out.append(f"invariant {r.id} not checkable for this port: {r.detail}")
+        if self.failed:
+            out.append(f"after the pointwise horizon (t >= {self.horizon}): " + "; ".join(
+                f"invariant {r.id} FAILED: {r.detail}" for r in self.failed))
+        out += [f"invariant {r.id} not checkable for this port: {r.detail}"
+                for r in self.not_checkable]
         return out
 
 
