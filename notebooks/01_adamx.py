@@ -484,11 +484,12 @@ print("saved", save(fig, "bf16"))
 # records the status it is expected to reach; a checker that raises is an `error`, never a
 # verdict. `refopt prove` prints the full table and renders `proofs/*.md`.
 #
-# The registry also checks the spec's *printed* numbers, and refutes two of them: T3b (the
-# float64 gap between m and Adam's m̂ can exceed the printed 4.4e-16 of max|g|, as section 3
-# measured) and T6d (the share of the final v carried by the first 31k of the released
-# 62,480 steps is 95.7 %, not the printed 95.9 %). Refuted-as-expected is a pass here: the
-# registry documents the spec's slips instead of hiding them.
+# The registry also checks the spec's *printed* numbers. T3b (the float64 gap between m and
+# Adam's m̂ stays within the printed 4.4e-16 of max|g|) holds for refopt's reference, which forms
+# 1 - β̂₁,t directly; it is a statistic of the implementation, not a theorem. T6d is refuted:
+# the share of the final v carried by the first 31k of the released 62,480 steps is 95.7 %, not
+# the printed 95.9 % (which needs 31,240 steps, half the run). Refuted-as-expected is a pass
+# here: the registry documents the spec's slips instead of hiding them.
 #
 # Fast mode runs a selection; full mode runs every adamx claim.
 
@@ -508,7 +509,8 @@ print("\nT6d:", by_id["adamx.T6d"].detail)
 print("T3 derivation, step by step:")
 for step in by_id["adamx.T3"].derivation.steps:
     print("  -", step)
-assert by_id["adamx.T3b"].status == proofs.REFUTED and by_id["adamx.T3"].status == proofs.PROVED
+assert by_id["adamx.T3b"].status == proofs.NUMERIC and by_id["adamx.T3"].status == proofs.PROVED
+assert by_id["adamx.T6d"].status == proofs.REFUTED
 # %% [markdown]
 # ## 10. Paper vs code, and pitfalls
 #

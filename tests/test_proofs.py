@@ -113,6 +113,8 @@ def test_refuted_claims_flip_when_corrected():
     assert run_claim(fixed).status == NUMERIC
     b8b = get_claim("alphaadam.B8b")
     assert run_claim(mutate(b8b, rel_tol=2e-15)).status == NUMERIC
+    # T3b holds for the reference (3.3e-16 <= 4.4e-16); a tighter printed gap would be refuted.
+    assert run_claim(mutate(get_claim("adamx.T3b"), float_gap=1e-16)).status == REFUTED
 
 
 def test_checker_error_is_reported_not_hidden():
