@@ -1,19 +1,34 @@
-"""``refopt rules``: list the rules, their sources, variant options and defaults."""
+"""``refopt rules [NAME]``: the rules, their sources, every hyperparameter's default, and the
+options that select a variant (with their allowed values)."""
 from __future__ import annotations
 
 
 def register(sub) -> None:
-    p = sub.add_parser("rules", help="list the rules, their sources and variant options")
+    p = sub.add_parser("rules", help="list the rules, their sources, defaults and variant options")
+    p.add_argument("name", nargs="?", help="one rule (or alias) to show; default: all")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from .registry import RULES
+    from .registry import RULES, canonical_name
 
-    for info in RULES.values():
+    import sys
+
+    try:
+        names = [canonical_name(args.name)] if args.name else list(RULES)
+    except ValueError as exc:
+        print(f"refopt rules: {exc}", file=sys.stderr)
+        return 2
+    for name in names:
+        info = RULES[name]
         alias = f" (alias: {', '.join(info.aliases)})" if info.aliases else ""
         print(f"{info.name}{alias}: {info.source}")
-        for option, values in info.variants.items():
-            print(f"    {option}: {' | '.join(map(repr, values))} "
-                  f"(default {info.cls.defaults[option]!r})")
+        resolved = info.cls().hyper  # defaults that depend on other options, filled in
+        for key, value in info.cls.defaults.items():
+            shown = repr(value)
+            if value is None and resolved[key] is not None:
+                shown += f" (= {resolved[key]!r} with the default options)"
+            choices = info.variants.get(key)
+            allowed = f"  [variants: {' | '.join(map(repr, choices))}]" if choices else ""
+            print(f"    {key} = {shown}{allowed}")
     return 0

@@ -28,7 +28,7 @@ RULES: dict[str, RuleInfo] = {
     "adamx": RuleInfo("adamx", R.AdamX, "Zhu, Xiao, Min 2025, arXiv 2511.13465 (AdamNX v3); "
                       "official code mengzhu0308/AdamNX @ b68c319",
                       {"coef_form": ("expm1", "naive"), "weight_decay_mode": ("decoupled", "l2"),
-                       "state_dtype": (None, "float32", "float16", "bfloat16")},
+                       "state_dtype": (None, "float64", "float32", "float16", "bfloat16")},
                       aliases=("adamnx",)),
     "adams": RuleInfo("adams", R.AdamS, "Zhang, Wang, Chen 2025, arXiv 2505.16363; official code "
                       "pku-huzhang/AdamS", {"bias_correction": (False, True)}),

@@ -20,3 +20,15 @@ def test_readme_first_example_runs_and_prints_what_it_says(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "[0.94527864] (1, 1)"
     assert out[1].startswith("(6,) 2.849683426")
+
+
+def test_refopt_rules_lists_every_default(capsys):
+    from refopt.cli import main
+
+    assert main(["rules", "alphaadam"]) == 0
+    out = capsys.readouterr().out
+    for key in refopt.RULES["alphaadam"].cls.defaults:
+        assert f"    {key} = " in out
+    assert "eps = None (= 1e-06 with the default options)" in out
+    assert main(["rules", "adamax"]) == 2
+    assert "unknown rule 'adamax'" in capsys.readouterr().err
