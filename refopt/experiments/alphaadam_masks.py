@@ -224,7 +224,9 @@ def run(config: str = "quick", out_dir: str | Path = "reports", *,
         "default AlphaAdam (m_prev, strict, count) below Adam and C-AdamW by > 2 combined "
         "standard errors over seeds",
         f"{config} (d = {cfg['dim']}, lr {cfg['lr']}, {cfg['steps']} steps, {len(cfg['seeds'])} "
-        f"seeds, last {cfg['window']}): " + listing(budget, with_spec=True)),
+        f"seeds, last {cfg['window']}): " + listing(budget, with_spec=True)
+        + "; the spec's indicative numbers (in parentheses) come from an untuned run whose x0 "
+        "and noise scale the spec does not state, so only their order is comparable"),
         Verdict(
         "A-floor", decide(lower(floor, main, "adam") and lower(floor, main, "cadamw")),
         "stationary noise floor (start at the minimiser x* = 0, mean exact loss over the last "
