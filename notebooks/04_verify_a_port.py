@@ -186,8 +186,9 @@ for mistake in ("adams_m_t_denominator", "eps_inside_sqrt", "wd_after_step"):
 # Reading a failure: the *first divergence* says at which recorded step, tensor and buffer the
 # port left the tolerance. A failure at step 1 points at the formula (ε, bias correction, decay
 # order); a failure that appears only late points at drift or the late regime (for AdamNX, the
-# frozen v of a long run); a failure only in closed-loop cases, beyond `pointwise_horizon`, is
-# not counted because float32 and float64 trajectories legitimately drift apart there.
+# frozen v of a long run). In closed-loop cases pointwise comparison stops at `pointwise_horizon`
+# (legitimate implementations drift apart after it); from there on the case's invariants are
+# judged instead (final loss, AdamS's step bound, AdamX's v range, AlphaAdam's kept fraction).
 #
 # ## 4. Other kinds of port
 #
