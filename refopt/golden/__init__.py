@@ -5,7 +5,8 @@ A case is a JSON manifest plus an uncompressed ``.npz`` payload under ``suite/v1
 
 * :func:`load_suite` reads (and verifies) the committed cases as :class:`GoldenCase` objects;
 * :func:`build_suite` regenerates them (``refopt golden build``), bit for bit;
-* :func:`check_suite` proves a directory matches the current reference (``refopt golden check``).
+* :func:`check_report` / :func:`check_suite` prove a directory matches the current reference
+  (``refopt golden check``).
 """
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from .._io import CorruptFileError, TamperedFileError
-from .build import SUITE_DIR, build_suite, check_suite, make_grad_fn
+from .build import SUITE_DIR, CheckReport, build_suite, check_report, check_suite, make_grad_fn
 from .case import GoldenCase
 from .format import decode_float, decode_hyper, read_case
 
-__all__ = ["GoldenCase", "SUITE_DIR", "build_suite", "check_suite", "load_suite", "case_from_files",
-           "CorruptFileError", "TamperedFileError"]
+__all__ = ["GoldenCase", "SUITE_DIR", "build_suite", "check_suite", "check_report", "CheckReport",
+           "load_suite", "case_from_files", "CorruptFileError", "TamperedFileError"]
 
 
 def case_from_files(manifest: dict, arrays: dict | None) -> GoldenCase:

@@ -3,14 +3,18 @@
 :func:`generate` turns one :class:`~refopt.golden.catalogue.CaseSpec` into manifest and payload
 bytes, entirely in memory and deterministically (no clock, no host name, no git state: the same
 refopt, NumPy and mpmath give the same bytes). :func:`build_suite` writes every case atomically
-plus ``index.json``; :func:`check_suite` regenerates every case in memory and compares it with the
-files byte for byte, after validating each manifest against the schema and verifying its hashes.
+plus ``index.json``; :func:`check_report` (and :func:`check_suite`, its list of problems)
+validates each manifest against the schema, verifies its hashes, regenerates the case in memory
+and compares the expected arrays bitwise and the manifest content (all but its generator block,
+so a suite built with another NumPy or refopt version still checks clean).
 """
 from __future__ import annotations
 
 import fnmatch
 import hashlib
+import io
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -218,15 +222,24 @@ def select(specs: Iterable[CaseSpec], pattern: str = "*") -> list[CaseSpec]:
     return [s for s in specs if fnmatch.fnmatchcase(s.case_id, pattern)]
 
 
+def _no_match_error(pattern: str, n_cases: int, example: str, hint: str = "") -> ValueError:
+    return ValueError(f"pattern {pattern!r} matches none of the {n_cases} golden case ids "
+                      f"(examples of patterns: 'adamx_*', '*_float32', '{example}'){hint}")
+
+
 def build_suite(out: str | Path | None = None, pattern: str = "*") -> list[str]:
     """Write every case matching ``pattern`` (and, for the full suite, ``index.json``) to ``out``.
 
     Each file is written atomically. Returns the case ids written. Stale ``.json``/``.npz``
     files of cases no longer in the catalogue are removed when the whole suite is built.
+    Raises ValueError when ``pattern`` matches no case id.
     """
     out = Path(out) if out is not None else SUITE_DIR
+    all_specs = catalogue()
+    specs = select(all_specs, pattern)
+    if not specs:
+        raise _no_match_error(pattern, len(all_specs), all_specs[0].case_id)
     out.mkdir(parents=True, exist_ok=True)
-    specs = select(catalogue(), pattern)
     index = {}
     for spec in specs:
         data, payload = generate(spec)
@@ -255,68 +268,168 @@ def index_bytes(index: dict) -> bytes:
 
 # -- checking ----------------------------------------------------------------------------------
 
-def _first_difference(expected: bytes, actual: bytes, case_id: str, kind: str) -> str:
-    if kind == "manifest":
-        try:
-            e, a = json.loads(expected), json.loads(actual)
-            keys = sorted(k for k in set(e) | set(a) if e.get(k) != a.get(k) and k != "content_hash")
-            return f"{case_id}: manifest differs from the current reference in {keys}"
-        except json.JSONDecodeError:
-            pass
-        return f"{case_id}: manifest bytes differ from the current reference"
-    return f"{case_id}: payload differs from the current reference ({_array_diff(expected, actual)})"
+#: Manifest fields that ``check`` does not compare with a regeneration: the generator block
+#: (versions change with every NumPy/refopt/mpmath/SymPy release, and a suite built with other
+#: versions is still valid when its content matches) and the content hash (it covers the
+#: generator block; it is verified against the committed file itself, for tamper detection).
+#: The payload block is compared array by array (dtype, shape, digest), not by file sha256:
+#: the ``.npz`` container (``.npy`` headers, zip fields) may differ between NumPy versions.
+NOT_COMPARED = ("generator", "content_hash", "payload")
+VERSION_FIELDS = ("refopt_version", "numpy_version", "mpmath_version", "sympy_version")
 
 
-def _array_diff(expected: bytes, actual: bytes) -> str:
-    import io
+@dataclass
+class CheckReport:
+    """What :func:`check_report` found: ``problems`` (empty: the suite is valid and current),
+    ``notices`` (information, not failures: other generator versions) and the case ids checked."""
 
-    with np.load(io.BytesIO(expected), allow_pickle=False) as ze, \
-            np.load(io.BytesIO(actual), allow_pickle=False) as za:
-        for key in sorted(set(ze.files) | set(za.files)):
-            if key not in ze.files or key not in za.files:
-                return f"array {key!r} present in only one of them"
-            x, y = ze[key], za[key]
-            if x.shape != y.shape or x.dtype != y.dtype:
-                return f"array {key!r}: {x.dtype}{x.shape} vs {y.dtype}{y.shape}"
-            if not np.array_equal(x, y, equal_nan=x.dtype.kind == "f"):
-                if x.dtype.kind == "f":
-                    ulps = TOL.ulp_distance(x, y)
-                    return f"array {key!r}: up to {int(np.max(ulps))} ulp apart"
-                return f"array {key!r} differs"
-    return "same arrays, different container bytes (NumPy/zipfile version?)"
+    directory: Path
+    case_ids: list[str]
+    problems: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
 
 
-def check_suite(directory: str | Path | None = None, pattern: str = "*") -> list[str]:
-    """Problems found in the suite at ``directory`` (empty list: the suite is valid and current).
+def _name_matches(name: str, pattern: str) -> bool:
+    """A file name matches when its case-id part (the name less .json/.npz) or the name does."""
+    stem = name[: -len(Path(name).suffix)] if Path(name).suffix in (".json", ".npz") else name
+    return fnmatch.fnmatchcase(stem, pattern) or fnmatch.fnmatchcase(name, pattern)
 
-    Validates every manifest against the schema, verifies its content hash and the payload's
-    hashes (reporting truncated/corrupt vs tampered files), then regenerates each case in memory
-    from the current reference and compares the bytes.
+
+def _unknown_files(directory: Path, known_ids: set[str], pattern: str) -> list[str]:
+    """Files in the suite directory that belong to no catalogue case (hidden files aside)."""
+    known = {f"{cid}.{ext}" for cid in known_ids for ext in ("json", "npz")} | {INDEX_FILE}
+    return sorted(p.name for p in directory.iterdir()
+                  if not p.name.startswith(".") and p.name not in known
+                  and _name_matches(p.name, pattern))
+
+
+def _manifest_differences(committed: dict, current: dict) -> list[str]:
+    keys = set(committed) | set(current)
+    return sorted(k for k in keys - set(NOT_COMPARED) if committed.get(k) != current.get(k))
+
+
+def _payload_differences(committed: dict, committed_arrays: dict | None, current: dict,
+                         current_payload: bytes | None) -> list[str]:
+    """Arrays of the committed payload that differ from the regenerated ones, bitwise.
+
+    Compared by per-array digest (dtype, shape, bytes: container-independent); a differing
+    float array is described by its distance in ulps.
+    """
+    old, new = committed.get("payload"), current.get("payload")
+    if old is None or new is None:
+        if (old is None) != (new is None):
+            return ["the current reference has no payload" if new is None
+                    else "the manifest names no payload, the current reference has one"]
+        return []
+    out = []
+    if old["file"] != new["file"]:
+        out.append(f"file {old['file']!r}, the current reference names {new['file']!r}")
+    old_specs, new_specs = old["arrays"], new["arrays"]
+    changed = [k for k in sorted(set(old_specs) | set(new_specs))
+               if old_specs.get(k) != new_specs.get(k)]
+    if not changed:
+        return out
+    with np.load(io.BytesIO(current_payload), allow_pickle=False) as z:
+        current_arrays = {k: z[k] for k in changed if k in z.files}
+    for key in changed:
+        if key not in old_specs or key not in new_specs:
+            where = "the current reference" if key not in old_specs else "the committed file"
+            out.append(f"array {key!r} only in {where}")
+            continue
+        x, y = committed_arrays[key], current_arrays[key]
+        if x.shape != y.shape or x.dtype != y.dtype:
+            out.append(f"array {key!r}: {x.dtype}{list(x.shape)}, current {y.dtype}"
+                       f"{list(y.shape)}")
+        elif x.dtype.kind != "f":
+            out.append(f"array {key!r}: {int(np.count_nonzero(x != y))} of {x.size} "
+                       f"elements differ")
+        else:
+            ulps = TOL.ulp_distance(x, y)
+            n = int(np.count_nonzero(ulps))
+            if n == 0:  # equal values, other bits: the sign of a zero or a NaN payload
+                out.append(f"array {key!r}: same values, different bit patterns (signed zero "
+                           f"or NaN payload)")
+            else:
+                out.append(f"array {key!r}: up to {int(np.max(ulps))} ulp apart "
+                           f"({n} of {x.size} elements)")
+    return out
+
+
+def _version_notice(recorded: dict[str, set], current: dict) -> str | None:
+    """One line naming the generator versions that differ from the running ones, if any."""
+    parts = [f"{f.replace('_version', '')} {'/'.join(sorted(recorded[f]))} (running "
+             f"{current[f]})" for f in VERSION_FIELDS
+             if recorded.get(f) and recorded[f] != {current[f]}]
+    if not parts:
+        return None
+    return ("note: the suite was generated with " + ", ".join(parts) + "; versions are not "
+            "compared: arrays are compared by value (bitwise), manifests without their "
+            "generator block")
+
+
+def check_report(directory: str | Path | None = None, pattern: str = "*") -> CheckReport:
+    """Check the suite at ``directory`` against the current reference (``refopt golden check``).
+
+    For every catalogue case matching ``pattern``: validates the manifest against the schema,
+    verifies its content hash and the payload's hashes (a truncated or malformed file is
+    CORRUPT, a readable file whose hash does not match is TAMPERED, a payload file the manifest
+    names but that is absent is MISSING), then regenerates the case in memory and compares the
+    expected arrays bitwise (per-array digests; the ulp distance on a mismatch) and the manifest
+    content except its generator block (:data:`NOT_COMPARED`). Other generator versions (NumPy,
+    refopt, ...) give one notice, not a problem. Files in the directory that belong to no
+    catalogue case are problems whether or not a pattern is given (those matching it).
+
+    Raises
+    ------
+    FileNotFoundError, NotADirectoryError
+        ``directory`` does not exist or is not a directory.
+    ValueError
+        ``pattern`` matches no case id of the catalogue.
     """
     directory = Path(directory) if directory is not None else SUITE_DIR
-    problems: list[str] = []
-    specs = select(catalogue(), pattern)
+    if not directory.exists():
+        raise FileNotFoundError(f"golden suite directory {directory} does not exist")
+    if not directory.is_dir():
+        raise NotADirectoryError(f"golden suite directory {directory} is not a directory")
+    all_specs = catalogue()
+    specs = select(all_specs, pattern)
+    unknown = _unknown_files(directory, {s.case_id for s in all_specs}, pattern)
+    if not specs:
+        hint = (f"; files in {directory} that match it but belong to no case: {unknown}"
+                if unknown else "")
+        raise _no_match_error(pattern, len(all_specs), all_specs[0].case_id, hint)
+    report = CheckReport(directory, [s.case_id for s in specs])
+    problems = report.problems
+    for name in unknown:
+        problems.append(f"{name}: not a file of any catalogue case (stale or foreign file)")
     index_path = directory / INDEX_FILE
     index = None
-    if pattern == "*":
+    if index_path.exists() or pattern == "*":   # a partial build (--pattern) writes no index
         try:
             index = json.loads(index_path.read_text(encoding="utf-8"))["cases"]
+            if not isinstance(index, dict):
+                raise TypeError("'cases' is not an object")
         except FileNotFoundError:
             problems.append(f"{index_path}: missing")
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            problems.append(f"{index_path}: corrupt (truncated or malformed): {exc}")
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+            problems.append(f"{index_path}: CORRUPT (truncated or malformed): {exc}")
+            index = None
         if index is not None:
-            on_disk = {p.stem for p in directory.glob("*.json") if p.name != INDEX_FILE}
-            wanted = {s.case_id for s in specs}
-            for extra in sorted(on_disk - wanted):
-                problems.append(f"{extra}: not in the catalogue (stale or foreign case file)")
+            wanted = {s.case_id for s in all_specs}
             for extra in sorted(set(index) - wanted):
-                problems.append(f"{extra}: listed in index.json but not in the catalogue")
+                if fnmatch.fnmatchcase(extra, pattern):
+                    problems.append(f"{extra}: listed in index.json but not in the catalogue")
+    current_generator = generator_info()
+    recorded_versions: dict[str, set] = {}
     for spec in specs:
         cid = spec.case_id
         mpath = directory / f"{cid}.json"
         if not mpath.exists():
-            problems.append(f"{cid}: manifest missing")
+            problems.append(f"{cid}: MISSING manifest {mpath.name}")
             continue
         try:
             manifest, data = F.read_manifest(mpath)
@@ -324,29 +437,52 @@ def check_suite(directory: str | Path | None = None, pattern: str = "*") -> list
             if errors:
                 problems.extend(f"{cid}: schema error at {e}" for e in errors)
                 continue
-            arrays_ok = F.read_payload(directory, manifest)
+            entry = manifest["payload"]
+            if entry is not None and not (directory / entry["file"]).exists():
+                problems.append(f"{cid}: MISSING payload {entry['file']} (named by the manifest)")
+                continue
+            if entry is None and (directory / f"{cid}.npz").exists():
+                problems.append(f"{cid}: {cid}.npz present but the manifest names no payload "
+                                f"(stale file)")
+            committed_arrays = F.read_payload(directory, manifest)
         except CorruptFileError as exc:
             problems.append(f"{cid}: CORRUPT (truncated or malformed): {exc}")
             continue
         except TamperedFileError as exc:
             problems.append(f"{cid}: TAMPERED (hash mismatch): {exc}")
             continue
-        del arrays_ok
+        for f in VERSION_FIELDS:
+            recorded_versions.setdefault(f, set()).add(str(manifest["generator"].get(f)))
         if index is not None:
-            entry = index.get(cid)
-            if entry is None or entry.get("manifest_sha256") != hashlib.sha256(data).hexdigest():
-                problems.append(f"{cid}: index.json does not list this manifest's sha256")
+            listed = index.get(cid)
+            payload_sha = entry["sha256"] if entry is not None else None
+            if not isinstance(listed, dict) or \
+                    listed.get("manifest_sha256") != hashlib.sha256(data).hexdigest() or \
+                    listed.get("payload_sha256") != payload_sha:
+                problems.append(f"{cid}: index.json does not list this manifest's and payload's "
+                                f"sha256")
         new_data, new_payload = generate(spec)
-        if new_data != data:
-            problems.append(_first_difference(data, new_data, cid, "manifest"))
-        if new_payload is not None:
-            old_payload = (directory / f"{cid}.npz").read_bytes()
-            if old_payload != new_payload:
-                problems.append(_first_difference(old_payload, new_payload, cid, "payload"))
+        current = json.loads(new_data)
+        fields = _manifest_differences(manifest, current)
+        if fields:
+            problems.append(f"{cid}: manifest differs from the current reference in {fields}")
+        arrays = _payload_differences(manifest, committed_arrays, current, new_payload)
+        if arrays:
+            problems.append(f"{cid}: payload differs from the current reference: "
+                            + "; ".join(arrays))
+    notice = _version_notice(recorded_versions, current_generator)
+    if notice:
+        report.notices.append(notice)
     if index is not None and not problems:
         expected = index_bytes({s.case_id: index[s.case_id] for s in specs if s.case_id in index})
-        if index_path.read_bytes() != expected:
+        if pattern == "*" and index_path.read_bytes() != expected:
             problems.append(f"{index_path}: differs from the index the catalogue would write")
-    return problems
+    return report
 
 
+def check_suite(directory: str | Path | None = None, pattern: str = "*") -> list[str]:
+    """Problems found in the suite at ``directory`` (empty list: the suite is valid and current).
+
+    See :func:`check_report`, which also returns the notices (other generator versions).
+    """
+    return check_report(directory, pattern).problems

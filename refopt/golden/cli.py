@@ -14,7 +14,8 @@ def register(sub) -> None:
                                                    "(index.json is written only for '*')")
     b.set_defaults(func=run_build)
     c = gsub.add_parser("check", help="verify schema, hashes and bitwise agreement with the "
-                                      "current reference; non-zero exit on any problem")
+                                      "current reference; exit 1 on any problem, 2 when there "
+                                      "is nothing to check")
     c.add_argument("--dir", default=None, help="suite directory (default: the packaged suite)")
     c.add_argument("--pattern", default="*", help="only cases whose id matches this glob")
     c.set_defaults(func=run_check)
@@ -25,23 +26,33 @@ def run_build(args) -> int:
     from .build import SUITE_DIR, build_suite
 
     out = args.out or SUITE_DIR
-    ids = build_suite(out, pattern=args.pattern)
+    try:
+        ids = build_suite(out, pattern=args.pattern)
+    except ValueError as exc:   # --pattern matches no case
+        print(f"golden build: error: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {len(ids)} golden cases to {out}")
     return 0
 
 
 def run_check(args) -> int:
-    from .build import SUITE_DIR, check_suite, select
-    from .catalogue import catalogue
+    """Exit status 0: every selected case matches; 1: problems (one FAIL line each);
+    2: nothing to check (no such directory, or --pattern matches no case)."""
+    from .build import SUITE_DIR, check_report
 
     directory = args.dir or SUITE_DIR
-    n = len(select(catalogue(), args.pattern))
-    problems = check_suite(directory, pattern=args.pattern)
-    if problems:
-        for line in problems:
+    try:
+        report = check_report(directory, pattern=args.pattern)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
+        print(f"golden check: error: {exc}", file=sys.stderr)
+        return 2
+    for line in report.notices:
+        print(line)
+    if report.problems:
+        for line in report.problems:
             print(f"FAIL {line}", file=sys.stderr)
-        print(f"golden check: {len(problems)} problem(s) in {directory}", file=sys.stderr)
+        print(f"golden check: {len(report.problems)} problem(s) in {directory}", file=sys.stderr)
         return 1
-    print(f"golden check: {n} cases in {directory} match the current reference (schema, hashes, "
-          f"bytes)")
+    print(f"golden check: {len(report.case_ids)} cases in {directory} match the current "
+          f"reference (schema, hashes, arrays bitwise, manifest content)")
     return 0

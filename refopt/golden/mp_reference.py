@@ -51,6 +51,9 @@ class MpArith:
     def sexpm1(self, x):
         return self.ctx.expm1(x)
 
+    def sexp(self, x):
+        return self.ctx.exp(x)
+
     def slog(self, x):
         return self.ctx.log(x)
 
@@ -101,7 +104,7 @@ class FloatArith:
       rounded one (an error of at most 1 ulp; exact results stay exact);
     * every ``a*b + c`` (moment updates, decay, the final ``p - lr*u``) is, with probability 1/2,
       rounded once (FMA) instead of twice;
-    * every per-step libm scalar (``pow``, ``expm1``, ``log``, ``log1p``; float64) moves by
+    * every per-step libm scalar (``pow``, ``exp``, ``expm1``, ``log``, ``log1p``; float64) moves by
       -1, 0 or +1 ulp, each with probability 1/3.
     """
 
@@ -140,6 +143,9 @@ class FloatArith:
 
     def sexpm1(self, x):
         return self._nudge_scalar(math.expm1(x))
+
+    def sexp(self, x):
+        return self._nudge_scalar(math.exp(x))
 
     def slog(self, x):
         return self._nudge_scalar(math.log(x))
@@ -257,16 +263,30 @@ def _adam_bc(A, h, t, mode):
 def _step_adamx(A, h, p, g, st, t, lr):
     one = A.s(1.0)
     b1, b2 = A.s(h["betas"][0]), A.s(h["betas"][1])
-    b1t = (b1 - A.spow(b1, t)) / (one - A.spow(b1, t))
+    b1_pow_t = A.spow(b1, t)
+    b1t = (b1 - b1_pow_t) / (one - b1_pow_t)
     if h["coef_form"] == "naive" and isinstance(A, FloatArith):
         e = one - b2
         b2t = (one - A.spow(b2, e * (t - 1))) / (one - A.spow(b2, e * t))
     else:  # the exact value (mpmath) or the stable float64 form
         ell = (one - b2) * A.slog(b2)
         b2t = A.sexpm1((t - 1) * ell) / A.sexpm1(t * ell)
+    if isinstance(A, MpArith):
+        # Exact: the complements by subtraction at 50 digits (cancellation costs at most
+        # |log10(1 - beta_t)| of them), a route independent of the float64 forms below.
+        b1c, b2c = one - b1t, one - b2t
+    else:
+        # A port reuses the case's float64 scalars, and the rule forms the complements directly
+        # (adamx.md; refopt.rules.adamx.one_minus_beta2_t): (1 - beta1)/(1 - beta1^t) and
+        # expm1(l) exp((t-1) l) / expm1(t l); the official (naive) form subtracts.
+        b1c = (one - b1) / (one - b1_pow_t)
+        if h["coef_form"] == "naive":
+            b2c = one - b2t
+        else:
+            b2c = A.sexpm1(ell) * A.sexp((t - 1) * ell) / A.sexpm1(t * ell)
     lr_s, wd = A.s(lr), A.s(h["weight_decay"])
     decoupled = h["weight_decay_mode"] == "decoupled"
-    eb1, eb1c, eb2, eb2c = A.e(b1t), A.e(one - b1t), A.e(b2t), A.e(one - b2t)
+    eb1, eb1c, eb2, eb2c = A.e(b1t), A.e(b1c), A.e(b2t), A.e(b2c)
     elr, eps = A.e(lr_s), A.e(A.s(h["eps"]))
     m, v = st["exp_avg"], st["exp_avg_sq"]
     out_p, out_m, out_v = [], [], []

@@ -108,8 +108,8 @@ LEGITIMATE_MODEL = (
     "arithmetic: any inexact sqrt or division may return the other neighbour of the exact "
     "result (<= 1 ulp: vectorised CPU libraries such as torch's float32 sqrt, CUDA without "
     "--prec-sqrt/--prec-div), any a*b + c may be rounded once (FMA contraction), and the "
-    "float64 libm scalars (pow, expm1, log, log1p) may be 1 ulp off. Measured: the reordered "
-    "loop plus {n} seeded faithful runs (each inexact sqrt/division off with probability 1/2, "
+    "float64 libm scalars (pow, exp, expm1, log, log1p) may be 1 ulp off. Measured: the "
+    "reordered loop plus {n} seeded faithful runs (each inexact sqrt/division off with probability 1/2, "
     "each a*b + c contracted with probability 1/2; half in the reference's order, half "
     "reordered)")
 
