@@ -90,10 +90,16 @@ def test_check_passes_on_the_whole_committed_suite():
 
 
 def _skip_unless_same_numpy():
-    recorded = _manifest("adamx_official_spectable_float64")["generator"]["numpy_version"]
-    if recorded != np.__version__:
-        pytest.skip(f"suite generated with NumPy {recorded}, this is {np.__version__}: "
-                    f"byte identity is promised for the same versions only (FORMAT.md)")
+    """Byte identity holds for the same generator versions only (FORMAT.md section 8): the
+    manifest records them, and the .npz container may change with NumPy."""
+    from refopt.golden.build import VERSION_FIELDS, generator_info
+
+    recorded = _manifest("adamx_official_spectable_float64")["generator"]
+    current = generator_info()
+    differ = {f: (recorded[f], current[f]) for f in VERSION_FIELDS if recorded[f] != current[f]}
+    if differ:
+        pytest.skip(f"suite generated with other versions {differ} (recorded, running): byte "
+                    f"identity is promised for the same versions only (FORMAT.md)")
 
 
 def test_rebuilt_subset_is_byte_identical(tmp_path):
@@ -129,6 +135,167 @@ def test_case_ids_are_unique_and_well_formed():
     assert len(ids) == len(set(ids))
     for cid in ids:
         assert re.fullmatch(r"[a-z0-9]+_[a-z0-9.+-]+_[a-z0-9.+-]+_(float32|float64)", cid), cid
+
+
+# -- check across versions: arrays by value, manifests without the generator block --------------
+
+def _reseal(directory: Path, case_id: str, edit=None, arrays: dict | None = None,
+            payload: bytes | None = None) -> None:
+    """Rewrite a copied case consistently, as a build with other code or versions would: the
+    payload entry (file sha256, per-array digests) and the content hash are recomputed."""
+    mpath = directory / f"{case_id}.json"
+    manifest = json.loads(mpath.read_text())
+    if arrays is not None:
+        payload = npz_bytes(arrays) if payload is None else payload
+        (directory / f"{case_id}.npz").write_bytes(payload)
+        manifest["payload"] = F.payload_entry(f"{case_id}.npz", payload, arrays)
+    if edit is not None:
+        edit(manifest)
+    manifest["content_hash"] = "0" * 64          # the documented recipe (FORMAT.md section 3)
+    manifest["content_hash"] = hashlib.sha256(F.manifest_bytes(manifest)).hexdigest()
+    mpath.write_bytes(F.manifest_bytes(manifest))
+
+
+def _arrays(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_check_is_clean_under_other_numpy_and_refopt_versions(monkeypatch, capsys):
+    """The committed files, checked by a NumPy 2.4.7 and a refopt 9.9.9 (monkeypatched): no
+    problem, one notice naming both versions."""
+    from refopt.cli import main
+    import refopt.golden.build as B
+
+    monkeypatch.setattr(np, "__version__", "2.4.7")
+    monkeypatch.setattr(B, "__version__", "9.9.9")
+    assert B.generator_info()["numpy_version"] == "2.4.7"
+    report = B.check_report(pattern="*spectable*")
+    assert report.problems == [] and len(report.case_ids) == 8
+    (notice,) = report.notices
+    assert "numpy" in notice and "(running 2.4.7)" in notice and "(running 9.9.9)" in notice
+    assert main(["golden", "check", "--pattern", "*spectable*"]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and out.count("note:") == 1 and "8 cases" in out
+
+
+def test_check_compares_arrays_not_container_bytes(tmp_path):
+    """A payload written by another NumPy (here: .npy format 2.0 headers, members in reverse
+    order), with its manifest recording that NumPy: same arrays, so the check is clean."""
+    _copy_case(CASE, tmp_path)
+    arrays = _arrays(tmp_path / f"{CASE}.npz")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for key in sorted(arrays, reverse=True):
+            member = io.BytesIO()
+            np.lib.format.write_array(member, arrays[key], version=(2, 0))
+            z.writestr(f"{key}.npy", member.getvalue())
+    other = buf.getvalue()
+    assert other != (SUITE_DIR / f"{CASE}.npz").read_bytes()
+    _reseal(tmp_path, CASE, edit=lambda m: m["generator"].update(numpy_version="1.26.4"),
+            arrays=arrays, payload=other)
+    report = refopt.golden.check_report(tmp_path, pattern=CASE)
+    assert report.problems == []
+    assert len(report.notices) == 1 and "numpy 1.26.4" in report.notices[0]
+
+
+def test_check_reports_one_ulp_in_a_consistent_payload(tmp_path):
+    """Hashes all consistent (as a build by changed code would leave them), one element one ulp
+    off: reported as a payload difference with its ulp distance, not as tampering."""
+    _copy_case(CASE, tmp_path)
+    arrays = _arrays(tmp_path / f"{CASE}.npz")
+    arrays["exp_avg_sq.3"] = arrays["exp_avg_sq.3"].copy()
+    arrays["exp_avg_sq.3"][5, 2] = np.nextafter(arrays["exp_avg_sq.3"][5, 2], np.inf)
+    _reseal(tmp_path, CASE, arrays=arrays)
+    (problem,) = check_suite(tmp_path, pattern=CASE)
+    assert problem == (f"{CASE}: payload differs from the current reference: array "
+                       f"'exp_avg_sq.3': up to 1 ulp apart (1 of {arrays['exp_avg_sq.3'].size} "
+                       f"elements)")
+
+
+def test_check_still_compares_every_other_manifest_field(tmp_path):
+    """Only the generator block is exempt: an edited comment or rtol, resealed, is reported."""
+    _copy_case(CASE, tmp_path)
+
+    def edit(m):
+        m["comment"] += " (edited)"
+        m["tolerance"]["rtol"] = 1e-6
+        m["generator"]["numpy_version"] = "0.0.1"
+
+    _reseal(tmp_path, CASE, edit=edit)
+    (problem,) = check_suite(tmp_path, pattern=CASE)
+    assert problem == f"{CASE}: manifest differs from the current reference in " \
+                      f"['comment', 'tolerance']"
+
+
+# -- check: edge cases ---------------------------------------------------------------------------
+
+def test_check_pattern_matching_no_case_is_an_error(capsys):
+    from refopt.cli import main
+
+    with pytest.raises(ValueError, match=r"pattern 'nomatch\*' matches none of the 196"):
+        check_suite(pattern="nomatch*")
+    assert main(["golden", "check", "--pattern", "nomatch*"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith("golden check: error: pattern 'nomatch*' matches none")
+    assert main(["golden", "build", "--out", "/nonexistent/never", "--pattern", "nomatch*"]) == 2
+    assert "matches none" in capsys.readouterr().err
+
+
+def test_check_missing_directory_is_one_error(tmp_path, capsys):
+    from refopt.cli import main
+
+    missing = tmp_path / "no-such-suite"
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        check_suite(missing)
+    assert main(["golden", "check", "--dir", str(missing)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"golden check: error: golden suite directory {missing} does " \
+                                f"not exist\n"
+    (tmp_path / "a-file").write_text("x")
+    assert main(["golden", "check", "--dir", str(tmp_path / "a-file")]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_check_reports_foreign_files_with_and_without_pattern(tmp_path, capsys):
+    from refopt.cli import main
+
+    cid = "adams_paper_spectable_float64"
+    _copy_case(cid, tmp_path)
+    for name in ("adams_paper_spectable-old_float64.json", "adams_paper_spectable-old_float64.npz",
+                 "zz_unrelated.txt"):
+        (tmp_path / name).write_text("{}")
+    (tmp_path / ".hidden").write_text("ignored")
+    # With a pattern: the foreign files whose names match it, and nothing else.
+    assert check_suite(tmp_path, pattern="adams_paper_spectable*") == [
+        "adams_paper_spectable-old_float64.json: not a file of any catalogue case (stale or "
+        "foreign file)",
+        "adams_paper_spectable-old_float64.npz: not a file of any catalogue case (stale or "
+        "foreign file)"]
+    assert main(["golden", "check", "--dir", str(tmp_path), "--pattern",
+                 "adams_paper_spectable*"]) == 1
+    assert capsys.readouterr().err.count("FAIL adams_paper_spectable-old_float64") == 2
+    # Without: every foreign file (and here, the cases this directory lacks).
+    problems = check_suite(tmp_path)
+    foreign = [p for p in problems if "stale or foreign" in p]
+    assert [p.split(":")[0] for p in foreign] == ["adams_paper_spectable-old_float64.json",
+                                                  "adams_paper_spectable-old_float64.npz",
+                                                  "zz_unrelated.txt"]
+    assert sum("MISSING manifest" in p for p in problems) == len(catalogue()) - 1
+    assert not any(p.startswith(cid) for p in problems)
+
+
+def test_check_missing_payload_is_labelled_missing(tmp_path, capsys):
+    from refopt.cli import main
+
+    _copy_case(CASE, tmp_path)
+    (tmp_path / f"{CASE}.npz").unlink()
+    assert check_suite(tmp_path, pattern=CASE) == [
+        f"{CASE}: MISSING payload {CASE}.npz (named by the manifest)"]
+    assert main(["golden", "check", "--dir", str(tmp_path), "--pattern", CASE]) == 1
+    err = capsys.readouterr().err
+    assert "MISSING payload" in err and "CORRUPT" not in err
 
 
 # -- integrity: corrupt vs tampered --------------------------------------------------------------
