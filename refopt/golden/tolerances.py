@@ -364,6 +364,19 @@ def tolerance_for(spec, arrays) -> dict:
             "invariants": invariants}
 
 
+#: rtol of the final_loss invariant per dtype (its atol comes from the measured spread).
+FINAL_LOSS_RTOL = {"float64": 1e-6, "float32": 1e-3}
+
+
+def _round_up_1sig(x: float) -> float:
+    """x rounded up to one significant digit (0 stays 0): 1.35e-4 -> 2e-4."""
+    if x <= 0:
+        return 0.0
+    exp = math.floor(math.log10(x))
+    digit = math.ceil(x / 10.0 ** exp * (1 - 1e-12))
+    return float(f"{digit}e{exp}")          # via decimal text: 3e-1, not 3 * 0.1
+
+
 def closed_loop_invariants(spec, arrays, runs, grad_fn) -> list:
     """Checks that stay meaningful after the pointwise horizon (golden-vectors.md)."""
     from ..registry import get_rule
@@ -371,22 +384,45 @@ def closed_loop_invariants(spec, arrays, runs, grad_fn) -> list:
 
     obj = grad_fn.objective
     n = len(spec.init)
-    final_gold = [arrays[f"param.{i}"][-1] for i in range(n)]
-    f_gold = sum(obj.value(p) for p in final_gold)
-    f_init = sum(obj.value(p) for p in spec.init)
-    spread = 0.0
-    for run in runs:
-        f_run = sum(obj.value(run["got"][f"param.{i}"][-1]) for i in range(n))
-        spread = max(spread, abs(f_run - f_gold) / max(abs(f_gold), 1e-300))
-    rtol_loss = max(_round_up_pow10(spread * MARGIN), 1e-3 if spec.dtype == "float32" else 1e-6)
+
+    def loss64(params) -> float:
+        # f evaluated in float64 at the given params (cast exactly): a float32 evaluation moves
+        # in coarse steps near a minimum (adamx_official_logcosh_float32: 2^-21 in float32 vs
+        # 7.09e-7 in float64), too coarse to hold a port to, and a port in any language can
+        # reproduce a float64 evaluation of its own final params.
+        return float(sum(obj.value(np.asarray(p, dtype=np.float64)) for p in params))
+
+    f_gold = loss64([arrays[f"param.{i}"][-1] for i in range(n)])
+    f_init = loss64(spec.init)
+    diffs = {run["label"]: abs(loss64([run["got"][f"param.{i}"][-1] for i in range(n)]) - f_gold)
+             for run in runs}
+    spread = max(diffs.values())
+    worst_label = max(diffs, key=diffs.get)
+    # |L - L*| <= atol + rtol |L*|. The legitimate runs' final loss can differ from the golden
+    # one by more than the golden value itself (AlphaAdam's mask and the Rosenbrock float32
+    # valley make the end point oscillate), where a relative tolerance says nothing: the
+    # measured absolute spread, 10x, goes into atol; rtol is the dtype's floor.
+    rtol_loss = FINAL_LOSS_RTOL[spec.dtype]
+    atol_loss = _round_up_1sig(spread * MARGIN)
     hyper = dict(get_rule(spec.rule, **spec.hyper).hyper)
     out = [{"id": "final_loss",
-            "statement": "sum over tensors of f(final params) matches value within rtol",
+            "statement": "L = sum over tensors of f(final params), f evaluated in float64 at "
+                         "the final params cast to float64; |L - value| <= atol + rtol*|value| "
+                         "(value and initial_value are that float64 evaluation at the golden "
+                         "final and the initial params)",
             "value": encode_float(f_gold), "initial_value": encode_float(f_init),
-            "rtol": rtol_loss,
-            "reason": f"the legitimate runs' final loss differs by up to {spread:.1e} "
-                      f"relative; "
-                      f"rtol = max(10x that, {'1e-3' if spec.dtype == 'float32' else '1e-6'})"}]
+            "rtol": rtol_loss, "atol": atol_loss,
+            "measured": {"legit_abs_spread": spread,
+                         "legit_abs_spread_rel_initial": spread / f_init if f_init else None,
+                         "legit_rel_spread": spread / abs(f_gold) if f_gold else None,
+                         "legit_worst": worst_label,
+                         "atol_rel_initial": atol_loss / f_init if f_init else None},
+            "reason": f"the legitimate runs' final loss (float64 evaluation) lands up to "
+                      f"{spread:.2e} from the golden one ({spread / f_init:.1e} of the initial "
+                      f"loss {f_init:.4g}; {worst_label}); atol = 10x that rounded up to one "
+                      f"significant digit, rtol = {rtol_loss:g} (the {spec.dtype} floor). "
+                      f"A relative tolerance alone is meaningless where the final loss is near "
+                      f"0 and the spread is comparable to it"}]
     if spec.rule == "adams" and not hyper["bias_correction"] and hyper["weight_decay"] == 0:
         b1, b2 = hyper["betas"]
         bound = hyper["lr"] * math.sqrt(b1 * b1 / b2 + (1 - b1) ** 2 / (1 - b2))
