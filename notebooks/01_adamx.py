@@ -41,8 +41,6 @@
 import math
 import os
 import sys
-import tempfile
-from pathlib import Path
 
 import matplotlib
 
@@ -52,29 +50,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import refopt
+from refopt.notebook import fast_mode, figure_dir, figure_saver, run_rule_claims
 from refopt.rules.adamx import beta1_t, beta2_t, memory_horizon
 
-FAST = os.environ.get("REFOPT_NOTEBOOK_FAST", "0").lower() not in ("", "0", "false", "no")
-
-
-def _figure_dir() -> Path:
-    """figures/ at the repository root in full mode; a fresh temporary directory in fast mode."""
-    if FAST:
-        return Path(tempfile.mkdtemp(prefix="refopt_nb_"))
-    for d in [Path.cwd(), *Path.cwd().parents]:
-        if (d / "pyproject.toml").exists() and (d / "notebooks").is_dir():
-            return d / "figures"
-    return Path.cwd() / "figures"
-
-
-FIG_DIR = _figure_dir()
-FIG_DIR.mkdir(parents=True, exist_ok=True)
-
-
-def save(fig, name: str) -> Path:
-    path = FIG_DIR / f"nb_adamx_{name}.png"
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    return path
+FAST = fast_mode()
+FIG_DIR = figure_dir(FAST)
+save = figure_saver("adamx", FIG_DIR)
 
 
 print(f"refopt {refopt.__version__}; fast mode: {FAST}; figures -> {FIG_DIR}")
@@ -497,14 +478,9 @@ print("saved", save(fig, "bf16"))
 import refopt.proofs as proofs
 
 FAST_CLAIMS = ("adamx.T1a", "adamx.T2", "adamx.T3", "adamx.T3b", "adamx.T6a", "adamx.T6d")
-claims = [c for c in proofs.all_claims(rule="adamx") if not FAST or c.id in FAST_CLAIMS]
-results = [proofs.run_claim(c) for c in claims]
-for r in results:
+by_id = run_rule_claims("adamx", FAST_CLAIMS, FAST)  # asserts every expected status
+for r in by_id.values():
     print(f"{r.claim_id:16} {r.status:26} {r.seconds:5.2f} s  {r.title}")
-assert len(results) >= len(FAST_CLAIMS)
-assert all(r.as_expected for r in results), [(r.claim_id, r.status, r.detail)
-                                             for r in results if not r.as_expected]
-by_id = {r.claim_id: r for r in results}
 print("\nT6d:", by_id["adamx.T6d"].detail)
 print("T3 derivation, step by step:")
 for step in by_id["adamx.T3"].derivation.steps:

@@ -38,17 +38,17 @@
 
 # %%
 import math
-import os
 import sys
 from collections import Counter
 
 import numpy as np
 
 import refopt
+from refopt.notebook import fast_mode
 from refopt.golden import load_suite
 from refopt.verify import load_cases, verify_rule
 
-FAST = os.environ.get("REFOPT_NOTEBOOK_FAST", "0").lower() not in ("", "0", "false", "no")
+FAST = fast_mode()
 print(f"refopt {refopt.__version__}; fast mode: {FAST}")
 
 # %% [markdown]

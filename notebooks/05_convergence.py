@@ -49,11 +49,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import refopt
+from refopt.notebook import fast_mode
 from refopt.experiments import adams_rate, adamx_transition, alphaadam_masks, read_results, run_key
 from refopt.experiments.runner import jsonable
 from refopt.experiments import NOT_REPRODUCED, REPRODUCED, VERDICTS
 
-FAST = os.environ.get("REFOPT_NOTEBOOK_FAST", "0").lower() not in ("", "0", "false", "no")
+FAST = fast_mode()
 CONFIG = "tiny" if FAST else os.environ.get("REFOPT_NOTEBOOK_CONFIG", "quick")
 
 

@@ -79,3 +79,14 @@ def test_notebook_runs_in_fast_mode(path, kernel_spec_manager):
               if o.get("output_type") == "error"]
     assert not errors, errors
     assert _figure_snapshot() == before, "fast mode must not write to figures/"
+
+
+def test_notebook_helpers(tmp_path, monkeypatch):
+    from refopt.notebook import fast_mode, figure_dir, run_rule_claims
+
+    for value, expected in (("1", True), ("0", False), ("no", False), ("", False), ("yes", True)):
+        monkeypatch.setenv("REFOPT_NOTEBOOK_FAST", value)
+        assert fast_mode() is expected
+    assert figure_dir(True).is_dir() and "refopt_nb_" in figure_dir(True).name
+    results = run_rule_claims("adams", ("adams.A3",), fast=True)
+    assert list(results) == ["adams.A3"] and results["adams.A3"].as_expected

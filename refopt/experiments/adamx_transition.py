@@ -25,7 +25,6 @@ measured peak and 2000-steps-after ratios match the spec table to 1 % relative.
 """
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 

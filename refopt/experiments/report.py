@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import _io
 from ._common import (NOT_CHECKABLE, NOT_REPRODUCED, REPRODUCED, VERDICTS, WITHDRAWN,
-                      ExperimentResult, Verdict, decide, fmt)
+                      ExperimentResult, Verdict, decide)
 
 PAPERS = {
     "adamx": "AdamX / AdamNX: Zhu, Xiao, Min, arXiv 2511.13465",

@@ -410,7 +410,7 @@ def _step_alphaadam(A, h, p, g, st, t, lr):
         alpha = A.s(1.0)
     else:
         alpha = _alpha(A, h, kept, n, us, mask)
-    ea, eg, one, zero = A.e(alpha), A.e(A.s(h["gamma"])), A.e(1.0), A.e(0.0)
+    ea, eg, one = A.e(alpha), A.e(A.s(h["gamma"])), A.e(1.0)
     es = A.e(step_size)
     out = []
     for pi, ui, k in zip(ps, us, mask):

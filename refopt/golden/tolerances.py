@@ -325,8 +325,8 @@ def tolerance_for(spec, arrays) -> dict:
         # Values span 60 decades: no single atol fits, so the margin goes into rtol instead.
         rtol = max(rtol, _round_up_pow10(worst["rel"] * MARGIN))
         atol, horizon = 0.0, spec.n_steps
-        reason += (f"; values span 1e-30..1e30, so no absolute tolerance: rtol is the larger of "
-                   f"the dtype's and 10x the measured elementwise spread")
+        reason += ("; values span 1e-30..1e30, so no absolute tolerance: rtol is the larger of "
+                   "the dtype's and 10x the measured elementwise spread")
     elif spec.objective is None:
         need = max(_needed_atol(r["got"], r["expected"], rtol / MARGIN) for r in runs)
         if not math.isfinite(need):

@@ -423,7 +423,7 @@ def _bench_gpu(sizes, rules, quick, progress) -> tuple[dict, list[dict]]:
         for k in sorted({_ARRAYS_MOVED[r] for r in rules}):
             src = cupy.ones((k * n * 4) // 8, dtype=cupy.float32)
             dst = cupy.empty_like(src)
-            copies[4 * k] = gpu_time(lambda: dst.__setitem__(Ellipsis, src), reps)
+            copies[4 * k] = gpu_time(lambda d=dst, s=src: d.__setitem__(Ellipsis, s), reps)
             del src, dst
         torch_fused = None
         if torch_cuda:
