@@ -32,3 +32,11 @@ def test_refopt_rules_lists_every_default(capsys):
     assert "eps = None (= 1e-06 with the default options)" in out
     assert main(["rules", "adamax"]) == 2
     assert "unknown rule 'adamax'" in capsys.readouterr().err
+
+
+def test_every_command_is_registered():
+    from refopt.cli import build_parser
+
+    text = build_parser().format_help()
+    for command in ("rules", "report", "sweep", "golden", "verify", "compare", "bench", "prove"):
+        assert f"    {command} " in text
