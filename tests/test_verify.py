@@ -397,12 +397,12 @@ def test_torch_planted_mistake_on_the_suite(torch_ports, suite_ids, rule, name, 
 
 
 def test_fused_torch_port(torch_ports, suite_ids):
-    """AdamS with torch's fused lerp_ (as the official code): every float64 case and every
-    float32 explicit-gradient case pass (float32 closed loop: see the test above)."""
-    rep = verify_rule("adams", torch_ports.AdamSFused, dtype="float64")
-    assert rep.passed, rep.table()
-    explicit = [c for c in load_cases("adams", dtype="float32") if c.grads is not None]
-    assert verify_cases(explicit, torch_ports.AdamSFused).passed
+    """AdamS with torch's fused lerp_ (as the official code; FMA-like single rounding): every
+    case passes in both dtypes, closed loop included, since the tolerances were measured
+    against implementations that contract a*b + c."""
+    for dtype in ("float64", "float32"):
+        rep = verify_rule("adams", torch_ports.AdamSFused, dtype=dtype)
+        assert rep.passed, rep.table()
 
 
 def test_cli_planted_torch_mistake_on_the_suite(torch_ports, suite_ids, monkeypatch, capsys):
