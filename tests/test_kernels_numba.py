@@ -441,8 +441,8 @@ def test_bench_quick_writes_valid_json(tmp_path):
     assert (tmp_path / "bench_cpu.png").stat().st_size > 0
     assert data["schema"] == "refopt-bench/1" and data["machine"]["logical_cpus"] >= 1
     modes = {(r["backend"], r["mode"]) for r in data["results"]}
-    assert modes == {("numpy", "step"), ("numba", "step"), ("numba", "step_"),
-                     ("numba", "step_checked")}
+    assert modes == {("numpy", "step"), ("numba", "step"), ("numba", "step_fresh"),
+                     ("numba", "step_"), ("numba", "step_checked")}
     for r in data["results"]:
         assert r["n"] == 1000 and r["time_s"]["median"] > 0 and r["GBps"] > 0
         assert r["time_s"]["min"] <= r["time_s"]["median"] <= r["time_s"]["max"]

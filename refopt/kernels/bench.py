@@ -3,7 +3,9 @@ r"""``refopt bench``: time per step of the fused kernels against the reference, 
 For each size n (float32 elements, one tensor) and each rule, in one run on one machine:
 
 * ``numpy`` ``step``: the float64-reference code run in float32, returning new arrays;
-* ``numba`` ``step`` (new arrays, default ``nonfinite="raise"``), ``step_`` (in place,
+* ``numba`` ``step`` (new arrays, default ``nonfinite="raise"``; large outputs recycled from
+  the arrays of two calls ago, as a training loop lets them go: :mod:`.recycle`), ``step_fresh``
+  (the same with ``recycle=False``: every output fresh from the allocator), ``step_`` (in place,
   ``nonfinite="propagate"``: the kernel alone) and ``step_checked`` (in place with the default
   ``"raise"``, which adds a read-only pass over g);
 * rooflines of the same bytes per element with the same threads (:mod:`.roofline`): a numba
@@ -187,15 +189,20 @@ def benchmark(sizes, rules, backends, *, threads=None, quick=False, note="",
             if "numpy" in backends:
                 calls["numpy step"] = (lambda: ref.step([p0], [g], state), 10)
             if numba_ok:
+                from .numba_backend import make_rule
+
                 fast = get_rule(name, backend="numba")
+                fresh = make_rule(ref, recycle=False)
                 calls["numba step"] = (lambda: fast.step([p0], [g], state), reps)
+                calls["numba step_fresh"] = (lambda: fresh.step([p0], [g], state), reps)
             stats = interleaved(calls, reps)
             if "numpy step" in stats:
                 results.append({**row, "backend": "numpy", "mode": "step",
                                 "time_s": stats["numpy step"], "threads": 1})
-            if "numba step" in stats:
-                results.append({**row, "backend": "numba", "mode": "step",
-                                "time_s": stats["numba step"]})
+            for mode in ("step", "step_fresh"):
+                if f"numba {mode}" in stats:
+                    results.append({**row, "backend": "numba", "mode": mode,
+                                    "time_s": stats[f"numba {mode}"]})
             del calls, stats
             # Group 2, in place: numba's step_ against the rooflines and torch, same arrays.
             calls = {}
@@ -375,6 +382,10 @@ def _targets(results, rooflines, torch_rows) -> dict:
             entry["numba_step_speedup_vs_numpy_step"] = {
                 "measured": v, "target": TARGETS["numba_step_speedup_vs_numpy_step"],
                 "met": v >= TARGETS["numba_step_speedup_vs_numpy_step"]}
+        if r["mode"] == "step_fresh" and "speedup_vs_numpy_step" in r:
+            # No target: what ``step`` gives without recycling (every output page-faulted).
+            entry["numba_step_fresh_speedup_vs_numpy_step"] = {
+                "measured": r["speedup_vs_numpy_step"], "target": None, "met": None}
         if r["mode"] == "step_":
             if "fraction_of_copy_roofline" in r:
                 v = r["fraction_of_copy_roofline"]
@@ -595,6 +606,7 @@ def plot(report: dict, path: Path) -> None:
     rules = list(dict.fromkeys(r["rule"] for r in report["results"])) or ["-"]
     fig, axes = plt.subplots(2, len(rules), figsize=(4.6 * len(rules) + 1, 8), squeeze=False)
     colors = {("numpy", "step"): "tab:gray", ("numba", "step"): "tab:blue",
+              ("numba", "step_fresh"): "tab:cyan",
               ("numba", "step_"): "tab:green", ("numba", "step_checked"): "tab:olive",
               ("cupy", "step_"): "tab:purple", ("torch_cuda", "fused"): "tab:red"}
     torch_colors = {"fused": "tab:red", "foreach": "tab:orange", "single_tensor": "tab:brown"}

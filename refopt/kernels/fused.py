@@ -137,6 +137,9 @@ class FusedRule:
     def _empty_like(self, a):
         raise NotImplementedError
 
+    def _new_call(self) -> None:
+        """Called once before the outputs of an out-of-place step are allocated."""
+
     def _ones_mask(self, shape):
         raise NotImplementedError
 
@@ -195,6 +198,8 @@ class FusedRule:
             if bad:
                 return list(params), state, {"skipped": True, "tensors": [{} for _ in params]}
 
+        if not inplace:
+            self._new_call()
         new_params, steps, infos = [], [], []
         new_bufs: dict[str, list] = {b: [] for b in self.buffers}
         sc_cache: dict[tuple, dict] = {}
@@ -415,7 +420,14 @@ class HostArrays:
         return np.ascontiguousarray(a).reshape(-1)
 
     def _empty_like(self, a):
-        return np.empty(a.shape, dtype=a.dtype)
+        return self.recycler.empty(a.shape, a.dtype)
+
+    def _new_call(self) -> None:
+        self.recycler.new_call()
+
+    def release_buffers(self) -> None:
+        """Free the arrays kept for recycling (see :mod:`refopt.kernels.recycle`)."""
+        self.recycler.release()
 
     def _ones_mask(self, shape):
         return np.ones(shape, dtype=bool)

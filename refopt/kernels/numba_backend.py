@@ -37,6 +37,7 @@ import numpy as np
 from numba import njit, prange
 
 from .fused import FusedRule, HostArrays
+from .recycle import Recycler
 
 _FASTMATH = os.environ.get("REFOPT_NUMBA_FASTMATH", "") == "1"
 _JIT = dict(parallel=True, fastmath=_FASTMATH, error_model="numpy", cache=True)
@@ -487,14 +488,24 @@ _NO_MASK = np.zeros(0, dtype=np.bool_)
 
 
 class NumbaRule(HostArrays, FusedRule):
-    """A reference rule run by the fused numba kernels (see the module docstring)."""
+    """A reference rule run by the fused numba kernels (see the module docstring).
+
+    ``recycle=True`` (default) lets ``step`` back its results of 1 MiB and more with the memory
+    of arrays it returned two calls ago that nobody holds any more (:mod:`.recycle`: it saves
+    the page faults of fresh memory; results are bitwise the same). ``recycle=False`` allocates
+    every output anew. ``release_buffers()`` frees what is kept.
+    """
 
     backend = "numba"
+
+    def __init__(self, reference, kernels, *, recycle: bool = True) -> None:
+        super().__init__(reference, kernels)
+        self.recycler = Recycler(enabled=recycle)
 
     def _no_mask(self):
         return _NO_MASK
 
 
-def make_rule(reference) -> NumbaRule:
+def make_rule(reference, *, recycle: bool = True) -> NumbaRule:
     """Wrap a NumPy reference rule (from ``refopt.get_rule``) in the fused numba kernels."""
-    return NumbaRule(reference, _Kernels)
+    return NumbaRule(reference, _Kernels, recycle=recycle)
