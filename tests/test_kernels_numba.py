@@ -321,6 +321,52 @@ def test_nonfinite_policies_match_reference(inplace):
                        for x, y in zip(getattr(s_r, b), getattr(s_f, b)))
 
 
+@pytest.mark.parametrize("cfg", [(name, {}) for name in sorted(RULES)]
+                         + [("adamx", {"state_dtype": "bfloat16"}),
+                            ("alphaadam", {"alpha_rule": "norm"}),
+                            ("alphaadam", {"mask_source": "ones"})], ids=_id)
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
+def test_out_of_place_kernels_count_nonfinite_gradients_in_their_pass(cfg, bad_value,
+                                                                      monkeypatch):
+    """Out of place, numba judges a step by the count its update kernels return (no pre-pass).
+
+    The read-only pre-pass is made to fail, so a kernel that did not count would show up; the
+    bad value sits in the last tensor, at the last element of a parallel-sized one, so the
+    earlier tensors have been computed when the step is refused.
+    """
+    name, hyper = cfg
+    shapes = [(7,), (10**5 + 3,), (3, 5)]
+    dtype = np.float32 if name == "sgdm" else np.float64
+    for policy in ("raise", "skip"):
+        fast = refopt.get_rule(name, backend="numba", nonfinite=policy, **hyper)
+        params = _params(shapes, dtype, seed=5)
+        state = fast.init(params)
+        for t in (1, 2):  # a second step: masks from a non-zero momentum
+            params, state = fast.step(params, _grads(shapes, dtype, t, seed=5), state)
+        grads = _grads(shapes, dtype, 3, seed=5)
+        grads[1].reshape(-1)[-1] = bad_value
+        monkeypatch.setattr(fast.K, "count_nonfinite", staticmethod(_no_prepass))
+        before = [p.copy() for p in params]
+        if policy == "raise":
+            with pytest.raises(FloatingPointError, match=r"grads\[1\]"):
+                fast.step(params, grads, state)
+            new_params, new_state = params, state
+        else:
+            new_params, new_state, info = fast.step_with_info(params, grads, state)
+            assert info["skipped"] and new_state is state
+        monkeypatch.undo()
+        assert new_state.step == (2, 2, 2)
+        for a, b in zip(new_params, before):
+            assert a.tobytes() == b.tobytes()
+        # ... and a good step after it goes through the same kernels without complaint.
+        grads[1].reshape(-1)[-1] = 0.5
+        assert fast.step(params, grads, state)[1].step == (3, 3, 3)
+
+
+def _no_prepass(g):
+    raise AssertionError("the out-of-place step ran the read-only pre-pass over g")
+
+
 def test_inplace_refuses_non_contiguous_and_out_of_place_accepts_it():
     fast = refopt.get_rule("adams", backend="numba")
     ref = refopt.get_rule("adams")

@@ -83,12 +83,16 @@ class FusedRule:
     reference. ``step_``/``step_with_info_`` update ``params`` and the state buffers **in place**
     (each must be C-contiguous and writeable) and return the new state (whose step counts are
     new tuples; its buffers are the same arrays): one pass over memory, no allocation, the form
-    to use for large arrays. Under ``nonfinite="raise"``/``"skip"`` a read-only pass over the
-    gradients runs first, so that a bad step leaves everything untouched; ``"propagate"``
-    skips it.
+    to use for large arrays. Under ``nonfinite="raise"``/``"skip"`` an in-place step first
+    runs a read-only pass over the gradients, so that a bad step leaves everything untouched;
+    an out-of-place step of a backend whose kernels count non-finite gradients as they go
+    (``counts_nonfinite``: numba) judges after its pass instead, its inputs being untouched
+    anyway. ``"propagate"`` checks nothing.
     """
 
     backend = "fused"
+    #: Whether the out-of-place kernels return their count of non-finite gradients.
+    counts_nonfinite = False
 
     def __init__(self, reference: Rule, kernels: Any) -> None:
         if reference.name not in _PLANS:
@@ -188,19 +192,19 @@ class FusedRule:
         if inplace:
             self._check_inplace(params, grads, state)
         policy = self.hyper["nonfinite"]
-        if policy != "propagate":
+        # Out of place the inputs stay untouched whatever the kernels write, so where the
+        # kernels count non-finite gradients as they read them (``counts_nonfinite``) the
+        # verdict comes after the pass and the read-only pass over g is saved.
+        check_after = policy != "propagate" and not inplace and self.counts_nonfinite
+        if policy != "propagate" and not check_after:
             bad = [i for i, g in enumerate(grads)
                    if g is not None and self.K.count_nonfinite(self._flat(g)) > 0]
-            if bad and policy == "raise":
-                raise FloatingPointError(
-                    f"grads[{bad[0]}] contains NaN or inf (nonfinite='raise'); pass "
-                    f"nonfinite='skip' to skip such steps or 'propagate' to compute anyway")
             if bad:
-                return list(params), state, {"skipped": True, "tensors": [{} for _ in params]}
+                return self._bad_step(bad, params, state)
 
         if not inplace:
             self._new_call()
-        new_params, steps, infos = [], [], []
+        new_params, steps, infos, bad_after = [], [], [], []
         new_bufs: dict[str, list] = {b: [] for b in self.buffers}
         sc_cache: dict[tuple, dict] = {}
 
@@ -234,15 +238,31 @@ class FusedRule:
             else:
                 p_out = self._empty_like(p)
                 out = {b: self._empty_like(old[b]) for b in self.buffers}
-            info = self._plan(self, p, g, old, p_out, out, t, scalars_for(t, p.dtype), want_info)
+            info, n_bad = self._plan(self, p, g, old, p_out, out, t, scalars_for(t, p.dtype),
+                                     want_info)
+            if check_after:
+                if n_bad is None:  # this kernel did not count: look at g
+                    n_bad = self.K.count_nonfinite(self._flat(g))
+                if n_bad:
+                    bad_after.append(i)
             new_params.append(p_out)
             steps.append(t)
             infos.append(info)
             for b in self.buffers:
                 new_bufs[b].append(out[b])
+        if bad_after:
+            return self._bad_step(bad_after, params, state)
         new_state = self.state_type(step=tuple(steps),
                                     **{b: tuple(v) for b, v in new_bufs.items()})
         return new_params, new_state, {"skipped": False, "tensors": infos}
+
+    def _bad_step(self, bad: list[int], params, state):
+        """A step with non-finite gradients in tensors ``bad``: raise, or skip it whole."""
+        if self.hyper["nonfinite"] == "raise":
+            raise FloatingPointError(
+                f"grads[{bad[0]}] contains NaN or inf (nonfinite='raise'); pass "
+                f"nonfinite='skip' to skip such steps or 'propagate' to compute anyway")
+        return list(params), state, {"skipped": True, "tensors": [{} for _ in params]}
 
     def _check_inplace(self, params, grads, state) -> None:
         for i, (p, g) in enumerate(zip(params, grads)):
@@ -273,41 +293,42 @@ def _flats(rule, p, g, old, p_out, out, names):
 def _plan_adamx(rule, p, g, old, p_out, out, t, sc, want_info):
     h = rule.hyper
     ins, outs = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
-    rule.K.adamx(ins, outs, h["weight_decay_mode"] == "l2", sc["decay"], sc["l2"], sc["beta1_t"],
-                 sc["one_minus_beta1_t"], sc["beta2_t"], sc["one_minus_beta2_t"], sc["lr"],
-                 sc["eps"], p.dtype.type(0), round_mode_for(h["state_dtype"], p.dtype))
-    return {}
+    bad = rule.K.adamx(ins, outs, h["weight_decay_mode"] == "l2", sc["decay"], sc["l2"],
+                       sc["beta1_t"], sc["one_minus_beta1_t"], sc["beta2_t"],
+                       sc["one_minus_beta2_t"], sc["lr"], sc["eps"], p.dtype.type(0),
+                       round_mode_for(h["state_dtype"], p.dtype))
+    return {}, bad
 
 
 def _plan_adams(rule, p, g, old, p_out, out, t, sc, want_info):
     ins, outs = _flats(rule, p, g, old, p_out, out, ("exp_avg",))
-    rule.K.adams(ins, outs, sc["decay"], sc["beta1"], sc["one_minus_beta1"], sc["beta2"],
-                 sc["one_minus_beta2"], sc["bias_correction1"], sc["lr"], sc["eps"],
-                 p.dtype.type(0))
-    return {}
+    bad = rule.K.adams(ins, outs, sc["decay"], sc["beta1"], sc["one_minus_beta1"], sc["beta2"],
+                       sc["one_minus_beta2"], sc["bias_correction1"], sc["lr"], sc["eps"],
+                       p.dtype.type(0))
+    return {}, bad
 
 
 def _plan_adam(rule, p, g, old, p_out, out, t, sc, want_info):
     ins, outs = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
-    rule.K.adam(ins, outs, bool(rule.reference.decoupled), sc["decay"], sc["weight_decay"],
-                sc["beta1"], sc["one_minus_beta1"], sc["beta2"], sc["one_minus_beta2"],
-                sc["step_size"], sc["denom_div"], sc["eps"], p.dtype.type(0))
-    return {}
+    bad = rule.K.adam(ins, outs, bool(rule.reference.decoupled), sc["decay"], sc["weight_decay"],
+                      sc["beta1"], sc["one_minus_beta1"], sc["beta2"], sc["one_minus_beta2"],
+                      sc["step_size"], sc["denom_div"], sc["eps"], p.dtype.type(0))
+    return {}, bad
 
 
 def _plan_adax(rule, p, g, old, p_out, out, t, sc, want_info):
     ins, outs = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
-    rule.K.adax(ins, outs, rule.hyper["weight_decay_mode"] == "l2", sc["decay"], sc["l2"],
-                sc["beta1"], sc["one_minus_beta1"], sc["growth"], sc["b"], sc["step_size"],
-                sc["eps"], p.dtype.type(0))
-    return {}
+    bad = rule.K.adax(ins, outs, rule.hyper["weight_decay_mode"] == "l2", sc["decay"], sc["l2"],
+                      sc["beta1"], sc["one_minus_beta1"], sc["growth"], sc["b"], sc["step_size"],
+                      sc["eps"], p.dtype.type(0))
+    return {}, bad
 
 
 def _plan_sgdm(rule, p, g, old, p_out, out, t, sc, want_info):
     ins, outs = _flats(rule, p, g, old, p_out, out, ("momentum_buffer",))
-    rule.K.sgdm(ins, outs, t == 1, bool(rule.hyper["nesterov"]), sc["weight_decay"],
-                sc["momentum"], sc["one_minus_dampening"], sc["lr"])
-    return {}
+    bad = rule.K.sgdm(ins, outs, t == 1, bool(rule.hyper["nesterov"]), sc["weight_decay"],
+                      sc["momentum"], sc["one_minus_dampening"], sc["lr"])
+    return {}, bad
 
 
 def _plan_cadamw(rule, p, g, old, p_out, out, t, sc, want_info):
@@ -324,10 +345,10 @@ def _plan_cadamw(rule, p, g, old, p_out, out, t, sc, want_info):
         s = kind(n / (float(kept) + 1.0))
         keep_val, drop_val = kind(1) * s, kind(0) * s
     ins, outs = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
-    rule.K.cautious_adam(ins, outs, sc["decay"], sc["beta1"], sc["one_minus_beta1"], sc["beta2"],
-                         sc["one_minus_beta2"], sc["step_size"], sc["eps"], kind(0),
-                         keep_val, drop_val)
-    return {}
+    bad = rule.K.cautious_adam(ins, outs, sc["decay"], sc["beta1"], sc["one_minus_beta1"],
+                               sc["beta2"], sc["one_minus_beta2"], sc["step_size"], sc["eps"],
+                               kind(0), keep_val, drop_val)
+    return {}, bad
 
 
 def _plan_alphaadam(rule, p, g, old, p_out, out, t, sc, want_info):
@@ -382,14 +403,15 @@ def _plan_alphaadam(rule, p, g, old, p_out, out, t, sc, want_info):
     else:
         mask, mask_flat = None, rule._no_mask()
     ins, outs = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
-    rule.K.masked_adam(ins, outs, mask_flat, write_mask, sc["decay"], sc["beta1"],
-                       sc["one_minus_beta1"], sc["beta2"], sc["one_minus_beta2"], sc["step_size"],
-                       sc["denom_div"], sc["eps"], kind(0), mode, strict, psi_kept, psi_drop)
+    bad = rule.K.masked_adam(ins, outs, mask_flat, write_mask, sc["decay"], sc["beta1"],
+                             sc["one_minus_beta1"], sc["beta2"], sc["one_minus_beta2"],
+                             sc["step_size"], sc["denom_div"], sc["eps"], kind(0), mode, strict,
+                             psi_kept, psi_drop)
     if not want_info:
-        return {}
+        return {}, bad
     if mask is None:
         mask = rule._ones_mask(p.shape)
-    return {"mask": mask, "alpha": alpha, "kept": kept}
+    return {"mask": mask, "alpha": alpha, "kept": kept}, bad
 
 
 def norm_alpha(sum_all: float, sum_kept: float, alpha_max: float) -> float:
@@ -419,15 +441,22 @@ class HostArrays:
     def _flat(self, a):
         return np.ascontiguousarray(a).reshape(-1)
 
+    #: A :class:`refopt.kernels.recycle.Recycler` for the outputs of ``step``, or None.
+    recycler = None
+
     def _empty_like(self, a):
+        if self.recycler is None:
+            return np.empty(a.shape, dtype=a.dtype)
         return self.recycler.empty(a.shape, a.dtype)
 
     def _new_call(self) -> None:
-        self.recycler.new_call()
+        if self.recycler is not None:
+            self.recycler.new_call()
 
     def release_buffers(self) -> None:
         """Free the arrays kept for recycling (see :mod:`refopt.kernels.recycle`)."""
-        self.recycler.release()
+        if self.recycler is not None:
+            self.recycler.release()
 
     def _ones_mask(self, shape):
         return np.ones(shape, dtype=bool)

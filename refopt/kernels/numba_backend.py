@@ -144,9 +144,13 @@ def _adamx_elem(pi, gi, mi, vi, l2_mode, decay, l2, b1t, omb1t, b2t, omb2t, lr, 
 @njit(**_JIT)
 def _adamx_out(p, g, m, v, p_o, m_o, v_o, l2_mode, decay, l2, b1t, omb1t, b2t, omb2t, lr, eps,
                zero):
+    bad = 0
     for i in prange(p.size):
-        p_o[i], m_o[i], v_o[i] = _adamx_elem(p[i], g[i], m[i], v[i], l2_mode, decay, l2, b1t,
+        gi = g[i]
+        bad += not np.isfinite(gi)  # free here: g is being read anyway
+        p_o[i], m_o[i], v_o[i] = _adamx_elem(p[i], gi, m[i], v[i], l2_mode, decay, l2, b1t,
                                              omb1t, b2t, omb2t, lr, eps, zero)
+    return bad
 
 
 @njit(**_JIT)
@@ -160,9 +164,11 @@ def _adamx_in(p, g, m, v, l2_mode, decay, l2, b1t, omb1t, b2t, omb2t, lr, eps, z
 def _adamx_rounded(p, g, m, v, p_o, m_o, v_o, l2_mode, decay, l2, b1t, omb1t, b2t, omb2t, lr,
                    eps, zero, round_mode):
     """AdamX with ``state_dtype`` rounding; p_o, m_o, v_o may be p, m, v (rare: not tuned)."""
+    bad = 0
     for i in prange(p.size):
         pi = p[i]
         gi = g[i]
+        bad += not np.isfinite(gi)
         if l2_mode:
             gi = gi + l2 * pi
         else:
@@ -175,6 +181,7 @@ def _adamx_rounded(p, g, m, v, p_o, m_o, v_o, l2_mode, decay, l2, b1t, omb1t, b2
         mi = m_o[i]
         vi = v_o[i]
         p_o[i] = pi - lr * _safe_div(mi, np.sqrt(vi) + eps, zero)
+    return bad
 
 
 @njit(**_JIT_SERIAL)
@@ -188,9 +195,13 @@ def _adams_elem(pi, gi, mp, decay, b1, omb1, b2, omb2, bc1, lr, eps, zero):
 
 @njit(**_JIT)
 def _adams_out(p, g, m, p_o, m_o, decay, b1, omb1, b2, omb2, bc1, lr, eps, zero):
+    bad = 0
     for i in prange(p.size):
-        p_o[i], m_o[i] = _adams_elem(p[i], g[i], m[i], decay, b1, omb1, b2, omb2, bc1, lr, eps,
+        gi = g[i]
+        bad += not np.isfinite(gi)  # free here: g is being read anyway
+        p_o[i], m_o[i] = _adams_elem(p[i], gi, m[i], decay, b1, omb1, b2, omb2, bc1, lr, eps,
                                      zero)
+    return bad
 
 
 @njit(**_JIT)
@@ -214,9 +225,13 @@ def _adam_elem(pi, gi, mi, vi, decoupled, decay, wd, b1, omb1, b2, omb2, step_si
 @njit(**_JIT)
 def _adam_out(p, g, m, v, p_o, m_o, v_o, decoupled, decay, wd, b1, omb1, b2, omb2, step_size,
               denom_div, eps, zero):
+    bad = 0
     for i in prange(p.size):
-        p_o[i], m_o[i], v_o[i] = _adam_elem(p[i], g[i], m[i], v[i], decoupled, decay, wd, b1,
+        gi = g[i]
+        bad += not np.isfinite(gi)  # free here: g is being read anyway
+        p_o[i], m_o[i], v_o[i] = _adam_elem(p[i], gi, m[i], v[i], decoupled, decay, wd, b1,
                                             omb1, b2, omb2, step_size, denom_div, eps, zero)
+    return bad
 
 
 @njit(**_JIT)
@@ -241,9 +256,13 @@ def _adax_elem(pi, gi, mi, vi, l2_mode, decay, l2, b1, omb1, growth, b, step_siz
 @njit(**_JIT)
 def _adax_out(p, g, m, v, p_o, m_o, v_o, l2_mode, decay, l2, b1, omb1, growth, b, step_size, eps,
               zero):
+    bad = 0
     for i in prange(p.size):
-        p_o[i], m_o[i], v_o[i] = _adax_elem(p[i], g[i], m[i], v[i], l2_mode, decay, l2, b1, omb1,
+        gi = g[i]
+        bad += not np.isfinite(gi)  # free here: g is being read anyway
+        p_o[i], m_o[i], v_o[i] = _adax_elem(p[i], gi, m[i], v[i], l2_mode, decay, l2, b1, omb1,
                                             growth, b, step_size, eps, zero)
+    return bad
 
 
 @njit(**_JIT)
@@ -267,8 +286,12 @@ def _sgdm_elem(pi, gi, bi, first, nesterov, wd, momentum, omd, lr):
 
 @njit(**_JIT)
 def _sgdm_out(p, g, buf, p_o, buf_o, first, nesterov, wd, momentum, omd, lr):
+    bad = 0
     for i in prange(p.size):
-        p_o[i], buf_o[i] = _sgdm_elem(p[i], g[i], buf[i], first, nesterov, wd, momentum, omd, lr)
+        gi = g[i]
+        bad += not np.isfinite(gi)  # free here: g is being read anyway
+        p_o[i], buf_o[i] = _sgdm_elem(p[i], gi, buf[i], first, nesterov, wd, momentum, omd, lr)
+    return bad
 
 
 @njit(**_JIT)
@@ -361,12 +384,16 @@ def _masked_elem(pi, gi, mp, vi, decay, b1, omb1, b2, omb2, step_size, denom_div
 @njit(**_JIT)
 def _masked_adam_out(p, g, m, v, p_o, m_o, v_o, mask_o, write_mask, decay, b1, omb1, b2, omb2,
                      step_size, denom_div, eps, zero, mask_mode, strict, psi_kept, psi_drop):
+    bad = 0
     for i in prange(p.size):
+        gi = g[i]
+        bad += not np.isfinite(gi)  # free here: g is being read anyway
         p_o[i], m_o[i], v_o[i], keep = _masked_elem(
-            p[i], g[i], m[i], v[i], decay, b1, omb1, b2, omb2, step_size, denom_div, eps, zero,
+            p[i], gi, m[i], v[i], decay, b1, omb1, b2, omb2, step_size, denom_div, eps, zero,
             mask_mode, strict, psi_kept, psi_drop)
         if write_mask:
             mask_o[i] = keep
+    return bad
 
 
 @njit(**_JIT)
@@ -393,9 +420,13 @@ def _cautious_elem(pi, gi, mi, vi, decay, b1, omb1, b2, omb2, step_size, eps, ze
 @njit(**_JIT)
 def _cautious_adam_out(p, g, m, v, p_o, m_o, v_o, decay, b1, omb1, b2, omb2, step_size, eps, zero,
                        keep_val, drop_val):
+    bad = 0
     for i in prange(p.size):
-        p_o[i], m_o[i], v_o[i] = _cautious_elem(p[i], g[i], m[i], v[i], decay, b1, omb1, b2,
+        gi = g[i]
+        bad += not np.isfinite(gi)  # free here: g is being read anyway
+        p_o[i], m_o[i], v_o[i] = _cautious_elem(p[i], gi, m[i], v[i], decay, b1, omb1, b2,
                                                 omb2, step_size, eps, zero, keep_val, drop_val)
+    return bad
 
 
 @njit(**_JIT)
@@ -432,32 +463,36 @@ def _sized(kernel, n):
 
 
 def _dispatch(out_of_place, in_place):
-    """A kernel of the namespace: (ins, outs or None, *scalars) -> the matching driver."""
+    """A kernel of the namespace: (ins, outs or None, *scalars) -> the matching driver.
+
+    Returns the out-of-place kernel's count of non-finite gradients, None in place.
+    """
     def kernel(ins, outs, *args):
         if outs is None:
             _sized(in_place, ins[0].size)(*ins, *args)
-        else:
-            _sized(out_of_place, ins[0].size)(*ins, *outs, *args)
+            return None
+        return _sized(out_of_place, ins[0].size)(*ins, *outs, *args)
     return kernel
 
 
 def _masked_adam(ins, outs, mask_o, write_mask, *args):
     if outs is None:
         _sized(_masked_adam_in, ins[0].size)(*ins, mask_o, write_mask, *args)
-    else:
-        _sized(_masked_adam_out, ins[0].size)(*ins, *outs, mask_o, write_mask, *args)
+        return None
+    return _sized(_masked_adam_out, ins[0].size)(*ins, *outs, mask_o, write_mask, *args)
 
 
 def _adamx(ins, outs, *args):
     *args, round_mode = args
     n = ins[0].size
     if round_mode:
-        outs = ins[:1] + ins[2:] if outs is None else outs
-        _sized(_adamx_rounded, n)(*ins, *outs, *args, round_mode)
-    elif outs is None:
+        count = _sized(_adamx_rounded, n)(*ins, *(ins[:1] + ins[2:] if outs is None else outs),
+                                          *args, round_mode)
+        return None if outs is None else count
+    if outs is None:
         _sized(_adamx_in, n)(*ins, *args)
-    else:
-        _sized(_adamx_out, n)(*ins, *outs, *args)
+        return None
+    return _sized(_adamx_out, n)(*ins, *outs, *args)
 
 
 class _Kernels:
@@ -497,6 +532,7 @@ class NumbaRule(HostArrays, FusedRule):
     """
 
     backend = "numba"
+    counts_nonfinite = True
 
     def __init__(self, reference, kernels, *, recycle: bool = True) -> None:
         super().__init__(reference, kernels)

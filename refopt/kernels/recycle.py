@@ -4,7 +4,8 @@ Why: a NumPy array fresh from the allocator costs its page faults. Arrays above 
 threshold (32 MiB at most) are mapped anew by every ``np.empty`` and the kernel zeroes each page on
 first touch, whatever the step then writes into it. At 10^7 float32 elements AdamX's ``step``
 returns three 40 MB arrays and those faults took 4 of its 10 ms (measured: the same kernel into
-preallocated arrays takes 6 ms; ``refopt bench`` reports both, as ``step`` and ``step_fresh``). A training loop ``params, state = rule.step(params, grads, state)`` drops the
+preallocated arrays takes 6 ms; ``refopt bench`` reports both, as ``step`` and
+``step_fresh``). A training loop ``params, state = rule.step(params, grads, state)`` drops the
 arrays of step t - 1 as soon as step t has returned, so their memory can back step t + 1's
 results: that is what CuPy's memory pool and PyTorch's caching allocator do for device memory.
 
