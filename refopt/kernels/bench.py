@@ -586,8 +586,9 @@ def summary_lines(report: dict) -> list[str]:
     lines = [f"machine: {report['machine']['cpu_model']}, {report['config']['threads']} threads"]
     for rule, entries in report["targets"].items():
         for key, e in entries.items():
-            lines.append(f"  {rule} @1e7 {key}: {e['measured']:.2f} (target {e['target']}, "
-                         f"{'met' if e['met'] else 'NOT met'})")
+            verdict = ("no target" if e["target"] is None else
+                       f"target {e['target']}, {'met' if e['met'] else 'NOT met'}")
+            lines.append(f"  {rule} @1e7 {key}: {e['measured']:.2f} ({verdict})")
     for r in report["results"]:
         lines.append(f"  {r['rule']:10s} {r['backend']:6s} {r['mode']:12s} n={r['n']:<10d} "
                      f"{r['time_s']['median'] * 1e3:9.3f} ms  {r['GBps']:7.2f} GB/s")
