@@ -7,11 +7,33 @@ for bad types; each message starts with the parameter's name.
 from __future__ import annotations
 
 import math
+import os
+import sys
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class HyperparameterWarning(UserWarning):
+    """A legal but almost surely unintended hyperparameter: one the chosen variant ignores, or a
+    decoupled weight decay that zeroes or flips the parameters."""
+
+
+def warn(message: str) -> None:
+    """Issue a :class:`HyperparameterWarning` pointing at the first caller outside refopt."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(0), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, HyperparameterWarning, stacklevel=level)
+
+
+def ignored(name: str, value: Any, why: str) -> None:
+    """Warn that ``name=value`` has no effect (``why`` says under which option)."""
+    warn(f"{name}={value!r} has no effect: {why}")
 
 
 def _real(name: str, value: Any) -> float:

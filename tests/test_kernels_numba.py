@@ -111,7 +111,8 @@ def _variant_configs():
         if source != "m_prev" and first != "unmasked":
             continue  # first_step only matters for m_prev
         configs.append(("alphaadam", {"alpha_rule": rule_, "mask_source": source,
-                                      "first_step": first, "strict": strict, "gamma": 0.25}))
+                                      "first_step": first, "strict": strict,
+                                      **({} if rule_ == "soft" else {"gamma": 0.25})}))
     # eps = 0 reaches safe_divide's 0/0 := 0 (zero gradients on zero state).
     for name in ("adamx", "adams", "adam", "adamw", "adax", "cadamw", "alphaadam"):
         configs.append((name, {"eps": 0.0}))

@@ -201,3 +201,68 @@ def test_trajectory_names_the_step_of_a_bad_gradient():
         refopt.trajectory("adams", [np.zeros(2)], [np.zeros((5, 2))], record_every=2.5)
     with pytest.raises(ValueError, match="steps must be an integer >= 0, got -3"):
         refopt.trajectory("adams", [np.zeros(2)], grad_fn, steps=-3)
+
+
+# -- warnings: legal values that are almost surely not what was meant -------------------------
+
+@pytest.mark.parametrize("hyper, match", [
+    ({"alpha_rule": "soft", "gamma": 0.1}, r"gamma=0.1 has no effect: alpha_rule='soft'"),
+    ({"alpha_max": 5.0}, r"alpha_max=5.0 has no effect: it caps alpha_rule='norm' only"),
+    ({"alpha_rule": "none", "density_floor": 0.05},
+     r"density_floor=0.05 has no effect: .* not 'none'"),
+    ({"mask_source": "m_t", "first_step": "as_is"},
+     r"first_step='as_is' has no effect: it applies to mask_source='m_prev' only"),
+])
+def test_alphaadam_options_its_variant_ignores_are_named(hyper, match):
+    from refopt._validation import HyperparameterWarning
+
+    with pytest.warns(HyperparameterWarning, match=match) as record:
+        rule = refopt.get_rule("alphaadam", **hyper)
+    assert record[0].filename == __file__  # points at the caller, not into refopt
+    # ... and ignored means ignored: the rule steps exactly as without the option.
+    plain = refopt.get_rule("alphaadam", **{k: v for k, v in hyper.items()
+                                             if k in ("alpha_rule", "mask_source")})
+    params, grads = [np.array([1.0, -2.0, 0.5])], [np.array([0.3, 0.1, -0.4])]
+    finals = []
+    for r in (rule, plain):
+        p, s = params, r.init(params)
+        for _ in range(3):
+            p, s = r.step(p, grads, s)
+        finals.append(p[0].tobytes())
+    assert finals[0] == finals[1]
+
+
+@pytest.mark.parametrize("hyper", [
+    {}, {"alpha_rule": "soft"}, {"alpha_rule": "norm", "alpha_max": 3.0},
+    {"alpha_rule": "count", "gamma": 0.2, "density_floor": 0.05},
+    {"alpha_rule": "norm", "density_floor": 1e-3},  # the resolved default, as manifests pass it
+    {"mask_source": "m_prev", "first_step": "cautious"}, {"lr": 0.5, "weight_decay": 1.999},
+])
+def test_options_that_are_read_give_no_warning(hyper):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        refopt.get_rule("alphaadam", **hyper)
+
+
+@pytest.mark.parametrize("name, warns", [("adamx", True), ("adams", True), ("alphaadam", True),
+                                         ("adamw", True), ("cadamw", True), ("adam", False),
+                                         ("adax", False), ("sgdm", False)])
+def test_decoupled_decay_that_zeroes_or_flips_params_warns(name, warns):
+    import warnings
+
+    from refopt._validation import HyperparameterWarning
+
+    if warns:
+        with pytest.warns(HyperparameterWarning, match=r"lr \* weight_decay = 1 >= 1"):
+            refopt.get_rule(name, lr=0.5, weight_decay=2.0)
+    else:  # L2 (added to the gradient): no multiplier to flip
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            refopt.get_rule(name, lr=0.5, weight_decay=2.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        refopt.get_rule(name, lr=0.5, weight_decay=1.9)
+        if name in ("adamx", "adax"):
+            refopt.get_rule(name, lr=0.5, weight_decay=2.0, weight_decay_mode="l2")

@@ -65,6 +65,19 @@ class Rule:
             merged["weight_decay"] = V.finite_nonneg("weight_decay", merged["weight_decay"])
         merged["nonfinite"] = V.choice("nonfinite", merged["nonfinite"], NONFINITE_POLICIES)
         self.hyper: Mapping[str, Any] = MappingProxyType(self._validate_hyper(merged))
+        lr, wd = self.hyper["lr"], self.hyper.get("weight_decay", 0.0)
+        if self.decouples_weight_decay and lr * wd >= 1.0:
+            # Legal, and the reference computes it, but theta * (1 - lr*wd) is zero or flips sign.
+            V.warn(f"lr * weight_decay = {lr * wd:g} >= 1: decoupled weight decay multiplies the "
+                   f"params by 1 - lr*weight_decay = {1.0 - lr * wd:g} every step (zero or a sign "
+                   f"flip); lr * weight_decay < 1 keeps it in (0, 1]. Checked at construction "
+                   f"only, not for a per-step lr.")
+
+    @property
+    def decouples_weight_decay(self) -> bool:
+        """Whether weight decay multiplies the params by ``1 - lr*weight_decay`` (else L2/none)."""
+        return ("weight_decay" in self.hyper
+                and self.hyper.get("weight_decay_mode", "decoupled") == "decoupled")
 
     # -- subclass hooks -------------------------------------------------------------------
     def _validate_hyper(self, h: dict) -> dict:

@@ -82,6 +82,10 @@ class Adam(Rule):
         V.choice("bias_correction", h["bias_correction"], BIAS_CORRECTIONS)
         return h
 
+    @property
+    def decouples_weight_decay(self) -> bool:
+        return self.decoupled
+
     def scalars(self, t, lr):
         b1, b2 = self.hyper["betas"]
         return adam_scalars(b1, b2, t, lr, self.hyper["weight_decay"],

@@ -95,12 +95,27 @@ class AlphaAdam(Rule):
         if h["eps"] is None:
             h["eps"] = 1e-6 if h["bias_correction"] == "hf" else 1e-8
         h["eps"] = V.finite_nonneg("eps", h["eps"])
+        floor_given = h["density_floor"] is not None
         if h["density_floor"] is None:
             h["density_floor"] = 1e-2 if h["alpha_rule"] == "soft" else 1e-3
         h["density_floor"] = V.in_range("density_floor", h["density_floor"], 0.0, 1.0,
                                         low_open=True, high_open=False)
         h["alpha_max"] = V.in_range("alpha_max", h["alpha_max"], 1.0, math.inf)
         h["gamma"] = V.finite_nonneg("gamma", h["gamma"])
+        # Options the chosen variant does not read (spec 2.2-2.3): legal, but say so.
+        rule_ = h["alpha_rule"]
+        if h["gamma"] != self.defaults["gamma"] and rule_ == "soft":
+            V.ignored("gamma", h["gamma"], "alpha_rule='soft' sets psi = phi/s + (1-phi) s")
+        if h["alpha_max"] != self.defaults["alpha_max"] and rule_ != "norm":
+            V.ignored("alpha_max", h["alpha_max"], f"it caps alpha_rule='norm' only, not {rule_!r}")
+        if floor_given and h["density_floor"] != 1e-3 and rule_ not in ("count", "soft"):
+            # (1e-3, the resolved default, is what a manifest of resolved options passes.)
+            V.ignored("density_floor", h["density_floor"],
+                      f"it floors the kept fraction of alpha_rule 'count' and 'soft' only, "
+                      f"not {rule_!r}")
+        if h["first_step"] != self.defaults["first_step"] and h["mask_source"] != "m_prev":
+            V.ignored("first_step", h["first_step"],
+                      f"it applies to mask_source='m_prev' only, not {h['mask_source']!r}")
         return h
 
     def scalars(self, t, lr):

@@ -39,6 +39,10 @@ class SGDM(Rule):
             raise ValueError("nesterov requires momentum > 0 and dampening = 0")
         return h
 
+    @property
+    def decouples_weight_decay(self) -> bool:
+        return False  # torch.optim.SGD adds weight_decay * param to the gradient (L2)
+
     def scalars(self, t, lr):
         return {"lr": lr, "weight_decay": self.hyper["weight_decay"],
                 "momentum": self.hyper["momentum"], "one_minus_dampening": 1.0 - self.hyper["dampening"]}
