@@ -293,7 +293,7 @@ def _configs():
         for option, values in info.variants.items():
             configs += [(name, {option: v}) for v in values]
     configs += [("alphaadam", {"mask_source": "m_prev", "first_step": f, "strict": s,
-                               "alpha_rule": r, "gamma": 0.25})
+                               "alpha_rule": r, **({"gamma": 0.25} if r != "soft" else {})})
                 for f in ("unmasked", "cautious", "as_is") for s in (True, False)
                 for r in ("count", "soft")]
     configs += [(n, {"eps": 0.0}) for n in ("adamx", "adams", "adam", "cadamw", "alphaadam")]
