@@ -4,6 +4,8 @@ Three layers, so that the GPU code is checked as far as each machine allows:
 
 1. Source structure (always): the generated ElementwiseKernel and RawKernel parameter lists agree
    with the device functions' signatures, and the element arithmetic holds no numeric literals.
+   With the CUDA toolkit's nvcc (no GPU needed): every kernel compiles, and the conformance
+   build's PTX is IEEE operation by operation (no FMA, ``.rn`` everywhere, no approximations).
 2. Host run of the device source (needs a C++ compiler, not a GPU): ``DEVICE_SOURCE`` and the
    generated multi-tensor kernels are compiled as host C++ (``-ffp-contract=off``, the analogue
    of NVRTC's ``--fmad=false``; ``__global__`` kernels run block by block, thread by thread) and
@@ -80,6 +82,121 @@ def test_chunk_table_covers_every_element_once():
         for s in starts:
             covered[s:min(s + CB.CHUNK, n)] += 1
         assert np.all(covered == 1)
+
+
+# -- 1b. the CUDA compiler's output (needs the CUDA toolkit's nvcc, not a GPU) -----------------
+#
+# CuPy compiles with NVRTC; nvcc shares its front end and NVVM and has the same defaults (fmad on,
+# ftz off, IEEE division and square root), so nvcc with the backend's own options shows what
+# the conformance build asks of the device. In PTX an add/sub/mul without a rounding modifier may
+# be contracted into an FMA by ptxas; with ``--fmad=false`` NVVM writes ``.rn`` on each of them.
+# Claims: no fma, every float add/sub/mul ``.rn``, division and square root ``div.rn``/
+# ``sqrt.rn`` (correctly rounded, not ``.approx``/``.full``), no flush-to-zero: the IEEE operations
+# of the reference in its order, hence the bitwise parity that layer 2 shows for the same text.
+
+_ARRAY_NAMES = {"p", "g", "m", "v", "buf", "p0", "m0", "v0", "buf0", "mask", "u2", "keep"}
+_CUPY_TYPES = {"int32": "int", "bool": "bool", "float64": "double", "T": "T"}
+
+
+def _elementwise_as_cuda(kname, params, dtype):
+    """A ``__global__`` wrapper like CuPy's ElementwiseKernel code for (ins, outs, operation)."""
+    ins, outs, op = params
+    args, binds = [], []
+    for const, decl in ((True, ins), (False, outs)):
+        for item in decl.split(","):
+            t, n = item.split()
+            ctype = _CUPY_TYPES[t]
+            if n in _ARRAY_NAMES:
+                args.append(f"{'const ' if const else ''}{ctype}* _raw_{n}")
+                binds.append(f"{'const ' if const else ''}{ctype}& {n} = _raw_{n}[i];")
+            else:
+                args.append(f"const {ctype} {n}")
+    return (f'extern "C" __global__ void {kname}({", ".join(args)}, long long n) {{\n'
+            f"    typedef {_C[dtype]} T;\n"
+            f"    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n;\n"
+            f"         i += (long long)blockDim.x * gridDim.x) {{\n"
+            f"        {' '.join(binds)}\n        {op}\n    }}\n}}\n")
+
+
+def _all_cuda_kernels(dtype):
+    """Every kernel the backend can launch for ``dtype``, in one CUDA file: (source, names)."""
+    T = _C[dtype]
+    parts, names = [CB.DEVICE_SOURCE, f"typedef {T} T;"], []
+    for name in sorted(CB.SPECS):
+        masks = (False, True) if name == "masked_adam" else (False,)
+        for inplace in (True, False):
+            for with_mask in masks:
+                kname = f"ew_{name}_{'in' if inplace else 'out'}{'_mask' if with_mask else ''}"
+                parts.append(_elementwise_as_cuda(
+                    kname, CB.elementwise_params(name, inplace, with_mask), dtype))
+                names.append(kname)
+        src, kname = CB.multi_tensor_source(name, dtype)
+        parts.append(src[len(CB.DEVICE_SOURCE):])
+        names.append(kname)
+    src, kname = CB.count_source(dtype)
+    parts.append(src[len(CB.DEVICE_SOURCE):])
+    names.append(kname)
+    parts.append(_elementwise_as_cuda("ew_norm_u", CB.NORM_PARAMS, dtype))
+    names.append("ew_norm_u")
+    return "\n".join(parts), names
+
+
+def _ptx_entries(ptx):
+    """{kernel name: its PTX body} (helper functions are inlined: ``__forceinline__``)."""
+    pieces = re.split(r"\.visible \.entry (\w+)\(", ptx)
+    return dict(zip(pieces[1::2], pieces[2::2]))
+
+
+@pytest.fixture(scope="module")
+def nvcc_ptx(tmp_path_factory):
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        pytest.skip("no nvcc (CUDA toolkit) to compile the CUDA sources; the GPU tests run them")
+    d = tmp_path_factory.mktemp("nvcc")
+
+    def compile_(dtype, options):
+        source, names = _all_cuda_kernels(dtype)
+        cu = d / f"k_{dtype}_{len(options)}.cu"
+        cu.write_text(source)
+        out = cu.with_suffix(".ptx")
+        # sm_90: the H100s this project is lent; the claims do not depend on the architecture.
+        cmd = [nvcc, "-ptx", "-arch=compute_90", "-std=c++17", *options, "-o", str(out), str(cu)]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, f"{' '.join(cmd)}\n{res.stderr}"
+        entries = _ptx_entries(out.read_text())
+        assert sorted(entries) == sorted(names), "a kernel is missing from the PTX"
+        return entries
+
+    return compile_
+
+
+_FLOAT_OP = re.compile(r"\b(add|sub|mul|fma|div|sqrt|rcp|rsqrt|neg|abs|min|max)"
+                       r"((?:\.[a-z0-9]+)*)\.f(32|64)\b")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_conformance_build_is_ieee_operation_by_operation(nvcc_ptx, dtype):
+    entries = nvcc_ptx(dtype, CB._options())
+    for kname, body in entries.items():
+        ops = [(m.group(1), m.group(2)) for m in _FLOAT_OP.finditer(body)]
+        assert ops or kname.startswith("refopt_multi_count"), f"{kname}: no float arithmetic?"
+        for op, mods in ops:
+            assert op != "fma", f"{kname}: an FMA in the conformance build"
+            assert ".ftz" not in mods, f"{kname}: {op}{mods} flushes subnormals to zero"
+            assert ".approx" not in mods and ".full" not in mods and op not in ("rcp", "rsqrt"), \
+                f"{kname}: {op}{mods} is not correctly rounded"
+            if op in ("add", "sub", "mul", "div", "sqrt"):
+                assert ".rn" in mods, f"{kname}: {op}{mods} has no rounding modifier (contractible)"
+    # The count is exact: per-block and global integer atomics, no float sums.
+    count = entries[f"refopt_multi_count_{dtype}"]
+    assert "atom.shared.add.u64" in count and "atom.global.add.u64" in count
+
+
+def test_fast_build_differs_where_the_conformance_build_says_it_does(nvcc_ptx):
+    """REFOPT_CUPY_FMAD=1 (no --fmad=false): contraction is allowed, as documented."""
+    entries = nvcc_ptx("float32", ())
+    body = entries["ew_adamx_in"]
+    assert re.search(r"\bfma\.rn\.f32\b", body) or re.search(r"\b(add|mul)\.f32\b", body)
 
 
 def test_backend_refuses_clearly_without_a_device():

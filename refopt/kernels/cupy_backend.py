@@ -22,9 +22,11 @@ Conformance build (default): NVRTC ``--fmad=false`` (no contraction of a*b+c int
 NumPy never does), IEEE division and square root (NVRTC's defaults). Set ``REFOPT_CUPY_FMAD=1``
 for the fast build (FMA contraction on, last-bit differences expected). Bitwise parity with the
 reference is **expected** from the same reasoning as the numba backend but has **not been
-measured on a GPU** yet; ``tests/test_kernels_cupy.py`` checks it where a device exists and, on
-any machine with a C++ compiler, runs the same device source compiled for the host against the
-reference.
+measured on a GPU** yet; ``tests/test_kernels_cupy.py`` checks it where a device exists, on any
+machine with a C++ compiler runs the same device source compiled for the host against the
+reference, and where the CUDA toolkit's ``nvcc`` is installed compiles every kernel with these
+options and checks that the PTX is IEEE operation by operation (no FMA, ``.rn`` on every add,
+sub and mul, ``div.rn``/``sqrt.rn``, no flush-to-zero).
 
 CuPy is imported lazily (``import refopt`` never touches CUDA); :func:`cupy_unavailable_reason`
 says why the backend cannot run here.
@@ -289,6 +291,13 @@ def elementwise_params(name: str, inplace: bool, with_mask: bool = False) -> tup
     return ins, out, op
 
 
+#: (in_params, out_params, operation) of AlphaAdam's ``norm`` ElementwiseKernel: u**2 in float64.
+NORM_PARAMS = ("T g, T m, T v, T b1, T omb1, T b2, T omb2, T denom_div, T eps, T zero, "
+               "int32 mask_mode, bool strict", "float64 u2, bool keep",
+               "double u = refopt_norm_u<T>(g, m, v, b1, omb1, b2, omb2, denom_div, eps, zero, "
+               "mask_mode, strict, keep); u2 = u * u;")
+
+
 def multi_tensor_source(name: str, dtype: str) -> tuple[str, str]:
     """(source, kernel name) of the pointer-table RawKernel of kernel ``name`` for ``dtype``.
 
@@ -484,12 +493,8 @@ class _CupyKernels:
         import cupy
 
         if self._norm is None:
-            self._norm = cupy.ElementwiseKernel(
-                "T g, T m, T v, T b1, T omb1, T b2, T omb2, T denom_div, T eps, T zero, "
-                "int32 mask_mode, bool strict", "float64 u2, bool keep",
-                "double u = refopt_norm_u<T>(g, m, v, b1, omb1, b2, omb2, denom_div, eps, zero, "
-                "mask_mode, strict, keep); u2 = u * u;",
-                name="refopt_norm_u", preamble=DEVICE_SOURCE, options=_options())
+            self._norm = cupy.ElementwiseKernel(*NORM_PARAMS, name="refopt_norm_u",
+                                                preamble=DEVICE_SOURCE, options=_options())
         u2, keep = self._norm(g, m, v, b1, omb1, b2, omb2, denom_div, eps, zero,
                               np.int32(mask_mode), np.bool_(strict))
         kept = int(cupy.count_nonzero(keep))
