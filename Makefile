@@ -9,7 +9,7 @@ EXTRAS ?= test,numba,torch,jax,dask,compare
 CONSTRAINTS ?= .ci/constraints.txt
 PYTEST_ARGS ?=
 
-.PHONY: install report test
+.PHONY: install report test gpu-check
 
 $(BIN)/.installed: pyproject.toml setup.py Makefile $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -27,3 +27,17 @@ test: install
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: the suite is misconfigured" >&2; exit 1; fi; \
 	exit $$status
+
+# On a CUDA machine whose python3 already has numpy, CuPy and torch (the lent GPU machines reach
+# no package index, so nothing is installed): the GPU tests, then the GPU benchmark, into GPU_OUT.
+# Commit $(GPU_OUT)/bench_gpu.json and .png (they name the device) and gpu_tests.log.
+GPU_OUT ?= figures
+gpu-check:
+	@mkdir -p $(GPU_OUT)
+	@PYTHONPATH=$(CURDIR) $(PYTHON) -c "import sys; from refopt.kernels.cupy_backend import \
+		cupy_unavailable_reason as why; r = why(); sys.exit(r and 'gpu-check: ' + r)"
+	@PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest -m gpu -p no:cacheprovider -rs -q \
+		tests/test_kernels_cupy.py > $(GPU_OUT)/gpu_tests.log 2>&1; status=$$?; \
+		cat $(GPU_OUT)/gpu_tests.log; exit $$status
+	PYTHONPATH=$(CURDIR) PYTHONUNBUFFERED=1 $(PYTHON) -m refopt bench --backends cupy \
+		--out $(GPU_OUT)

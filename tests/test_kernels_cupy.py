@@ -199,6 +199,17 @@ def test_fast_build_differs_where_the_conformance_build_says_it_does(nvcc_ptx):
     assert re.search(r"\bfma\.rn\.f32\b", body) or re.search(r"\b(add|mul)\.f32\b", body)
 
 
+def test_gpu_only_bench_without_a_device_says_so_and_writes_nothing(tmp_path, capsys):
+    if CB.cupy_unavailable_reason() is None:
+        pytest.skip("a GPU is usable here: the GPU bench test covers this")
+    from refopt.cli import main
+
+    assert main(["bench", "--backends", "cupy", "--sizes", "1e8", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "no CPU backend requested" in out and "GPU figures not measured" in out
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_backend_refuses_clearly_without_a_device():
     reason = CB.cupy_unavailable_reason()
     if reason is None:

@@ -108,9 +108,12 @@ def run(args) -> int:
                        progress=lambda msg: print(msg, flush=True))
     cpu = {k: v for k, v in report.items() if k != "gpu_results"}
     stem = Path(args.name).name
-    atomic_write_json(out / f"{stem}.json", cpu)
-    plot(cpu, out / f"{stem}.png")
-    print(f"wrote {out / (stem + '.json')} and {out / (stem + '.png')}")
+    if cpu["results"] or cpu["torch_cpu"]:
+        atomic_write_json(out / f"{stem}.json", cpu)
+        plot(cpu, out / f"{stem}.png")
+        print(f"wrote {out / (stem + '.json')} and {out / (stem + '.png')}")
+    else:
+        print("no CPU backend requested: no CPU figures written")
     if report["gpu"]["measured"]:
         gpu = {**{k: report[k] for k in ("schema", "created", "machine", "config", "note")},
                "gpu": report["gpu"], "results": report["gpu_results"],
@@ -171,7 +174,8 @@ def benchmark(sizes, rules, backends, *, threads=None, quick=False, note="",
     cpu_before = _cpu_snapshot()
     results, rooflines, torch_rows = [], [], []
     rng = np.random.default_rng(0)
-    for n in sizes:
+    cpu_sizes = sizes if {"numpy", "numba", "torch"} & set(backends) else ()
+    for n in cpu_sizes:  # (a GPU-only run skips the host part)
         reps = _repeats(n, quick)
         g = rng.standard_normal(n).astype(np.float32)
         p0 = rng.standard_normal(n).astype(np.float32)
