@@ -42,19 +42,30 @@ def test_an_array_let_go_two_calls_ago_is_reused():
     assert third.shape == (5,) and third.dtype == np.float64 and third.flags.c_contiguous
 
 
-@pytest.mark.parametrize("hold", ["variable", "view", "memoryview", "list", "base_of_view"])
+def _torch_from_numpy(a):
+    torch = pytest.importorskip("torch", reason="torch is optional (pip install refopt[torch])")
+    return torch.from_numpy(a)
+
+
+def _as_ctypes(a):
+    return np.ctypeslib.as_ctypes(a)
+
+
+@pytest.mark.parametrize("hold", ["variable", "view", "memoryview", "list", "base_of_view",
+                                  "torch_from_numpy", "as_ctypes"])
 def test_an_array_still_held_is_never_reused(hold):
     r = Recycler(min_bytes=0)
     first = _call(r)
     first[:] = np.arange(5.0)
     keep = {"variable": lambda a: a, "view": lambda a: a[1:3], "memoryview": memoryview,
-            "list": lambda a: [a], "base_of_view": lambda a: a.reshape(5, 1)}[hold](first)
+            "list": lambda a: [a], "base_of_view": lambda a: a.reshape(5, 1),
+            "torch_from_numpy": _torch_from_numpy, "as_ctypes": _as_ctypes}[hold](first)
     ref = weakref.ref(first)
     del first
     _call(r)
     third = _call(r)
     third[:] = -1.0  # what a kernel would do to a recycled array
-    held = np.asarray(keep if hold != "list" else keep[0]).reshape(-1)
+    held = np.asarray(keep if hold != "list" else keep[0]).reshape(-1)  # (zero-copy views)
     np.testing.assert_array_equal(held, np.arange(5.0)[1:3] if hold == "view" else np.arange(5.0))
     assert r.reused == 0
     del keep, held

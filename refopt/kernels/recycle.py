@@ -13,8 +13,9 @@ Safety: an array is handed out again only if the :class:`Recycler` holds the **s
 to it, checked with ``sys.getrefcount`` against the count that the same code path sees for an
 array known to be unshared (calibrated at import on the running interpreter). Anything else that
 keeps the array alive (a variable, a list, a state tuple, a view, whose ``base`` refers to it, a
-``memoryview`` or other buffer export) raises the count, and the array is then forgotten rather
-than reused. A recycled array is fully overwritten by the kernel before it is returned, exactly as
+``memoryview`` or other buffer export, ``torch.from_numpy``, ``np.ctypeslib.as_ctypes``: tested)
+raises the count, and the array is then forgotten rather than reused. A bare address
+(``a.ctypes.data``, an int) keeps nothing alive, here as with any freed array. A recycled array is fully overwritten by the kernel before it is returned, exactly as
 the garbage of ``np.empty`` would be: results are bitwise those of fresh allocation (tested).
 
 Bound: the recycler holds the arrays handed out by the last two out-of-place calls and no others.
