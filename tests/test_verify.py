@@ -722,3 +722,21 @@ def test_file_mode_reads_alphaadam_mask_and_judges_the_kept_fraction(suite_ids, 
     write({})
     res = compare_directory("alphaadam", tmp_path, [case]).results[0]
     assert res.status == "pass" and "alphaadam_kept_fraction not checkable" in res.message
+
+
+@pytest.mark.parametrize("rule", ["adamx", "adams", "alphaadam"])
+def test_cli_verify_a_refopt_backend_by_name(rule, capsys):
+    pytest.importorskip("numba", reason="numba is an optional backend (pip install refopt[numba])")
+    assert refopt_main(["verify", rule, "numba", "--dtype", "float32"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS:" in out and " 0 failed, 0 errors" in out
+
+
+def test_cli_verify_an_unusable_backend_exits_2_with_the_reason(capsys):
+    from refopt.kernels.cupy_backend import cupy_unavailable_reason
+
+    reason = cupy_unavailable_reason()
+    if reason is None:
+        pytest.skip("CuPy and a GPU are usable here")
+    assert refopt_main(["verify", "adams", "cupy"]) == 2
+    assert reason in capsys.readouterr().err

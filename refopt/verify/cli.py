@@ -8,7 +8,8 @@
 
 TARGET is ``module:attribute`` importable from the current directory (a torch.optim.Optimizer
 class, an optax GradientTransformation or factory, a refopt-rule-like object or factory, or a
-step function; see :mod:`refopt.verify.adapters`). Exit status: 0 if every selected case passes,
+step function; see :mod:`refopt.verify.adapters`), or a refopt backend name (``numba``,
+``cupy``): ``refopt verify adamx numba`` runs the golden suite through the fused kernels. Exit status: 0 if every selected case passes,
 1 if one fails, 2 if nothing could be run or the command was wrong.
 """
 from __future__ import annotations
@@ -35,10 +36,16 @@ def parse_option(text: str) -> tuple[str, object]:
 
 def load_target(spec: str):
     """Import ``module:attribute`` (attribute may be dotted) with the current directory first on
-    ``sys.path``."""
+    ``sys.path``; a bare refopt backend name (``numpy``, ``numba``, ``cupy``) is returned as is:
+    the refopt rule on that backend is the port."""
+    from ..registry import BACKENDS
+
+    if spec in BACKENDS:
+        return spec
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise ValueError(f"TARGET must be module:attribute (e.g. my_port:AdamS), got {spec!r}")
+        raise ValueError(f"TARGET must be module:attribute (e.g. my_port:AdamS) or a refopt "
+                         f"backend {sorted(BACKENDS)}, got {spec!r}")
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
@@ -75,7 +82,8 @@ def register(subparsers) -> None:
                     "mistake that explains them. Exit status 0 only if every selected case passes.")
     v.add_argument("rule", metavar="RULE", help="adamx (adamnx), adams or alphaadam")
     v.add_argument("target", metavar="TARGET", nargs="?",
-                   help="module:attribute importable from the current directory")
+                   help="module:attribute importable from the current directory, or a refopt "
+                        "backend name (numba, cupy)")
     v.add_argument("--option", action="append", default=[], type=parse_option,
                    metavar="NAME=VALUE", help="extra constructor/factory argument (repeatable); "
                    "a rule hyperparameter given here also deselects cases with another value")
@@ -137,6 +145,14 @@ def run_verify(args) -> int:
     except (ImportError, ValueError) as exc:
         print(f"refopt verify: cannot import {args.target!r}: {exc}", file=sys.stderr)
         return 2
+    if isinstance(target, str):  # a backend: say at once if it cannot run here
+        from ..registry import get_rule
+
+        try:
+            get_rule(args.rule, backend=target)
+        except (ImportError, RuntimeError) as exc:
+            print(f"refopt verify: {exc}", file=sys.stderr)
+            return 2
     try:
         report = verify_cases(cases, target, options=dict(args.option), adapter=args.adapter,
                               rule=args.rule, diagnose=not args.no_diagnose,
