@@ -29,14 +29,15 @@ test: install
 	exit $$status
 
 # On a CUDA machine whose python3 already has numpy, CuPy and torch (the lent GPU machines reach
-# no package index, so nothing is installed): the GPU tests, then the GPU benchmark, into GPU_OUT.
+# no package index, so nothing is installed): the CuPy tests (GPU, host C++ and nvcc layers), then
+# the GPU benchmark, into GPU_OUT.
 # Commit $(GPU_OUT)/bench_gpu.json and .png (they name the device) and gpu_tests.log.
 GPU_OUT ?= figures
 gpu-check:
 	@mkdir -p $(GPU_OUT)
 	@PYTHONPATH=$(CURDIR) $(PYTHON) -c "import sys; from refopt.kernels.cupy_backend import \
 		cupy_unavailable_reason as why; r = why(); sys.exit(r and 'gpu-check: ' + r)"
-	@PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest -m gpu -p no:cacheprovider -rs -q \
+	@PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest -p no:cacheprovider -rs -q \
 		tests/test_kernels_cupy.py > $(GPU_OUT)/gpu_tests.log 2>&1; status=$$?; \
 		cat $(GPU_OUT)/gpu_tests.log; exit $$status
 	PYTHONPATH=$(CURDIR) PYTHONUNBUFFERED=1 $(PYTHON) -m refopt bench --backends cupy \

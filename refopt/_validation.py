@@ -24,7 +24,7 @@ class HyperparameterWarning(UserWarning):
 
 def warn(message: str) -> None:
     """Issue a :class:`HyperparameterWarning` pointing at the first caller outside refopt."""
-    package = os.path.dirname(os.path.abspath(__file__))
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
     frame, level = sys._getframe(0), 1
     while frame is not None and frame.f_code.co_filename.startswith(package):
         frame, level = frame.f_back, level + 1

@@ -234,3 +234,61 @@ def test_default_rule_recycles_large_outputs_and_can_be_turned_off():
     assert on.recycler.reused > 0 and off.recycler.reused == 0
     on.release_buffers()
     assert on.recycler.reused > 0  # counters stay; the arrays are gone
+
+
+def test_a_weakly_referenced_array_is_not_reused():
+    r = Recycler(min_bytes=0)
+    first = _call(r)
+    first[:] = 7.0
+    ref = weakref.ref(first)
+    del first
+    _call(r)
+    third = _call(r)
+    third[:] = -1.0
+    assert r.reused == 0
+    gc.collect()
+    assert ref() is None or (ref() is not third and np.all(ref() == 7.0))
+
+
+def test_calibration_is_not_fooled_by_a_tracer_reading_locals():
+    import sys
+
+    from refopt.kernels.recycle import _calibrate
+
+    def tracer(frame, event, arg):
+        frame.f_locals  # what debuggers and coverage-style tools do
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        traced = _calibrate()
+    finally:
+        sys.settrace(None)
+    assert traced == SOLE_OWNER_COUNT
+
+
+def test_a_refused_step_leaves_no_outputs_alive_in_the_traceback():
+    pytest.importorskip("numba", reason="numba is an optional backend (pip install refopt[numba])")
+    import tracemalloc
+
+    import refopt
+    from refopt.kernels.numba_backend import make_rule
+
+    n = 10**6
+    fast = make_rule(refopt.get_rule("adamx"), recycle=False)
+    params = [np.ones(n)]
+    state = fast.init(params)
+    grads = [np.ones(n)]
+    grads[0][-1] = np.nan
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        try:
+            fast.step(params, grads, state)
+        except FloatingPointError as exc:
+            kept = exc  # a caller that keeps the exception keeps its frames
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept.__traceback__ is not None
+    assert held < 8 * n / 4, f"{held} bytes still held: the step's outputs (3 x {8 * n})"

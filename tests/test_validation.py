@@ -266,3 +266,32 @@ def test_decoupled_decay_that_zeroes_or_flips_params_warns(name, warns):
         refopt.get_rule(name, lr=0.5, weight_decay=1.9)
         if name in ("adamx", "adax"):
             refopt.get_rule(name, lr=0.5, weight_decay=2.0, weight_decay_mode="l2")
+
+
+def test_warning_points_at_a_caller_whose_path_starts_like_the_package(tmp_path):
+    import os
+
+    from refopt._validation import HyperparameterWarning
+
+    package = os.path.dirname(os.path.abspath(refopt._validation.__file__))
+    fake = package + "_examples" + os.sep + "train.py"  # not inside the package
+    code = compile("refopt.get_rule('alphaadam', alpha_max=5.0)", fake, "exec")
+    with pytest.warns(HyperparameterWarning) as record:
+        exec(code, {"refopt": refopt})
+    assert record[0].filename == fake
+
+
+def test_diagnosis_mutants_do_not_warn_about_options_they_make_idle():
+    import warnings
+
+    from refopt.verify import load_cases
+    from refopt.verify.diagnose import mistakes_for
+
+    cases = [c for c in load_cases("alphaadam") if c.hyper.get("first_step") == "as_is"
+             and c.hyper.get("mask_source", "m_prev") == "m_prev"]
+    assert cases
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for case in cases:
+            for mistake in mistakes_for(case):
+                mistake.build(case)

@@ -251,6 +251,11 @@ class FusedRule:
             for b in self.buffers:
                 new_bufs[b].append(out[b])
         if bad_after:
+            # Drop the computed outputs first: a caught exception's traceback keeps this frame.
+            new_params.clear()
+            new_bufs.clear()
+            infos.clear()
+            p_out = out = info = None  # noqa: F841
             return self._bad_step(bad_after, params, state)
         new_state = self.state_type(step=tuple(steps),
                                     **{b: tuple(v) for b, v in new_bufs.items()})

@@ -24,7 +24,9 @@ order): alpha agrees to a few ulp. AdamX's ``state_dtype`` rounding (float32, fl
 is done in float64 arithmetic by the add-and-subtract trick, exact round-to-nearest-even.
 
 Set ``REFOPT_NUMBA_FASTMATH=1`` before import to build with ``fastmath=True`` (faster, not
-bitwise; the tests assume it is unset).
+bitwise; the tests assume it is unset). Fastmath lets LLVM assume that no value is NaN or inf,
+so then the non-finite policy is served by the separate pre-pass (built without fastmath), not by
+the update kernels' own count.
 
 numba is imported by this module only; ``import refopt`` never imports it.
 """
@@ -116,7 +118,8 @@ def _round_state(x, mode):
 
 # -- kernels -------------------------------------------------------------------------------
 
-@njit(**_JIT)
+# Never fastmath: under it LLVM may assume no NaN/inf and fold the test away.
+@njit(**{**_JIT, "fastmath": False})
 def _count_nonfinite(g):
     bad = 0
     for i in prange(g.size):
@@ -532,7 +535,7 @@ class NumbaRule(HostArrays, FusedRule):
     """
 
     backend = "numba"
-    counts_nonfinite = True
+    counts_nonfinite = not _FASTMATH
 
     def __init__(self, reference, kernels, *, recycle: bool = True) -> None:
         super().__init__(reference, kernels)

@@ -14,7 +14,8 @@ to it, checked with ``sys.getrefcount`` against the count that the same code pat
 array known to be unshared (calibrated at import on the running interpreter). Anything else that
 keeps the array alive (a variable, a list, a state tuple, a view, whose ``base`` refers to it, a
 ``memoryview`` or other buffer export, ``torch.from_numpy``, ``np.ctypeslib.as_ctypes``: tested)
-raises the count, and the array is then forgotten rather than reused. A bare address
+raises the count, and so does a weak reference (checked apart), and the array is then forgotten
+rather than reused. A bare address
 (``a.ctypes.data``, an int) keeps nothing alive, here as with any freed array. A recycled array is fully overwritten by the kernel before it is returned, exactly as
 the garbage of ``np.empty`` would be: results are bitwise those of fresh allocation (tested).
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import weakref
 
 import numpy as np
 
@@ -37,14 +39,26 @@ import numpy as np
 MIN_BYTES = 1 << 20
 
 
-def _pop_counted(bucket: list):
-    """Pop the last array of ``bucket``; return it and its reference count as seen from here."""
-    array = bucket.pop()
-    return array, sys.getrefcount(array)
+def _count_last(bucket: list) -> int:
+    """The reference count of the last array of ``bucket``, as seen from here.
+
+    Taken on the list item itself, never bound to a local: a tracer or debugger that reads
+    ``frame.f_locals`` would otherwise add a reference while this is calibrated.
+    """
+    return sys.getrefcount(bucket[-1])
 
 
-#: What :func:`_pop_counted` reports for an array referenced by nothing but its bucket.
-SOLE_OWNER_COUNT = _pop_counted([np.empty(0)])[1] if hasattr(sys, "getrefcount") else None
+def _calibrate() -> int | None:
+    if not hasattr(sys, "getrefcount"):
+        return None
+    count = _count_last([np.empty(0)])
+    # CPython: the list's slot and getrefcount's argument. Anything else is an interpreter whose
+    # counts this module does not understand: no recycling there.
+    return count if count in (1, 2) else None
+
+
+#: What :func:`_count_last` reports for an array referenced by nothing but its bucket.
+SOLE_OWNER_COUNT = _calibrate()
 
 
 class Recycler:
@@ -90,8 +104,12 @@ class Recycler:
         with self._lock:
             bucket = self._candidates.get(_key(shape, dtype))
             while bucket:
-                array, count = _pop_counted(bucket)
-                if count <= SOLE_OWNER_COUNT:
+                # Reused only if nothing else refers to it, weakly included (a weakref would
+                # come back to life aliasing the new result).
+                sole = (_count_last(bucket) <= SOLE_OWNER_COUNT
+                        and weakref.getweakrefcount(bucket[-1]) == 0)
+                array = bucket.pop()
+                if sole:
                     array.flags.writeable = True  # a former holder may have cleared it
                     self._current.append(array)
                     self.reused += 1

@@ -194,7 +194,15 @@ def _mutant(case, mistake: str, **changes):
 
 
 def _with(case, rule_name=None, **changes):
-    return get_rule(rule_name or case.rule, **{**case.hyper, **changes})
+    import warnings
+
+    from .._validation import HyperparameterWarning
+
+    # The case's options stay as given; the mutation may make some of them idle (e.g. first_step
+    # under mask_source="ones"): that is the mutation, not the user's choice, so no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HyperparameterWarning)
+        return get_rule(rule_name or case.rule, **{**case.hyper, **changes})
 
 
 # -- the catalogue --------------------------------------------------------------------------
