@@ -187,6 +187,9 @@ def test_conformance_build_is_ieee_operation_by_operation(nvcc_ptx, dtype):
                 f"{kname}: {op}{mods} is not correctly rounded"
             if op in ("add", "sub", "mul", "div", "sqrt"):
                 assert ".rn" in mods, f"{kname}: {op}{mods} has no rounding modifier (contractible)"
+        # Nothing outside the ops above: no half/packed arithmetic, no approximate intrinsics.
+        assert not re.search(r"\.(f16|bf16|f16x2|bf16x2|f32x2)\b", body), kname
+        assert not re.search(r"\b(ex2|lg2|sin|cos|tanh)\.", body), kname
     # The count is exact: per-block and global integer atomics, no float sums.
     count = entries[f"refopt_multi_count_{dtype}"]
     assert "atom.shared.add.u64" in count and "atom.global.add.u64" in count
