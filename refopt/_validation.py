@@ -22,13 +22,19 @@ class HyperparameterWarning(UserWarning):
     decoupled weight decay that zeroes or flips the parameters."""
 
 
-def warn(message: str) -> None:
+class HorizonWarning(HyperparameterWarning):
+    """A run shorter than AdamX's memory horizon H (spec adamx.md T6 and section 5): it cannot
+    show the turn to momentum SGD. Silence it with
+    ``warnings.filterwarnings("ignore", category=refopt.HorizonWarning)`` where that is meant."""
+
+
+def warn(message: str, category: type = HyperparameterWarning) -> None:
     """Issue a :class:`HyperparameterWarning` pointing at the first caller outside refopt."""
     package = os.path.dirname(os.path.abspath(__file__)) + os.sep
     frame, level = sys._getframe(0), 1
     while frame is not None and frame.f_code.co_filename.startswith(package):
         frame, level = frame.f_back, level + 1
-    warnings.warn(message, HyperparameterWarning, stacklevel=level)
+    warnings.warn(message, category, stacklevel=level)
 
 
 def ignored(name: str, value: Any, why: str) -> None:

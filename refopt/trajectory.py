@@ -124,6 +124,8 @@ def trajectory(name: str, params: Sequence[np.ndarray],
         grad_fn = lambda _params, t: [g[t - 1, ...] for g in streams]  # noqa: E731  (0-d stays an array)
     if lr_schedule is not None and not callable(lr_schedule) and len(lr_schedule) != total:
         raise ValueError(f"lr_schedule has {len(lr_schedule)} entries but T = {total}")
+    if rule.name == "adamx" and callable(grads):  # a closed-loop run of T planned steps
+        warn_if_shorter_than_horizon(rule.hyper["betas"][1], total)
 
     params = [to_device(p) for p in params]
     state = rule.init(params)
@@ -188,3 +190,18 @@ def _stack_info(infos: list[list[dict]], n_tensors: int) -> dict:
     keys = set.intersection(*[set(d) for step in infos for d in step]) if n_tensors else set()
     return {key: [np.stack([np.asarray(step[i][key]) for step in infos]) for i in range(n_tensors)]
             for key in sorted(keys)}
+
+
+def warn_if_shorter_than_horizon(beta2: float, total: int) -> None:
+    """A :class:`refopt.HorizonWarning` if AdamX's planned run of ``total`` steps is shorter than
+    its memory horizon H = 1/(1-c): such a run never leaves the Adam regime (spec adamx.md T6,
+    section 5). Planned runs are closed-loop trajectories (``steps=`` with a ``grad_fn``) and
+    sweeps; a replayed gradient stream plans nothing and is not checked."""
+    from .rules.adamx import memory_horizon
+
+    horizon = memory_horizon(beta2)
+    if 0 < total < horizon:
+        V.warn(f"AdamX's memory horizon H = 1/(1 - beta2**(1 - beta2)) = {horizon:,.0f} steps "
+               f"(beta2 = {beta2:g}) exceeds the {total:,} steps of this run: v stays close to "
+               f"the running mean of g**2 (Adam-like) throughout, and the turn to momentum SGD "
+               f"needs t >> H (spec adamx.md T6)", V.HorizonWarning)

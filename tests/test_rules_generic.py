@@ -122,6 +122,7 @@ def test_trajectory_shapes_record_every_and_schedule():
     assert not np.array_equal(by_list.params[2], full.params[2])
 
 
+@pytest.mark.filterwarnings("ignore::refopt.HorizonWarning")  # 15 steps, on purpose
 def test_closed_loop_equals_manual_loop():
     # f(x) = sum(x^2)/2, grad = x: the gradient comes from the current params.
     x0 = [np.array([1.0, -2.0, 3.0])]

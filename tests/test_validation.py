@@ -295,3 +295,34 @@ def test_diagnosis_mutants_do_not_warn_about_options_they_make_idle():
         for case in cases:
             for mistake in mistakes_for(case):
                 mistake.build(case)
+
+
+def test_adamx_run_shorter_than_its_memory_horizon_warns():
+    """Planned runs only (spec adamx.md section 5): closed loop with steps=T, and sweeps."""
+    import warnings
+
+    from refopt.experiments.runner import expand_sweep
+    from refopt.rules.adamx import memory_horizon
+
+    def grad_fn(params, t):
+        return [np.ones(2)]
+
+    with pytest.warns(refopt.HorizonWarning, match=r"H = .* = 9,950 steps \(beta2 = 0.99\) "
+                                                   r"exceeds the 50 steps") as record:
+        refopt.trajectory("adamx", [np.zeros(2)], grad_fn, steps=50)
+    assert record[0].filename == __file__
+    assert issubclass(refopt.HorizonWarning, refopt.HyperparameterWarning)
+    horizon = memory_horizon(0.9)  # 95.4 steps
+    assert 95 < horizon < 96
+    with pytest.warns(refopt.HorizonWarning, match="exceeds the 95 steps"):
+        refopt.trajectory("adamx", [np.zeros(2)], grad_fn, steps=95, betas=(0.9, 0.9))
+    with pytest.warns(refopt.HorizonWarning, match="exceeds the 200 steps"):
+        expand_sweep({"rules": ["adamnx"], "objectives": ["rosenbrock"], "seeds": [0],
+                      "steps": 200})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        refopt.trajectory("adamx", [np.zeros(2)], grad_fn, steps=96, betas=(0.9, 0.9))
+        refopt.trajectory("adam", [np.zeros(2)], grad_fn, steps=5)  # only AdamX has H
+        refopt.trajectory("adamx", [np.zeros(2)], [np.ones((5, 2))])  # a replay plans nothing
+        expand_sweep({"rules": [{"name": "adamx", "hyper": {"betas": [0.9, 0.9]}}, "adams"],
+                      "objectives": ["rosenbrock"], "seeds": [0], "steps": 200})

@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from .. import _io
+from ..registry import canonical_name
 
 # Registry of run functions ("tasks"): name -> callable(spec) -> dict of JSON-able metrics, and
 # each task's version: records of an older version are not reused on resume (they are redone and
@@ -108,6 +109,9 @@ def expand_sweep(sweep: Mapping) -> list[dict]:
         names = sorted(grid)
         for values in itertools.product(*(list(grid[n]) for n in names)) if names else [()]:
             hyper = {**rule.get("hyper", {}), **dict(zip(names, values))}
+            if sweep.get("task", "optimize") == "optimize" and canonical_name(rule["name"]) == \
+                    "adamx":
+                _check_horizon(hyper, steps)
             for obj in sweep["objectives"]:
                 obj = {"name": obj} if isinstance(obj, str) else dict(obj)
                 for seed in seeds:
@@ -120,6 +124,15 @@ def expand_sweep(sweep: Mapping) -> list[dict]:
                         spec["lr_schedule"] = sweep["lr_schedule"]
                     specs.append(jsonable(spec))
     return specs
+
+
+def _check_horizon(hyper: Mapping, steps: int) -> None:
+    """Warn (in the planning process, not in a worker) if an AdamX run is shorter than H."""
+    from ..registry import get_rule
+    from ..trajectory import warn_if_shorter_than_horizon
+
+    beta2 = get_rule("adamx", **hyper).hyper["betas"][1]
+    warn_if_shorter_than_horizon(beta2, steps)
 
 
 def lr_at(schedule: Any, t: int, base: float, total: int) -> float:

@@ -5,6 +5,8 @@ bias correction both show; closed-loop cases run on a quadratic with a fixed dia
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 import refopt
@@ -50,8 +52,10 @@ def make_case(rule, dtype="float64", *, n_steps=12, closed_loop=False, schedule=
     else:
         grads = _gradients(seed, n_steps, dtype)
         source, grad_fn = grads, None
-    tr = refopt.trajectory(rule, init, source, steps=n_steps, lr_schedule=lr_schedule,
-                           record_every=record_every, **hyper)
+    with warnings.catch_warnings():  # short golden-style runs, on purpose
+        warnings.simplefilter("ignore", refopt.HorizonWarning)
+        tr = refopt.trajectory(rule, init, source, steps=n_steps, lr_schedule=lr_schedule,
+                               record_every=record_every, **hyper)
     variant = "-".join(f"{k}={v}" for k, v in sorted(options.items())) or "default"
     kind = "quadratic" if closed_loop else "explicit"
     return GoldenCase(
