@@ -3,7 +3,7 @@ r"""Reuse of the large host arrays an out-of-place step returned earlier, once n
 Why: a NumPy array fresh from the allocator costs its page faults. Arrays above glibc's mmap
 threshold (32 MiB at most) are mapped anew by every ``np.empty`` and the kernel zeroes each page on
 first touch, whatever the step then writes into it. At 10^7 float32 elements AdamX's ``step``
-returns three 40 MB arrays and those faults took 4 of its 10 ms (measured: the same kernel into
+returns three 40 MB arrays and those faults took about 4 of its 10 ms (measured: the same kernel into
 preallocated arrays takes 6 ms; ``refopt bench`` reports both, as ``step`` and
 ``step_fresh``). A training loop ``params, state = rule.step(params, grads, state)`` drops the
 arrays of step t - 1 as soon as step t has returned, so their memory can back step t + 1's
@@ -14,10 +14,11 @@ to it, checked with ``sys.getrefcount`` against the count that the same code pat
 array known to be unshared (calibrated at import on the running interpreter). Anything else that
 keeps the array alive (a variable, a list, a state tuple, a view, whose ``base`` refers to it, a
 ``memoryview`` or other buffer export, ``torch.from_numpy``, ``np.ctypeslib.as_ctypes``: tested)
-raises the count, and so does a weak reference (checked apart), and the array is then forgotten
-rather than reused. A bare address
-(``a.ctypes.data``, an int) keeps nothing alive, here as with any freed array. A recycled array is fully overwritten by the kernel before it is returned, exactly as
-the garbage of ``np.empty`` would be: results are bitwise those of fresh allocation (tested).
+raises the count; a weak reference, which does not, is checked apart; either way the array is
+then forgotten rather than reused. A bare address (``a.ctypes.data``, an int) keeps nothing alive, here as with
+any freed array. A recycled array is fully overwritten by the kernel before it is returned,
+exactly as the garbage of ``np.empty`` would be: results are bitwise those of fresh allocation
+(tested).
 
 Bound: the recycler holds the arrays handed out by the last two out-of-place calls and no others.
 In the loop above that is one generation more than the caller holds, the same peak as a step
@@ -25,7 +26,8 @@ without recycling; :meth:`Recycler.release` drops it (``NumbaRule.release_buffer
 interleaves several parameter groups through one rule object gets no reuse (each group's inputs
 are still held when the next call looks): use one rule object per group.
 
-On interpreters without ``sys.getrefcount`` (PyPy) recycling is off.
+On interpreters without ``sys.getrefcount`` (PyPy), or whose count for an unshared list item is
+not the 1 or 2 this module understands, recycling is off.
 """
 from __future__ import annotations
 
