@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import os
+import types
 
 import numpy as np
 from numba import njit, prange
@@ -51,6 +52,25 @@ NORM_BLOCK = 4096
 # Largest finite values of the emulated storage formats, and the smallest normal exponents.
 _HALF_MAX, _HALF_OVERFLOW = 65504.0, 65520.0
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def parallel_kernel(**options):
+    """``@njit(parallel=True)``, plus ``.serial``: the same function compiled for one thread.
+
+    Why the twin: below :data:`SERIAL_BELOW` elements waking the thread pool costs more than the
+    work, and switching numba's thread count around each call instead (``set_num_threads``, a
+    lock and a pool check, twice) cost 4 of the 10 us per small tensor (measured: 200 tensors of
+    1000 elements). Same arithmetic, so the same bits (the reductions are integer counts and
+    fixed-block sums).
+    """
+    def deco(func):
+        kernel = njit(**{**_JIT, **options})(func)
+        twin = types.FunctionType(func.__code__, func.__globals__, func.__name__ + "_serial",
+                                  func.__defaults__, func.__closure__)
+        twin.__qualname__ = func.__qualname__ + "_serial"  # its own numba cache file
+        kernel.serial = njit(**{**_JIT_SERIAL, **options})(twin)
+        return kernel
+    return deco
 
 
 # -- element helpers ---------------------------------------------------------------------------
@@ -119,7 +139,7 @@ def _round_state(x, mode):
 # -- kernels -------------------------------------------------------------------------------
 
 # Never fastmath: under it LLVM may assume no NaN/inf and fold the test away.
-@njit(**{**_JIT, "fastmath": False})
+@parallel_kernel(fastmath=False)
 def _count_nonfinite(g):
     bad = 0
     for i in prange(g.size):
@@ -144,7 +164,7 @@ def _adamx_elem(pi, gi, mi, vi, l2_mode, decay, l2, b1t, omb1t, b2t, omb2t, lr, 
     return pi - lr * _safe_div(mi, np.sqrt(vi) + eps, zero), mi, vi
 
 
-@njit(**_JIT)
+@parallel_kernel()
 def _adamx_out(p, g, m, v, p_o, m_o, v_o, l2_mode, decay, l2, b1t, omb1t, b2t, omb2t, lr, eps,
                zero):
     bad = 0
@@ -156,14 +176,14 @@ def _adamx_out(p, g, m, v, p_o, m_o, v_o, l2_mode, decay, l2, b1t, omb1t, b2t, o
     return bad
 
 
-@njit(**_JIT)
+@parallel_kernel()
 def _adamx_in(p, g, m, v, l2_mode, decay, l2, b1t, omb1t, b2t, omb2t, lr, eps, zero):
     for i in prange(p.size):
         p[i], m[i], v[i] = _adamx_elem(p[i], g[i], m[i], v[i], l2_mode, decay, l2, b1t, omb1t,
                                        b2t, omb2t, lr, eps, zero)
 
 
-@njit(**_JIT)
+@parallel_kernel()
 def _adamx_rounded(p, g, m, v, p_o, m_o, v_o, l2_mode, decay, l2, b1t, omb1t, b2t, omb2t, lr,
                    eps, zero, round_mode):
     """AdamX with ``state_dtype`` rounding; p_o, m_o, v_o may be p, m, v (rare: not tuned)."""
@@ -196,7 +216,7 @@ def _adams_elem(pi, gi, mp, decay, b1, omb1, b2, omb2, bc1, lr, eps, zero):
     return pi - lr * _safe_div(mi / bc1, np.sqrt(nu) + eps, zero), mi
 
 
-@njit(**_JIT)
+@parallel_kernel()
 def _adams_out(p, g, m, p_o, m_o, decay, b1, omb1, b2, omb2, bc1, lr, eps, zero):
     bad = 0
     for i in prange(p.size):
@@ -207,7 +227,7 @@ def _adams_out(p, g, m, p_o, m_o, decay, b1, omb1, b2, omb2, bc1, lr, eps, zero)
     return bad
 
 
-@njit(**_JIT)
+@parallel_kernel()
 def _adams_in(p, g, m, decay, b1, omb1, b2, omb2, bc1, lr, eps, zero):
     for i in prange(p.size):
         p[i], m[i] = _adams_elem(p[i], g[i], m[i], decay, b1, omb1, b2, omb2, bc1, lr, eps, zero)
@@ -225,7 +245,7 @@ def _adam_elem(pi, gi, mi, vi, decoupled, decay, wd, b1, omb1, b2, omb2, step_si
     return pi - step_size * _safe_div(mi, np.sqrt(vi) / denom_div + eps, zero), mi, vi
 
 
-@njit(**_JIT)
+@parallel_kernel()
 def _adam_out(p, g, m, v, p_o, m_o, v_o, decoupled, decay, wd, b1, omb1, b2, omb2, step_size,
               denom_div, eps, zero):
     bad = 0
@@ -237,7 +257,7 @@ def _adam_out(p, g, m, v, p_o, m_o, v_o, decoupled, decay, wd, b1, omb1, b2, omb
     return bad
 
 
-@njit(**_JIT)
+@parallel_kernel()
 def _adam_in(p, g, m, v, decoupled, decay, wd, b1, omb1, b2, omb2, step_size, denom_div, eps,
              zero):
     for i in prange(p.size):
@@ -256,7 +276,7 @@ def _adax_elem(pi, gi, mi, vi, l2_mode, decay, l2, b1, omb1, growth, b, step_siz
     return pi - step_size * _safe_div(mi, np.sqrt(vi) + eps, zero), mi, vi
 
 
-@njit(**_JIT)
+@parallel_kernel()
 def _adax_out(p, g, m, v, p_o, m_o, v_o, l2_mode, decay, l2, b1, omb1, growth, b, step_size, eps,
               zero):
     bad = 0
@@ -268,7 +288,7 @@ def _adax_out(p, g, m, v, p_o, m_o, v_o, l2_mode, decay, l2, b1, omb1, growth, b
     return bad
 
 
-@njit(**_JIT)
+@parallel_kernel()
 def _adax_in(p, g, m, v, l2_mode, decay, l2, b1, omb1, growth, b, step_size, eps, zero):
     for i in prange(p.size):
         p[i], m[i], v[i] = _adax_elem(p[i], g[i], m[i], v[i], l2_mode, decay, l2, b1, omb1,
@@ -287,7 +307,7 @@ def _sgdm_elem(pi, gi, bi, first, nesterov, wd, momentum, omd, lr):
     return pi - lr * bi, bi
 
 
-@njit(**_JIT)
+@parallel_kernel()
 def _sgdm_out(p, g, buf, p_o, buf_o, first, nesterov, wd, momentum, omd, lr):
     bad = 0
     for i in prange(p.size):
@@ -297,13 +317,13 @@ def _sgdm_out(p, g, buf, p_o, buf_o, first, nesterov, wd, momentum, omd, lr):
     return bad
 
 
-@njit(**_JIT)
+@parallel_kernel()
 def _sgdm_in(p, g, buf, first, nesterov, wd, momentum, omd, lr):
     for i in prange(p.size):
         p[i], buf[i] = _sgdm_elem(p[i], g[i], buf[i], first, nesterov, wd, momentum, omd, lr)
 
 
-@njit(**_JIT)
+@parallel_kernel()
 def _count_kept(m, g, b1, omb1, mask_mode, strict, zero):
     """Kept coordinates: score = m_prev g (mode 1) or m_t g (mode 2), > 0 or >= 0."""
     kept = 0
@@ -322,7 +342,7 @@ def _count_kept(m, g, b1, omb1, mask_mode, strict, zero):
     return kept
 
 
-@njit(**_JIT)
+@parallel_kernel()
 def _norm_sums(g, m, v, b1, omb1, b2, omb2, denom_div, eps, zero, mask_mode, strict):
     """(k, sum u^2, sum phi u^2) with u = m_t / (sqrt(v_t)/d + eps) squared in float64.
 
@@ -384,7 +404,7 @@ def _masked_elem(pi, gi, mp, vi, decay, b1, omb1, b2, omb2, step_size, denom_div
     return pi - step_size * (psi * u), mi, vi, keep
 
 
-@njit(**_JIT)
+@parallel_kernel()
 def _masked_adam_out(p, g, m, v, p_o, m_o, v_o, mask_o, write_mask, decay, b1, omb1, b2, omb2,
                      step_size, denom_div, eps, zero, mask_mode, strict, psi_kept, psi_drop):
     bad = 0
@@ -399,7 +419,7 @@ def _masked_adam_out(p, g, m, v, p_o, m_o, v_o, mask_o, write_mask, decay, b1, o
     return bad
 
 
-@njit(**_JIT)
+@parallel_kernel()
 def _masked_adam_in(p, g, m, v, mask_o, write_mask, decay, b1, omb1, b2, omb2, step_size,
                     denom_div, eps, zero, mask_mode, strict, psi_kept, psi_drop):
     for i in prange(p.size):
@@ -420,7 +440,7 @@ def _cautious_elem(pi, gi, mi, vi, decay, b1, omb1, b2, omb2, step_size, eps, ze
     return pi - step_size * _safe_div(mi * scale, np.sqrt(vi) + eps, zero), mi, vi
 
 
-@njit(**_JIT)
+@parallel_kernel()
 def _cautious_adam_out(p, g, m, v, p_o, m_o, v_o, decay, b1, omb1, b2, omb2, step_size, eps, zero,
                        keep_val, drop_val):
     bad = 0
@@ -432,7 +452,7 @@ def _cautious_adam_out(p, g, m, v, p_o, m_o, v_o, decay, b1, omb1, b2, omb2, ste
     return bad
 
 
-@njit(**_JIT)
+@parallel_kernel()
 def _cautious_adam_in(p, g, m, v, decay, b1, omb1, b2, omb2, step_size, eps, zero, keep_val,
                       drop_val):
     for i in prange(p.size):
@@ -450,19 +470,8 @@ SERIAL_BELOW = 1 << 15
 
 
 def _sized(kernel, n):
-    """Call ``kernel`` with one thread when ``n`` is small, with numba's threads otherwise."""
-    if n >= SERIAL_BELOW:
-        return kernel
-    import numba
-
-    def serial(*args):
-        previous = numba.get_num_threads()
-        numba.set_num_threads(1)
-        try:
-            return kernel(*args)
-        finally:
-            numba.set_num_threads(previous)
-    return serial
+    """``kernel`` on numba's threads when ``n`` is large, its one-thread twin otherwise."""
+    return kernel if n >= SERIAL_BELOW else kernel.serial
 
 
 def _dispatch(out_of_place, in_place):

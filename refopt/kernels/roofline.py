@@ -15,19 +15,19 @@ numba is imported by this module; ``refopt bench`` imports it only when asked fo
 """
 from __future__ import annotations
 
-from numba import njit, prange
+from numba import prange
 
-_JIT = dict(parallel=True, fastmath=False, error_model="numpy", cache=True)
+from .numba_backend import parallel_kernel
 
 
-@njit(**_JIT)
+@parallel_kernel(fastmath=False)
 def copy_kernel(src, dst):
     """dst[:] = src[:] (flat arrays), parallel."""
     for i in prange(src.size):
         dst[i] = src[i]
 
 
-@njit(**_JIT)
+@parallel_kernel(fastmath=False)
 def rmw3_kernel(g, p, m, v):
     """p += g, m += g, v += g in one pass: AdamX's 28 B per float32 element, no arithmetic."""
     for i in prange(g.size):
@@ -37,7 +37,7 @@ def rmw3_kernel(g, p, m, v):
         v[i] = v[i] + gi
 
 
-@njit(**_JIT)
+@parallel_kernel(fastmath=False)
 def rmw2_kernel(g, p, m):
     """p += g, m += g in one pass: AdamS's and SGDM's 20 B per float32 element."""
     for i in prange(g.size):
