@@ -14,7 +14,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64),
+                    np.dtype(np.complex64), np.dtype(np.complex128))
 
 
 class HyperparameterWarning(UserWarning):
@@ -100,7 +101,8 @@ def boolean(name: str, value: Any) -> bool:
 
 
 def as_param_list(name: str, arrays: Any) -> list[np.ndarray]:
-    """A list of float32/float64 NumPy arrays (one per tensor); a bare array is refused."""
+    """A list of float32/float64 (or complex64/complex128) NumPy arrays, one per tensor; a bare
+    array is refused."""
     if isinstance(arrays, (np.ndarray, np.generic)) or np.isscalar(arrays):
         raise TypeError(f"{name} must be a list of arrays (one per tensor), got a single "
                         f"{type(arrays).__name__}; wrap it as [{name}]")
@@ -110,13 +112,14 @@ def as_param_list(name: str, arrays: Any) -> list[np.ndarray]:
         raise TypeError(f"{name} must be a list of arrays, got {type(arrays).__name__}") from None
     out = []
     for i, a in enumerate(items):
-        if isinstance(a, np.floating):  # a NumPy scalar (e.g. stream[t] of a 1-D stream) is 0-d
-            a = np.asarray(a)
+        if isinstance(a, (np.floating, np.complexfloating)):  # a NumPy scalar (e.g. stream[t]
+            a = np.asarray(a)                                  # of a 1-D stream) is 0-d
         if not isinstance(a, np.ndarray):
             raise TypeError(f"{name}[{i}] must be a numpy.ndarray, got {type(a).__name__}")
         if a.dtype not in SUPPORTED_DTYPES:
             raise TypeError(f"{name}[{i}] has dtype {a.dtype}; supported dtypes are float32 and "
-                            f"float64 (float64 is the ground truth)")
+                            f"float64 (float64 is the ground truth), and complex64/complex128 "
+                            f"(stepped as (real, imag) pairs)")
         out.append(a)
     return out
 
@@ -126,7 +129,8 @@ def check_grads(params: list[np.ndarray], grads: Any) -> list[np.ndarray | None]
     if isinstance(grads, np.ndarray):
         raise TypeError("grads must be a list of arrays (one per tensor), got a single ndarray")
     try:
-        grads = [np.asarray(g) if isinstance(g, np.floating) else g for g in grads]
+        grads = [np.asarray(g) if isinstance(g, (np.floating, np.complexfloating)) else g
+                 for g in grads]
     except TypeError:
         raise TypeError(f"grads must be a list of arrays (one per tensor, None to skip one), "
                         f"got {type(grads).__name__}") from None

@@ -564,8 +564,9 @@ class CupyRule(FusedRule):
                 raise TypeError(f"params[{i}] must be a cupy.ndarray for backend='cupy', got "
                                 f"{type(p).__name__}")
             if p.dtype not in (np.float32, np.float64):
+                # (complex pairs run on the numpy and numba backends; not yet run on a GPU here)
                 raise TypeError(f"params[{i}] has dtype {p.dtype}; supported dtypes are float32 "
-                                f"and float64")
+                                f"and float64 (complex parameters: backend numpy or numba)")
         if is_cupy_array(grads) or isinstance(grads, np.ndarray):
             raise TypeError("grads must be a list of arrays (one per tensor), got a single array")
         grads = list(grads)
@@ -599,6 +600,11 @@ class CupyRule(FusedRule):
         import cupy
 
         return cupy.ascontiguousarray(a).reshape(-1)
+
+    def _contiguous(self, a):
+        import cupy
+
+        return cupy.ascontiguousarray(a)
 
     def _empty_like(self, a):
         import cupy

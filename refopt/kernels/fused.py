@@ -44,6 +44,7 @@ import numpy as np
 
 from .. import _validation as V
 from ..rules._base import Rule
+from ..rules._complex import has_complex, step_as_pairs
 from ..rules.alphaadam import alpha_for
 
 # AdamX's state_dtype -> the kernels' round_mode (see round_mode_for).
@@ -138,6 +139,10 @@ class FusedRule:
         """A flat C-contiguous view (or copy) of ``a``."""
         raise NotImplementedError
 
+    def _contiguous(self, a):
+        """``a`` itself if C-contiguous, else a C-contiguous copy."""
+        raise NotImplementedError
+
     def _empty_like(self, a):
         raise NotImplementedError
 
@@ -191,6 +196,12 @@ class FusedRule:
         lr = self.hyper["lr"] if lr is None else V.finite_nonneg("lr", lr)
         if inplace:
             self._check_inplace(params, grads, state)
+        if has_complex(params):  # (real, imag) pairs, as the reference: refopt.rules._complex
+            def run_real(p, g, s):
+                return self._run(p, g, s, lr, inplace=inplace, want_info=want_info)
+
+            return step_as_pairs(run_real, params, grads, state, self.buffers, self._contiguous,
+                                 inplace=inplace)
         policy = self.hyper["nonfinite"]
         # Out of place the inputs stay untouched whatever the kernels write, so where the
         # kernels count non-finite gradients as they read them (``counts_nonfinite``) the
@@ -445,6 +456,9 @@ class HostArrays:
 
     def _flat(self, a):
         return np.ascontiguousarray(a).reshape(-1)
+
+    def _contiguous(self, a):
+        return np.ascontiguousarray(a)
 
     #: A :class:`refopt.kernels.recycle.Recycler` for the outputs of ``step``, or None.
     recycler = None

@@ -10,7 +10,9 @@ A rule is built from its hyperparameters (validated once, in the constructor) an
 Dtype contract (the ``lax_reference`` convention): a tensor is computed entirely in its own dtype
 (float32 or float64). Per-step scalars (bias corrections, decay factors, AdamX's beta2_t) are
 computed in float64 by :meth:`Rule.scalars` and rounded once to the tensor's dtype; the fast
-kernels receive exactly those values. float64 is the ground truth.
+kernels receive exactly those values. float64 is the ground truth. A complex64/complex128
+tensor is stepped as the float32/float64 array of its (real, imaginary) parts
+(:mod:`refopt.rules._complex`).
 
 Non-finite gradients (``nonfinite`` option, every rule):
 
@@ -29,6 +31,7 @@ from typing import Any, ClassVar, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from .. import _validation as V
+from ._complex import has_complex, step_as_pairs
 
 NONFINITE_POLICIES = ("raise", "skip", "propagate")
 
@@ -112,6 +115,9 @@ class Rule:
         grads = V.check_grads(params, grads)
         self._check_state(params, state)
         lr = self.hyper["lr"] if lr is None else V.finite_nonneg("lr", lr)
+        if has_complex(params):  # stepped as (real, imag) pairs: see refopt.rules._complex
+            return step_as_pairs(self.step_with_info, params, grads, state, self.buffers,
+                                 np.ascontiguousarray, inplace=False, lr=lr)
 
         bad = [i for i, g in enumerate(grads) if g is not None and not np.all(np.isfinite(g))]
         if bad:
