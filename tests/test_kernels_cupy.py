@@ -472,6 +472,198 @@ def test_device_source_on_host_matches_reference(host_lib, cfg, dtype):
         assert host.K.multi_launches and all(k == len(SHAPES) for _, k in host.K.multi_launches)
 
 
+# -- 2b. the CuPy glue on the host: a fake ``cupy`` backed by the host build ----------------
+#
+# Layer 2 reimplements the kernel namespace; this layer runs the backend's own Python glue
+# (``_CupyKernels``: kernel construction, argument order of every ElementwiseKernel call, the
+# packing of pointer tables and per-tensor scalars for the RawKernels; ``CupyRule``; HostFacing;
+# trajectory's transfers) against a stand-in ``cupy`` module whose arrays live in host memory and
+# whose kernels run the host build of the same CUDA source. Like CuPy, its arrays refuse implicit
+# conversion to NumPy, and its kernels refuse scalars of the wrong type, so code that would fail
+# on a device fails here. The GPU tests below run unchanged against it.
+
+
+class _FakeMemory:
+    def __init__(self, ptr):
+        self.ptr = ptr
+
+
+class _FakeDeviceArray:
+    """What refopt uses of ``cupy.ndarray``, over a NumPy array in host memory."""
+
+    def __init__(self, a):
+        self._a = a
+
+    shape = property(lambda self: self._a.shape)
+    dtype = property(lambda self: self._a.dtype)
+    size = property(lambda self: self._a.size)
+    ndim = property(lambda self: self._a.ndim)
+    flags = property(lambda self: self._a.flags)
+    data = property(lambda self: _FakeMemory(self._a.ctypes.data))
+
+    def reshape(self, *shape):
+        return _FakeDeviceArray(self._a.reshape(*shape))
+
+    def sum(self):
+        return _FakeDeviceArray(np.asarray(self._a.sum()))
+
+    def copy(self):
+        return _FakeDeviceArray(self._a.copy())
+
+    def get(self):
+        return self._a.copy()
+
+    def __float__(self):
+        return float(self._a)
+
+    def __int__(self):
+        return int(self._a)
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError("Implicit conversion to a NumPy array is not allowed (fake cupy)")
+
+
+_FakeDeviceArray.__name__ = _FakeDeviceArray.__qualname__ = "ndarray"
+_FakeDeviceArray.__module__ = "cupy"
+
+
+def _host(a):
+    return a._a if isinstance(a, _FakeDeviceArray) else a
+
+
+def _parse_params(text):
+    return [tuple(item.split()) for item in text.split(",")] if text.strip() else []
+
+
+class _FakeElementwiseKernel:
+    def __init__(self, lib, in_params, out_params, operation, name, preamble="", options=(),
+                 no_return=False):
+        assert preamble == CB.DEVICE_SOURCE and tuple(options) == CB._options()
+        self.lib, self.name, self.no_return = lib, name, no_return
+        self.ins, self.outs = _parse_params(in_params), _parse_params(out_params)
+
+    def __call__(self, *args):
+        params = self.ins + self.outs
+        if len(args) == len(self.ins) and not self.no_return:  # outputs allocated here
+            n = next(a.size for a in args if isinstance(a, _FakeDeviceArray))
+            args = args + tuple(_FakeDeviceArray(np.empty(n, dtype=np.dtype(t)))
+                                for t, _ in self.outs)
+        assert len(args) == len(params), f"{self.name}: {len(args)} arguments for {params}"
+        bound, T = {}, None
+        for (t, n), a in zip(params, args):
+            if isinstance(a, _FakeDeviceArray) and t == "T":
+                assert T in (None, a.dtype), f"{self.name}: T is {T} and {a.dtype} ({n})"
+                T = a.dtype
+            bound[n] = a
+        for (t, n), a in zip(params, args):  # scalars: CuPy refuses a mismatched type
+            if isinstance(a, _FakeDeviceArray):
+                continue
+            if t == "T":
+                assert isinstance(a, np.generic) and a.dtype == T, f"{self.name}: {n} = {a!r}"
+            elif t == "bool":
+                assert isinstance(a, (bool, np.bool_)), f"{self.name}: {n} = {a!r}"
+            elif t == "int32":
+                assert isinstance(a, (int, np.int32)) and not isinstance(a, bool), (n, a)
+        dtype = T.name
+        if self.name == "refopt_norm_u":
+            b = bound
+            getattr(self.lib, f"host_norm_{dtype}")(
+                _ptr(_host(b["g"])), _ptr(_host(b["m"])), _ptr(_host(b["v"])),
+                ctypes.c_longlong(b["g"].size),
+                *(_CT[dtype](b[k]) for k in ("b1", "omb1", "b2", "omb2", "denom_div", "eps",
+                                             "zero")),
+                ctypes.c_int(int(b["mask_mode"])), ctypes.c_bool(bool(b["strict"])),
+                _ptr(_host(b["u2"])), _ptr(_host(b["keep"])))
+            return None if self.no_return else (b["u2"], b["keep"])
+        kernel, mode = self.name[len("refopt_"):].rsplit("_", 1)
+        state, spec = CB.SPECS[kernel]
+        if mode == "out":  # p = p0; m = m0; ... then the in-place update of the outputs
+            for a in ("p", *state):
+                _host(bound[a])[...] = _host(bound[a + "0"])
+        arrays = [bound["p"], bound["g"], *(bound[a] for a in state)]
+        mask = bound.get("mask")
+        getattr(self.lib, f"host_{kernel}_{dtype}")(
+            *(_ptr(_host(a)) for a in arrays), _ptr(_host(mask) if mask is not None else None),
+            ctypes.c_longlong(arrays[0].size),
+            *(_scalar(t, bound[n], dtype) for t, n in spec))
+        return None
+
+
+class _FakeRawKernel:
+    def __init__(self, lib, source, name, options=()):
+        assert tuple(options) == CB._options()
+        self.lib, self.name, self.source = lib, name, source
+
+    def __call__(self, grid, block, args):
+        args = [_host(a) for a in args]
+        if self.name.startswith("refopt_multi_count_"):
+            # The kernel's layout (see CB.count_source): m, g per tensor; ts = b1, omb1, zero;
+            # is = mask_mode, strict; one block per chunk, counts added per tensor.
+            ptrs, sizes, ct, cs, ts, is_, chunk, counts = args
+            ts, is_ = ts.reshape(-1), is_.reshape(-1)  # device memory is flat
+            dtype = ts.dtype.name
+            fn = getattr(self.lib, f"host_count_{dtype}")
+            fn.restype = ctypes.c_longlong
+            for blk in range(grid[0]):
+                k, start = int(ct[blk]), int(cs[blk])
+                end = min(start + int(chunk), int(sizes[k]))
+                off = start * ts.dtype.itemsize
+                counts[k] += np.uint64(fn(
+                    ctypes.c_void_p(int(ptrs[2 * k]) + off),
+                    ctypes.c_void_p(int(ptrs[2 * k + 1]) + off), ctypes.c_longlong(end - start),
+                    _CT[dtype](ts[3 * k]), _CT[dtype](ts[3 * k + 1]), ctypes.c_int(int(is_[2 * k])),
+                    ctypes.c_bool(bool(is_[2 * k + 1])), _CT[dtype](ts[3 * k + 2])))
+            return
+        ptrs, sizes, ct, cs, ts, is_, chunk = args
+        getattr(self.lib, f"launch_{self.name}")(
+            ctypes.c_uint(grid[0]), ctypes.c_uint(block[0]), _ptr(ptrs), _ptr(sizes), _ptr(ct),
+            _ptr(cs), _ptr(ts), _ptr(is_), ctypes.c_longlong(int(chunk)))
+
+
+def _fake_cupy_module(lib):
+    import types
+
+    def wrap(a):
+        return _FakeDeviceArray(np.asarray(a))
+
+    def asarray(x, dtype=None):
+        if isinstance(x, _FakeDeviceArray):
+            return x if dtype is None or x.dtype == dtype else wrap(x._a.astype(dtype))
+        return wrap(np.array(x, dtype=dtype, copy=True))  # host -> device: a copy
+
+    def asnumpy(x):
+        return x._a.copy() if isinstance(x, _FakeDeviceArray) else np.asarray(x)
+
+    cupy = types.ModuleType("cupy")
+    cupy.ndarray = _FakeDeviceArray
+    cupy.asarray, cupy.asnumpy = asarray, asnumpy
+    cupy.ascontiguousarray = lambda a: wrap(np.ascontiguousarray(a._a))
+    cupy.empty = lambda shape, dtype=float: wrap(np.full(shape, np.nan, dtype=dtype)
+                                                 if np.dtype(dtype).kind == "f"
+                                                 else np.empty(shape, dtype=dtype))
+    cupy.zeros = lambda shape, dtype=float: wrap(np.zeros(shape, dtype=dtype))
+    cupy.ones = lambda shape, dtype=float: wrap(np.ones(shape, dtype=dtype))
+    cupy.zeros_like = lambda a: wrap(np.zeros_like(a._a))
+    cupy.isfinite = lambda a: wrap(np.isfinite(a._a))
+    cupy.count_nonzero = lambda a: wrap(np.asarray(np.count_nonzero(a._a)))
+    cupy.where = lambda c, a, b: wrap(np.where(_host(c), _host(a), _host(b)))
+    cupy.uint64 = np.uint64
+    cupy.ElementwiseKernel = lambda *a, **k: _FakeElementwiseKernel(lib, *a, **k)
+    cupy.RawKernel = lambda *a, **k: _FakeRawKernel(lib, *a, **k)
+    cupy.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))
+    cupy.__fake__ = True
+    return cupy
+
+
+@pytest.fixture
+def fake_cupy(host_lib, monkeypatch):
+    import sys
+
+    cupy = _fake_cupy_module(host_lib)
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    return cupy
+
+
 # -- 3. on a GPU ----------------------------------------------------------------------------
 
 def _cupy_or_skip():
@@ -487,7 +679,16 @@ def _cupy_or_skip():
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[f"{n}-{h}" for n, h in CONFIGS])
 def test_cupy_matches_reference(cfg, dtype):
-    cupy = _cupy_or_skip()
+    _check_matches_reference(_cupy_or_skip(), cfg, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cfg", CONFIGS, ids=[f"{n}-{h}" for n, h in CONFIGS])
+def test_cupy_glue_on_host_matches_reference(fake_cupy, cfg, dtype):
+    _check_matches_reference(fake_cupy, cfg, dtype)
+
+
+def _check_matches_reference(cupy, cfg, dtype):
     name, hyper = cfg
     norm = hyper.get("alpha_rule") == "norm"
     ref = refopt.get_rule(name, **hyper)
@@ -545,7 +746,14 @@ def test_cupy_arrays_select_the_cupy_backend_in_trajectory():
 
 @pytest.mark.gpu
 def test_cupy_trajectory():
-    cupy = _cupy_or_skip()
+    _check_trajectory(_cupy_or_skip())
+
+
+def test_cupy_glue_on_host_trajectory(fake_cupy):
+    _check_trajectory(fake_cupy)
+
+
+def _check_trajectory(cupy):
     rng = np.random.default_rng(9)
     params = [rng.standard_normal(5), rng.standard_normal(())]
     grads = [rng.standard_normal((6, 5)), rng.standard_normal(6)]
@@ -589,49 +797,58 @@ def test_multi_tensor_path_with_mixed_dtypes_none_grads_and_a_large_tensor(host_
         assert launched.count(2) >= 4 and all(k <= 2 for k in launched)
 
 
-class _HostFacing:
-    """A CuPy rule seen through NumPy arrays (as refopt.verify drives ports): copies both ways."""
-
-    def __init__(self, rule):
-        self.rule = rule
-
-    def _to_host_state(self, state):
-        import cupy
-
-        return state._replace(**{b: tuple(cupy.asnumpy(x) for x in getattr(state, b))
-                                 for b in self.rule.buffers})
-
-    def _to_device_state(self, state):
-        import cupy
-
-        return state._replace(**{b: tuple(cupy.asarray(x) for x in getattr(state, b))
-                                 for b in self.rule.buffers})
-
-    def init(self, params):
-        import cupy
-
-        return self._to_host_state(self.rule.init([cupy.asarray(p) for p in params]))
-
-    def step(self, params, grads, state, *, lr=None):
-        import cupy
-
-        p, s = self.rule.step([cupy.asarray(x) for x in params],
-                              [None if g is None else cupy.asarray(g) for g in grads],
-                              self._to_device_state(state), lr=lr)
-        return [cupy.asnumpy(x) for x in p], self._to_host_state(s)
+@pytest.mark.parametrize("hyper", [{}, {"alpha_rule": "norm"}, {"mask_source": "m_t"}])
+def test_cupy_glue_on_host_mixed_dtypes_none_grads_and_a_large_tensor(fake_cupy, hyper):
+    """The real CupyRule through batching, per-tensor kernels (in and out of place) and info."""
+    ref = refopt.get_rule("alphaadam", **hyper)
+    dev = refopt.get_rule("alphaadam", backend="cupy", **hyper)
+    rng = np.random.default_rng(12)
+    dtypes = [np.float32, np.float64, np.float32, np.float64, np.float32]
+    shapes = [(5,), (7,), (), (3, 2), (CB.MULTI_TENSOR_MAX + 1,)]
+    params = [np.asarray(rng.standard_normal(s), dtype=d) for s, d in zip(shapes, dtypes)]
+    p_r, s_r = params, ref.init(params)
+    p_i = [fake_cupy.asarray(p) for p in params]
+    s_i = dev.init(p_i)
+    p_o, s_o = [fake_cupy.asarray(p) for p in params], dev.init(p_i)
+    for t in range(1, 5):
+        g = [np.asarray(rng.standard_normal(s), dtype=d) for s, d in zip(shapes, dtypes)]
+        if t % 2 == 0:
+            g[1] = None
+        g_d = [None if x is None else fake_cupy.asarray(x) for x in g]
+        p_r, s_r, info_r = ref.step_with_info(p_r, g, s_r)
+        s_i = dev.step_(p_i, g_d, s_i)
+        p_o, s_o, info_o = dev.step_with_info(p_o, g_d, s_o)
+        assert s_i.step == s_o.step == s_r.step
+        for x, y, z in zip(p_r, p_i, p_o):
+            for got in (fake_cupy.asnumpy(y), fake_cupy.asnumpy(z)):
+                if hyper.get("alpha_rule") == "norm":
+                    np.testing.assert_allclose(got, x, rtol=0,
+                                               atol=1e-6 * np.abs(x).max(initial=1))
+                else:
+                    assert np.array_equal(x, got)
+        for a, b in zip(info_r["tensors"], info_o["tensors"]):
+            if "mask" in a:
+                assert np.array_equal(a["mask"], fake_cupy.asnumpy(b["mask"]))
+                assert a["kept"] == b["kept"]
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("rule", sorted(RULES))
 def test_golden_suite_passes_through_the_cupy_backend(rule):
     _cupy_or_skip()
+    _check_golden(rule)
+
+
+@pytest.mark.parametrize("rule", ["adamx", "adams", "alphaadam"])
+def test_cupy_glue_on_host_passes_the_golden_suite(fake_cupy, rule):
+    _check_golden(rule)
+
+
+def _check_golden(rule):
     from refopt.verify import load_cases, verify_rule
 
     if not load_cases(rule):
         pytest.skip(f"the golden suite has no case for {rule}")
 
-    def factory(**hyper):
-        return _HostFacing(refopt.get_rule(rule, backend="cupy", **hyper))
-
-    report = verify_rule(rule, factory, adapter="rule", diagnose=False)
+    report = verify_rule(rule, "cupy", diagnose=False)  # HostFacing copies both ways
     assert report.counted and report.passed, report.table()

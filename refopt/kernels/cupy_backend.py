@@ -444,7 +444,7 @@ class _CupyKernels:
     def count_nonfinite(self, g) -> int:
         import cupy
 
-        return int(g.size - cupy.count_nonzero(cupy.isfinite(g)))
+        return int(g.size) - int(cupy.count_nonzero(cupy.isfinite(g)))
 
     def adamx(self, ins, outs, *s):
         self._update("adamx", ins, outs, s)
@@ -584,7 +584,7 @@ class CupyRule(FusedRule):
             if g.dtype != p.dtype:
                 raise TypeError(f"grads[{i}] has dtype {g.dtype} but params[{i}] has dtype "
                                 f"{p.dtype}; cast explicitly, refopt never casts silently")
-        self.reference._check_state(params, state)
+        self.reference._check_state(params, state, array_type=cupy.ndarray)
         return params, grads
 
     def init(self, params):
@@ -675,6 +675,45 @@ class _RecordingRule:
 
     def __getattr__(self, name):
         return getattr(self._rule, name)
+
+
+class HostFacing:
+    """A :class:`CupyRule` seen through NumPy arrays: copies to the device and back each call.
+
+    For drivers that hold host arrays (``refopt verify RULE cupy``, whose sessions copy params
+    with NumPy): ``init``/``step``/``step_with_info`` take and return NumPy arrays, the info's
+    masks included. Not for speed.
+    """
+
+    def __init__(self, rule: CupyRule) -> None:
+        self.rule = rule
+        self.name, self.hyper, self.buffers = rule.name, rule.hyper, rule.buffers
+        self.backend = rule.backend
+
+    def _state(self, state, move):
+        return state._replace(**{b: tuple(move(x) for x in getattr(state, b))
+                                 for b in self.buffers})
+
+    def init(self, params):
+        import cupy
+
+        return self._state(self.rule.init([cupy.asarray(p) for p in params]), cupy.asnumpy)
+
+    def step_with_info(self, params, grads, state, *, lr=None):
+        import cupy
+
+        p, s, info = self.rule.step_with_info(
+            [cupy.asarray(x) for x in params],
+            [None if g is None else cupy.asarray(g) for g in grads],
+            self._state(state, cupy.asarray), lr=lr)
+        tensors = [{k: cupy.asnumpy(v) if is_cupy_array(v) else v for k, v in t.items()}
+                   for t in info["tensors"]]
+        return ([cupy.asnumpy(x) for x in p], self._state(s, cupy.asnumpy),
+                {**info, "tensors": tensors})
+
+    def step(self, params, grads, state, *, lr=None):
+        p, s, _ = self.step_with_info(params, grads, state, lr=lr)
+        return p, s
 
 
 def make_rule(reference) -> CupyRule:

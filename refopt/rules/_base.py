@@ -161,7 +161,8 @@ class Rule:
         return new_params, new_state, {"skipped": False, "tensors": infos}
 
     # -- helpers --------------------------------------------------------------------------
-    def _check_state(self, params: list[np.ndarray], state) -> None:
+    def _check_state(self, params: list[np.ndarray], state, array_type: type = np.ndarray) -> None:
+        """Raise if ``state`` does not fit ``params``; ``array_type``: the backend's arrays."""
         if not isinstance(state, self.state_type):
             raise TypeError(f"state must be a {self.state_type.__name__} from {self.name}.init, "
                             f"got {type(state).__name__}")
@@ -172,7 +173,10 @@ class Rule:
                 raise ValueError(f"state.step[{i}] must be an integer >= 0, got {t!r}")
         for b in self.buffers:
             for i, (p, s) in enumerate(zip(params, getattr(state, b))):
-                if not isinstance(s, np.ndarray) or s.shape != p.shape:
+                if not isinstance(s, array_type):
+                    raise TypeError(f"state.{b}[{i}] must be a {array_type.__module__}."
+                                    f"{array_type.__name__}, got {type(s).__name__}")
+                if s.shape != p.shape:
                     raise ValueError(f"state.{b}[{i}] has shape {getattr(s, 'shape', None)} but "
                                      f"params[{i}] has shape {p.shape}")
                 if s.dtype != p.dtype:

@@ -390,6 +390,10 @@ class RulePort:
             from ..registry import get_rule
 
             rule = get_rule(case.rule, backend=self.backend, **{**kwargs, **self.options})
+            if self.backend == "cupy":  # the session holds NumPy arrays: copy both ways
+                from ..kernels.cupy_backend import HostFacing
+
+                rule = HostFacing(rule)
         elif self.fixed:
             rule = self.target
         else:
