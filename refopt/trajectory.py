@@ -68,7 +68,8 @@ def trajectory(name: str, params: Sequence[np.ndarray],
     name : str
         A rule name of :func:`refopt.get_rule` (``"adamx"``, ``"adams"``, ``"alphaadam"``, ...).
     params : list of ndarray
-        Initial values, one array per tensor (float32 or float64); never mutated.
+        Initial values, one array per tensor (float32 or float64; complex64/complex128 as
+        (real, imag) pairs); never mutated.
     grads : list of ndarray, or callable
         Either an explicit stream, one array per tensor shaped (T, *shape), or a function
         ``grad_fn(params, t) -> list of arrays`` called with the current params before step t

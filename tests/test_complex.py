@@ -149,3 +149,27 @@ def test_complex_dtype_errors_name_the_tensor():
     if hasattr(np, "clongdouble") and np.dtype(np.clongdouble) != np.dtype(np.complex128):
         with pytest.raises(TypeError, match=r"complex64/complex128"):
             rule.init([np.ones(2, dtype=np.clongdouble)])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_zero_d_complex_keeps_its_shape_in_the_pairs(backend):
+    if backend == "numba":
+        pytest.importorskip("numba", reason="numba is an optional backend")
+    rule = refopt.get_rule("alphaadam", backend=backend)
+    z, s = rule.step([np.array(1 + 1j)], [np.array(1 - 1j)], rule.init([np.array(1 + 1j)]))
+    _, _, info = rule.step_with_info(z, [np.array(1 + 1j)], s)
+    real = refopt.get_rule("alphaadam")
+    x, sx = real.step([np.array([1.0, 1.0])], [np.array([1.0, -1.0])],
+                      real.init([np.array([1.0, 1.0])]))
+    _, _, info_x = real.step_with_info(x, [np.array([1.0, 1.0])], sx)
+    assert info["tensors"][0]["mask"].shape == (2,) == info_x["tensors"][0]["mask"].shape
+    assert np.array_equal(info["tensors"][0]["mask"], info_x["tensors"][0]["mask"])
+    assert z[0].shape == () and z[0].dtype == np.complex128
+
+
+def test_in_place_refuses_numpy_scalars_it_could_not_update():
+    pytest.importorskip("numba", reason="numba is an optional backend")
+    rule = refopt.get_rule("adams", backend="numba")
+    for x, g in ((np.complex128(1 + 1j), np.complex128(0.5)), (np.float64(1.0), np.float64(0.5))):
+        with pytest.raises(TypeError, match=r"params\[0\] is a NumPy scalar .* in place"):
+            rule.step_([x], [g], rule.init([np.asarray(x)]))

@@ -495,3 +495,29 @@ def test_bench_quick_writes_valid_json(tmp_path):
         assert r["time_s"]["min"] <= r["time_s"]["median"] <= r["time_s"]["max"]
     assert data["rooflines"][0]["numba_copy_28B"]["median"] > 0
     assert data["gpu"]["measured"] is False and data["gpu"]["reason"]
+
+
+def test_fastmath_build_is_not_cached_and_keeps_the_nonfinite_check(tmp_path):
+    """REFOPT_NUMBA_FASTMATH=1: numba's cache keys on no flag, so such a build must not be
+    cached (it would load or leave bitwise-breaking kernels); NaN must still be refused."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, refopt\n"
+        "from refopt.kernels import numba_backend as nb\n"
+        "assert nb._JIT['cache'] is False and nb._JIT_SERIAL['cache'] is False\n"
+        "r = refopt.get_rule('adams', backend='numba')\n"
+        "assert r.counts_nonfinite is False\n"
+        "p = [np.ones(7)]\n"
+        "try:\n"
+        "    r.step(p, [np.array([1, 2, np.nan, 4, 5, 6, 7.0])], r.init(p))\n"
+        "except FloatingPointError as exc:\n"
+        "    print('refused:', exc)\n")
+    env = {**os.environ, "REFOPT_NUMBA_FASTMATH": "1", "NUMBA_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "refused: grads[0] contains NaN" in out.stdout
+    assert not any(tmp_path.rglob("*.nbi")), "a fastmath build wrote numba cache files"

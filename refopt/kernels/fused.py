@@ -192,6 +192,12 @@ class FusedRule:
     def _run(self, params, grads, state, lr, *, inplace: bool, want_info: bool):
         from .. import _validation as V
 
+        if inplace and isinstance(params, (list, tuple)):
+            for i, p in enumerate(params):
+                if isinstance(p, np.generic):  # validation would make a fresh 0-d array of it
+                    raise TypeError(f"params[{i}] is a NumPy scalar ({type(p).__name__}), which "
+                                    f"cannot be updated in place; pass a 0-d array "
+                                    f"(np.asarray(x)) or use step()")
         params, grads = self._validate(params, grads, state)
         lr = self.hyper["lr"] if lr is None else V.finite_nonneg("lr", lr)
         if inplace:

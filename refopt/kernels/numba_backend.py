@@ -43,8 +43,10 @@ from .fused import FusedRule, HostArrays
 from .recycle import Recycler
 
 _FASTMATH = os.environ.get("REFOPT_NUMBA_FASTMATH", "") == "1"
-_JIT = dict(parallel=True, fastmath=_FASTMATH, error_model="numpy", cache=True)
-_JIT_SERIAL = dict(fastmath=_FASTMATH, error_model="numpy", cache=True)
+# numba's on-disk cache keys neither on fastmath nor on other flags: a fastmath build would load
+# (and leave behind) kernels of the other kind, so it is never cached.
+_JIT = dict(parallel=True, fastmath=_FASTMATH, error_model="numpy", cache=not _FASTMATH)
+_JIT_SERIAL = dict(fastmath=_FASTMATH, error_model="numpy", cache=not _FASTMATH)
 
 #: Block length of the deterministic float64 sums of AlphaAdam's ``norm`` rule.
 NORM_BLOCK = 4096

@@ -3,8 +3,8 @@ r"""Reuse of the large host arrays an out-of-place step returned earlier, once n
 Why: a NumPy array fresh from the allocator costs its page faults. Arrays above glibc's mmap
 threshold (32 MiB at most) are mapped anew by every ``np.empty`` and the kernel zeroes each page on
 first touch, whatever the step then writes into it. At 10^7 float32 elements AdamX's ``step``
-returns three 40 MB arrays and those faults took about 4 of its 10 ms (measured: the same kernel into
-preallocated arrays takes 6 ms; ``refopt bench`` reports both, as ``step`` and
+returns three 40 MB arrays and those faults took about 4 of its 10 ms (measured: the same kernel
+into preallocated arrays takes 6 ms; ``refopt bench`` reports both, as ``step`` and
 ``step_fresh``). A training loop ``params, state = rule.step(params, grads, state)`` drops the
 arrays of step t - 1 as soon as step t has returned, so their memory can back step t + 1's
 results: that is what CuPy's memory pool and PyTorch's caching allocator do for device memory.
@@ -15,10 +15,10 @@ array known to be unshared (calibrated at import on the running interpreter). An
 keeps the array alive (a variable, a list, a state tuple, a view, whose ``base`` refers to it, a
 ``memoryview`` or other buffer export, ``torch.from_numpy``, ``np.ctypeslib.as_ctypes``: tested)
 raises the count; a weak reference, which does not, is checked apart; either way the array is
-then forgotten rather than reused. A bare address (``a.ctypes.data``, an int) keeps nothing alive, here as with
-any freed array. A recycled array is fully overwritten by the kernel before it is returned,
-exactly as the garbage of ``np.empty`` would be: results are bitwise those of fresh allocation
-(tested).
+then forgotten rather than reused. A bare address (``a.ctypes.data``, an int) keeps nothing
+alive, here as with any freed array. A recycled array is fully overwritten by the kernel before
+it is returned, exactly as the garbage of ``np.empty`` would be: results are bitwise those of
+fresh allocation (tested).
 
 Bound: the recycler holds the arrays handed out by the last two out-of-place calls and no others.
 In the loop above that is one generation more than the caller holds, the same peak as a step

@@ -31,8 +31,9 @@ def as_pairs(a, contiguous: Callable[[Any], Any]):
     """The real view of a complex array (shape + (2,)); other arrays and None as they are."""
     if a is None or np.dtype(a.dtype) not in PART_DTYPES:
         return a
+    shape = a.shape  # (np.ascontiguousarray makes a 0-d array 1-d: keep the caller's shape)
     a = contiguous(a)
-    return a.view(PART_DTYPES[np.dtype(a.dtype)]).reshape(a.shape + (2,))
+    return a.view(PART_DTYPES[np.dtype(a.dtype)]).reshape(shape + (2,))
 
 
 def from_pairs(real, like):
