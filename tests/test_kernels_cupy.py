@@ -510,6 +510,9 @@ class _FakeDeviceArray:
     def copy(self):
         return _FakeDeviceArray(self._a.copy())
 
+    def view(self, dtype):
+        return _FakeDeviceArray(self._a.view(dtype))
+
     def get(self):
         return self._a.copy()
 
@@ -830,6 +833,45 @@ def test_cupy_glue_on_host_mixed_dtypes_none_grads_and_a_large_tensor(fake_cupy,
             if "mask" in a:
                 assert np.array_equal(a["mask"], fake_cupy.asnumpy(b["mask"]))
                 assert a["kept"] == b["kept"]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["adamx", "adams", "alphaadam", "sgdm"])
+def test_cupy_complex_pairs(name):
+    _check_complex(_cupy_or_skip(), name)
+
+
+@pytest.mark.parametrize("name", ["adamx", "adams", "alphaadam", "sgdm"])
+def test_cupy_glue_on_host_complex_pairs(fake_cupy, name):
+    _check_complex(fake_cupy, name)
+
+
+def _check_complex(cupy, name):
+    """Complex tensors as (real, imag) pairs on the device: bitwise the NumPy reference's."""
+    rng = np.random.default_rng(13)
+    shapes, dtypes = [(3, 4), (), (2_000,)], [np.complex128, np.complex64, np.complex64]
+    params = [(rng.standard_normal(s) + 1j * rng.standard_normal(s)).astype(d)
+              for s, d in zip(shapes, dtypes)]
+    ref = refopt.get_rule(name)
+    dev = refopt.get_rule(name, backend="cupy")
+    p_r, s_r = params, ref.init(params)
+    p_o = [cupy.asarray(p) for p in params]
+    s_o = dev.init(p_o)
+    p_i = [cupy.asarray(p) for p in params]
+    s_i = dev.init(p_i)
+    for t in range(4):
+        g = [(rng.standard_normal(s) + 1j * rng.standard_normal(s)).astype(d)
+             for s, d in zip(shapes, dtypes)]
+        g_d = [cupy.asarray(x) for x in g]
+        p_r, s_r = ref.step(p_r, g, s_r)
+        p_o, s_o = dev.step(p_o, g_d, s_o)
+        s_i = dev.step_(p_i, g_d, s_i)
+    for x, y, z in zip(p_r, p_o, p_i):
+        assert x.dtype == cupy.asnumpy(y).dtype
+        assert x.tobytes() == cupy.asnumpy(y).tobytes() == cupy.asnumpy(z).tobytes()
+    for b in ref.buffers:
+        for x, y, z in zip(getattr(s_r, b), getattr(s_o, b), getattr(s_i, b)):
+            assert x.tobytes() == cupy.asnumpy(y).tobytes() == cupy.asnumpy(z).tobytes()
 
 
 @pytest.mark.gpu

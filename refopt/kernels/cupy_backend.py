@@ -563,10 +563,9 @@ class CupyRule(FusedRule):
             if not isinstance(p, cupy.ndarray):
                 raise TypeError(f"params[{i}] must be a cupy.ndarray for backend='cupy', got "
                                 f"{type(p).__name__}")
-            if p.dtype not in (np.float32, np.float64):
-                # (complex pairs run on the numpy and numba backends; not yet run on a GPU here)
+            if p.dtype not in (np.float32, np.float64, np.complex64, np.complex128):
                 raise TypeError(f"params[{i}] has dtype {p.dtype}; supported dtypes are float32 "
-                                f"and float64 (complex parameters: backend numpy or numba)")
+                                f"and float64, and complex64/complex128 (as (real, imag) pairs)")
         if is_cupy_array(grads) or isinstance(grads, np.ndarray):
             raise TypeError("grads must be a list of arrays (one per tensor), got a single array")
         grads = list(grads)
