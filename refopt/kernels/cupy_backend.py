@@ -26,7 +26,8 @@ measured on a GPU** yet; ``tests/test_kernels_cupy.py`` checks it where a device
 machine with a C++ compiler runs the same device source compiled for the host against the
 reference, and where the CUDA toolkit's ``nvcc`` is installed compiles every kernel with these
 options and checks that the PTX is IEEE operation by operation (no FMA, ``.rn`` on every add,
-sub and mul, ``div.rn``/``sqrt.rn``, no flush-to-zero).
+sub and mul, ``div.rn``/``sqrt.rn``, no flush-to-zero). This module's own Python runs there too,
+against a stand-in ``cupy`` whose kernels are the host build of the same source.
 
 CuPy is imported lazily (``import refopt`` never touches CUDA); :func:`cupy_unavailable_reason`
 says why the backend cannot run here.
