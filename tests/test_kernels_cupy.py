@@ -513,6 +513,9 @@ class _FakeDeviceArray:
     def view(self, dtype):
         return _FakeDeviceArray(self._a.view(dtype))
 
+    def __setitem__(self, key, value):
+        self._a[key] = _host(value)
+
     def get(self):
         return self._a.copy()
 
@@ -653,17 +656,46 @@ def _fake_cupy_module(lib):
     cupy.uint64 = np.uint64
     cupy.ElementwiseKernel = lambda *a, **k: _FakeElementwiseKernel(lib, *a, **k)
     cupy.RawKernel = lambda *a, **k: _FakeRawKernel(lib, *a, **k)
-    cupy.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))
-    cupy.__fake__ = True
+    cupy.empty_like = lambda a: wrap(np.full_like(a._a, np.nan))
+    cupy.float32 = np.float32
+    cupy.__version__ = "fake (host)"
+    cupy.cuda = types.SimpleNamespace(
+        Device=lambda: types.SimpleNamespace(id=0),
+        runtime=types.SimpleNamespace(
+            getDeviceCount=lambda: 1, runtimeGetVersion=lambda: 0, driverGetVersion=lambda: 0,
+            getDeviceProperties=lambda i: {"name": b"fake cupy on the host",
+                                           "totalGlobalMem": 0}))
     return cupy
+
+
+def _fake_cupyx_profiler():
+    import time
+    import types
+
+    def benchmark(fn, args=(), n_warmup=1, n_repeat=1):
+        for _ in range(n_warmup):
+            fn(*args)
+        times = []
+        for _ in range(n_repeat):
+            t0 = time.perf_counter()
+            fn(*args)
+            times.append(time.perf_counter() - t0)
+        return types.SimpleNamespace(gpu_times=np.asarray([times]))
+
+    return types.SimpleNamespace(benchmark=benchmark)
 
 
 @pytest.fixture
 def fake_cupy(host_lib, monkeypatch):
     import sys
+    import types
 
     cupy = _fake_cupy_module(host_lib)
+    cupyx = types.ModuleType("cupyx")
+    cupyx.profiler = _fake_cupyx_profiler()
     monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.setitem(sys.modules, "cupyx", cupyx)
+    monkeypatch.setitem(sys.modules, "cupyx.profiler", cupyx.profiler)
     return cupy
 
 
@@ -729,6 +761,14 @@ def _check_matches_reference(cupy, cfg, dtype):
 @pytest.mark.gpu
 def test_cupy_bench_quick_writes_gpu_json(tmp_path):
     _cupy_or_skip()
+    _check_bench_quick(tmp_path)
+
+
+def test_cupy_glue_on_host_bench_quick_writes_gpu_json(fake_cupy, tmp_path):
+    _check_bench_quick(tmp_path)
+
+
+def _check_bench_quick(tmp_path):
     import json
 
     from refopt.cli import main
@@ -737,6 +777,11 @@ def test_cupy_bench_quick_writes_gpu_json(tmp_path):
     data = json.loads((tmp_path / "bench_gpu.json").read_text())
     assert data["gpu"]["measured"] and data["gpu"]["device"]
     assert {r["rule"] for r in data["results"] if r["backend"] == "cupy"} == {"adamx"}
+    assert (tmp_path / "bench_gpu.png").stat().st_size > 0
+    for r in data["results"]:
+        assert r["time_s"]["median"] > 0 and r["GBps"] > 0
+        if r["backend"] == "cupy":
+            assert r["fraction_of_copy_roofline"] > 0
 
 
 def test_cupy_arrays_select_the_cupy_backend_in_trajectory():
