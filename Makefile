@@ -40,5 +40,5 @@ gpu-check:
 	@PYTHONPATH=$(CURDIR) $(PYTHON) -m pytest -p no:cacheprovider -rs -q \
 		tests/test_kernels_cupy.py > $(GPU_OUT)/gpu_tests.log 2>&1; status=$$?; \
 		cat $(GPU_OUT)/gpu_tests.log; exit $$status
-	PYTHONPATH=$(CURDIR) PYTHONUNBUFFERED=1 $(PYTHON) -m refopt bench --backends cupy \
+	PYTHONPATH=$(CURDIR) PYTHONUNBUFFERED=1 $(PYTHON) -m refopt.kernels.bench --backends cupy \
 		--out $(GPU_OUT)

@@ -205,9 +205,9 @@ def test_fast_build_differs_where_the_conformance_build_says_it_does(nvcc_ptx):
 def test_gpu_only_bench_without_a_device_says_so_and_writes_nothing(tmp_path, capsys):
     if CB.cupy_unavailable_reason() is None:
         pytest.skip("a GPU is usable here: the GPU bench test covers this")
-    from refopt.cli import main
+    from refopt.kernels.bench import main  # (as make gpu-check runs it: no refopt.proofs needed)
 
-    assert main(["bench", "--backends", "cupy", "--sizes", "1e8", "--out", str(tmp_path)]) == 0
+    assert main(["--backends", "cupy", "--sizes", "1e8", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "no CPU backend requested" in out and "GPU figures not measured" in out
     assert list(tmp_path.iterdir()) == []
@@ -771,9 +771,9 @@ def test_cupy_glue_on_host_bench_quick_writes_gpu_json(fake_cupy, tmp_path):
 def _check_bench_quick(tmp_path):
     import json
 
-    from refopt.cli import main
+    from refopt.kernels.bench import main  # (as make gpu-check runs it: no refopt.proofs needed)
 
-    assert main(["bench", "--quick", "--backends", "cupy", "--out", str(tmp_path)]) == 0
+    assert main(["--quick", "--backends", "cupy", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "bench_gpu.json").read_text())
     assert data["gpu"]["measured"] and data["gpu"]["device"]
     assert {r["rule"] for r in data["results"] if r["backend"] == "cupy"} == {"adamx"}

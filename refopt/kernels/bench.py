@@ -688,3 +688,20 @@ def markdown_summary(report: dict, n: int = TARGET_SIZE) -> str:
             + (f"{best[0] * 1e3:.2f} ms ({best[1]}) | "
                f"{inplace.get('speed_vs_torch_best', float('nan')):.2f} |" if best else "- | - |"))
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m refopt.kernels.bench ...``: ``refopt bench`` without the other commands.
+
+    For a source checkout run in place (``PYTHONPATH=.``, as ``make gpu-check`` does on a GPU
+    machine that cannot install anything), where ``refopt.proofs``, which the full command line
+    registers, exists only once refopt is installed.
+    """
+    parser = argparse.ArgumentParser(prog="python -m refopt.kernels.bench")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
