@@ -698,7 +698,9 @@ def main(argv: list[str] | None = None) -> int:
     registers, exists only once refopt is installed.
     """
     parser = argparse.ArgumentParser(prog="python -m refopt.kernels.bench")
-    register(parser.add_subparsers(dest="command", required=True))
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    sub.choices["bench"].prog = parser.prog
     args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
     return args.func(args)
 
