@@ -133,9 +133,10 @@ def _all_cuda_kernels(dtype):
         src, kname = CB.multi_tensor_source(name, dtype)
         parts.append(src[len(CB.DEVICE_SOURCE):])
         names.append(kname)
-    src, kname = CB.count_source(dtype)
-    parts.append(src[len(CB.DEVICE_SOURCE):])
-    names.append(kname)
+    for source in (CB.count_source, CB.nonfinite_source):
+        src, kname = source(dtype)
+        parts.append(src[len(CB.DEVICE_SOURCE):])
+        names.append(kname)
     parts.append(_elementwise_as_cuda("ew_norm_u", CB.NORM_PARAMS, dtype))
     names.append("ew_norm_u")
     return "\n".join(parts), names
@@ -179,7 +180,8 @@ def test_conformance_build_is_ieee_operation_by_operation(nvcc_ptx, dtype):
     entries = nvcc_ptx(dtype, CB._options())
     for kname, body in entries.items():
         ops = [(m.group(1), m.group(2)) for m in _FLOAT_OP.finditer(body)]
-        assert ops or kname.startswith("refopt_multi_count"), f"{kname}: no float arithmetic?"
+        assert ops or kname.startswith(("refopt_multi_count", "refopt_multi_nonfinite")), \
+            f"{kname}: no float arithmetic?"
         for op, mods in ops:
             assert op != "fma", f"{kname}: an FMA in the conformance build"
             assert ".ftz" not in mods, f"{kname}: {op}{mods} flushes subnormals to zero"
@@ -191,8 +193,9 @@ def test_conformance_build_is_ieee_operation_by_operation(nvcc_ptx, dtype):
         assert not re.search(r"\.(f16|bf16|f16x2|bf16x2|f32x2)\b", body), kname
         assert not re.search(r"\b(ex2|lg2|sin|cos|tanh)\.", body), kname
     # The count is exact: per-block and global integer atomics, no float sums.
-    count = entries[f"refopt_multi_count_{dtype}"]
-    assert "atom.shared.add.u64" in count and "atom.global.add.u64" in count
+    for kind in ("count", "nonfinite"):
+        count = entries[f"refopt_multi_{kind}_{dtype}"]
+        assert "atom.shared.add.u64" in count and "atom.global.add.u64" in count
 
 
 def test_fast_build_differs_where_the_conformance_build_says_it_does(nvcc_ptx):
@@ -600,8 +603,22 @@ class _FakeRawKernel:
         assert tuple(options) == CB._options()
         self.lib, self.name, self.source = lib, name, source
 
+    launches: list = []  # (kernel name, blocks), for the tests
+
     def __call__(self, grid, block, args):
+        _FakeRawKernel.launches.append((self.name, grid[0]))
         args = [_host(a) for a in args]
+        if self.name.startswith("refopt_multi_nonfinite_"):
+            # The kernel's layout (see CB.nonfinite_source): g per tensor, a count per tensor.
+            ptrs, sizes, ct, cs, chunk, counts = args
+            ctype = _CT[self.name.rsplit("_", 1)[1]]
+            for blk in range(grid[0]):
+                k, start = int(ct[blk]), int(cs[blk])
+                end = min(start + int(chunk), int(sizes[k]))
+                g = np.ctypeslib.as_array((ctype * (end - start)).from_address(
+                    int(ptrs[k]) + start * ctypes.sizeof(ctype)))
+                counts[k] += np.uint64(np.count_nonzero(~np.isfinite(g)))
+            return
         if self.name.startswith("refopt_multi_count_"):
             # The kernel's layout (see CB.count_source): m, g per tensor; ts = b1, omb1, zero;
             # is = mask_mode, strict; one block per chunk, counts added per tensor.
@@ -917,6 +934,34 @@ def _check_complex(cupy, name):
     for b in ref.buffers:
         for x, y, z in zip(getattr(s_r, b), getattr(s_o, b), getattr(s_i, b)):
             assert x.tobytes() == cupy.asnumpy(y).tobytes() == cupy.asnumpy(z).tobytes()
+
+
+@pytest.mark.parametrize("bad", [3, 4, 0])
+@pytest.mark.parametrize("inplace", [False, True])
+def test_cupy_glue_on_host_nonfinite_prepass_is_one_launch_per_dtype(fake_cupy, inplace, bad):
+    dtypes = [np.float32, np.float64, np.float32, np.float64, np.float32]
+    shapes = [(5,), (7,), (), (40_000,), (3, 2)]
+    params = [fake_cupy.asarray(np.ones(s, dtype=d)) for s, d in zip(shapes, dtypes)]
+    grads = [np.full(s, 0.5, dtype=d) for s, d in zip(shapes, dtypes)]
+    grads[bad].reshape(-1)[-1] = np.inf  # (for tensor 3: the last element of its second chunk)
+    g_d = [fake_cupy.asarray(g) for g in grads]
+    g_d[1] = None
+    for policy in ("raise", "skip"):
+        rule = refopt.get_rule("adams", backend="cupy", nonfinite=policy)
+        state = rule.init(params)
+        _FakeRawKernel.launches.clear()
+        if policy == "raise":
+            with pytest.raises(FloatingPointError, match=rf"grads\[{bad}\] contains NaN or inf"):
+                rule.step_(params, g_d, state) if inplace else rule.step(params, g_d, state)
+        else:
+            out = rule.step_with_info_(params, g_d, state) if inplace else \
+                rule.step_with_info(params, g_d, state)
+            assert out[-1]["skipped"]
+        prepass = [n for n, _ in _FakeRawKernel.launches if "nonfinite" in n]
+        assert sorted(prepass) == ["refopt_multi_nonfinite_float32",
+                                   "refopt_multi_nonfinite_float64"]
+        assert all(fake_cupy.asnumpy(p).tobytes() == np.ones(s, d).tobytes()
+                   for p, s, d in zip(params, shapes, dtypes))
 
 
 @pytest.mark.gpu

@@ -377,6 +377,37 @@ extern "C" __global__ void {kname}(const unsigned long long* ptrs, const long lo
     return src, kname
 
 
+def nonfinite_source(dtype: str) -> tuple[str, str]:
+    """(source, kernel name) of the chunked count of non-finite gradient values, per tensor.
+
+    The non-finite policy's pre-pass over every tensor in one launch (and one device sync),
+    instead of two launches and a sync per tensor.
+    """
+    T = _C_TYPES[dtype]
+    kname = f"refopt_multi_nonfinite_{dtype}"
+    src = f"""{DEVICE_SOURCE}
+extern "C" __global__ void {kname}(const unsigned long long* ptrs, const long long* sizes,
+        const int* chunk_tensor, const long long* chunk_start, long long chunk,
+        unsigned long long* counts) {{
+    __shared__ unsigned long long block_count;
+    int k = chunk_tensor[blockIdx.x];
+    long long start = chunk_start[blockIdx.x];
+    long long end = start + chunk < sizes[k] ? start + chunk : sizes[k];
+    const {T}* g = (const {T}*)ptrs[k];
+    if (threadIdx.x == 0) block_count = 0;
+    __syncthreads();
+    unsigned long long local = 0;
+    for (long long i = start + threadIdx.x; i < end; i += blockDim.x) {{
+        local += isfinite(g[i]) ? 0 : 1;
+    }}
+    atomicAdd(&block_count, local);
+    __syncthreads();
+    if (threadIdx.x == 0) atomicAdd(&counts[k], block_count);
+}}
+"""
+    return src, kname
+
+
 def chunk_table(sizes: list[int], chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:
     """Per block: which tensor and where its chunk starts (empty tensors get no block)."""
     tensor, start = [], []
@@ -422,6 +453,7 @@ class _CupyKernels:
             import cupy
 
             src, kname = (count_source(dtype) if kind == "count"
+                          else nonfinite_source(dtype) if kind == "nonfinite"
                           else multi_tensor_source(kind, dtype))
             self._raw[key] = cupy.RawKernel(src, kname, options=_options())
         return self._raw[key]
@@ -446,6 +478,21 @@ class _CupyKernels:
         import cupy
 
         return int(g.size) - int(cupy.count_nonzero(cupy.isfinite(g)))
+
+    def count_nonfinite_many(self, grads) -> np.ndarray:
+        """Non-finite values per flat gradient (same dtype), in one launch: a host int64 array."""
+        import cupy
+
+        sizes = [int(g.size) for g in grads]
+        tensor, start = chunk_table(sizes)
+        counts = cupy.zeros(len(grads), dtype=cupy.uint64)
+        if tensor.size:
+            ptrs = np.asarray([g.data.ptr for g in grads], dtype=np.uint64)
+            self.raw("nonfinite", grads[0].dtype.name)(
+                (tensor.size,), (THREADS,),
+                (cupy.asarray(ptrs), cupy.asarray(np.asarray(sizes, np.int64)),
+                 cupy.asarray(tensor), cupy.asarray(start), np.int64(CHUNK), counts))
+        return cupy.asnumpy(counts).astype(np.int64)
 
     def adamx(self, ins, outs, *s):
         self._update("adamx", ins, outs, s)
@@ -623,6 +670,18 @@ class CupyRule(FusedRule):
 
     def _no_mask(self):
         return None
+
+    def _nonfinite_tensors(self, grads) -> list[int]:
+        """The pre-pass over every gradient: one count launch per dtype, one sync each."""
+        bad: list[int] = []
+        by_dtype: dict[Any, list[int]] = {}
+        for i, g in enumerate(grads):
+            if g is not None:
+                by_dtype.setdefault(g.dtype, []).append(i)
+        for idx in by_dtype.values():
+            counts = self.K.count_nonfinite_many([self._flat(grads[i]) for i in idx])
+            bad += [i for i, c in zip(idx, counts) if c > 0]
+        return sorted(bad)
 
     def _batched(self, params, grads, state, lr, scalars_for) -> set[int]:
         """The multi-tensor in-place step of the small tensors; returns the indices it did."""

@@ -214,8 +214,7 @@ class FusedRule:
         # verdict comes after the pass and the read-only pass over g is saved.
         check_after = policy != "propagate" and not inplace and self.counts_nonfinite
         if policy != "propagate" and not check_after:
-            bad = [i for i, g in enumerate(grads)
-                   if g is not None and self.K.count_nonfinite(self._flat(g)) > 0]
+            bad = self._nonfinite_tensors(grads)
             if bad:
                 return self._bad_step(bad, params, state)
 
@@ -277,6 +276,11 @@ class FusedRule:
         new_state = self.state_type(step=tuple(steps),
                                     **{b: tuple(v) for b, v in new_bufs.items()})
         return new_params, new_state, {"skipped": False, "tensors": infos}
+
+    def _nonfinite_tensors(self, grads) -> list[int]:
+        """Indices of the gradients holding NaN or inf (a read-only pass over each)."""
+        return [i for i, g in enumerate(grads)
+                if g is not None and self.K.count_nonfinite(self._flat(g)) > 0]
 
     def _bad_step(self, bad: list[int], params, state):
         """A step with non-finite gradients in tensors ``bad``: raise, or skip it whole."""
