@@ -74,8 +74,11 @@ def test_multi_tensor_sources_are_generated(dtype):
 
 
 def test_chunk_table_covers_every_element_once():
-    sizes = [0, 1, CB.CHUNK, CB.CHUNK + 1, 3 * CB.CHUNK - 7]
+    sizes = [0, 1, CB.CHUNK, CB.CHUNK + 1, 0, 3 * CB.CHUNK - 7, 5]
     tensor, start = CB.chunk_table(sizes)
+    assert tensor.dtype == np.int32 and start.dtype == np.int64
+    assert np.all(np.diff(tensor) >= 0)  # blocks in tensor order, starts ascending within
+    assert CB.chunk_table([])[0].size == 0 and CB.chunk_table([0, 0])[0].size == 0
     for k, n in enumerate(sizes):
         starts = start[tensor == k]
         covered = np.zeros(n, dtype=int)
@@ -481,7 +484,9 @@ def test_device_source_on_host_matches_reference(host_lib, cfg, dtype):
 # (``_CupyKernels``: kernel construction, argument order of every ElementwiseKernel call, the
 # packing of pointer tables and per-tensor scalars for the RawKernels; ``CupyRule``; HostFacing;
 # trajectory's transfers) against a stand-in ``cupy`` module whose arrays live in host memory and
-# whose kernels run the host build of the same CUDA source. Like CuPy, its arrays refuse implicit
+# whose update kernels run the host build of the same CUDA source (the two count RawKernels, which
+# need barriers, are emulated in Python from their documented layout: their CUDA bodies are only
+# compiled, by layer 1b). Like CuPy, its arrays refuse implicit
 # conversion to NumPy, and its kernels refuse scalars of the wrong type, so code that would fail
 # on a device fails here. The GPU tests below run unchanged against it.
 
@@ -943,7 +948,7 @@ def test_cupy_glue_on_host_nonfinite_prepass_is_one_launch_per_dtype(fake_cupy, 
     shapes = [(5,), (7,), (), (40_000,), (3, 2)]
     params = [fake_cupy.asarray(np.ones(s, dtype=d)) for s, d in zip(shapes, dtypes)]
     grads = [np.full(s, 0.5, dtype=d) for s, d in zip(shapes, dtypes)]
-    grads[bad].reshape(-1)[-1] = np.inf  # (for tensor 3: the last element of its second chunk)
+    grads[bad].reshape(-1)[-1] = np.inf  # (for tensor 3: the last element of its third chunk)
     g_d = [fake_cupy.asarray(g) for g in grads]
     g_d[1] = None
     for policy in ("raise", "skip"):

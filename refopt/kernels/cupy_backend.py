@@ -27,7 +27,8 @@ machine with a C++ compiler runs the same device source compiled for the host ag
 reference, and where the CUDA toolkit's ``nvcc`` is installed compiles every kernel with these
 options and checks that the PTX is IEEE operation by operation (no FMA, ``.rn`` on every add,
 sub and mul, ``div.rn``/``sqrt.rn``, no flush-to-zero). This module's own Python runs there too,
-against a stand-in ``cupy`` whose kernels are the host build of the same source.
+against a stand-in ``cupy`` whose update kernels are the host build of the same source (its two
+count RawKernels are emulated from their layout: compiled by nvcc, never run).
 
 CuPy is imported lazily (``import refopt`` never touches CUDA); :func:`cupy_unavailable_reason`
 says why the backend cannot run here.
@@ -409,13 +410,17 @@ extern "C" __global__ void {kname}(const unsigned long long* ptrs, const long lo
 
 
 def chunk_table(sizes: list[int], chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:
-    """Per block: which tensor and where its chunk starts (empty tensors get no block)."""
-    tensor, start = [], []
-    for k, n in enumerate(sizes):
-        for s in range(0, n, chunk):
-            tensor.append(k)
-            start.append(s)
-    return np.asarray(tensor, dtype=np.int32), np.asarray(start, dtype=np.int64)
+    """Per block: which tensor and where its chunk starts (empty tensors get no block).
+
+    Vectorised: the pre-pass builds it over every gradient each step, 10**9-element tensors
+    included (a Python loop took 4.8 ms there).
+    """
+    sizes = np.asarray(sizes, dtype=np.int64).reshape(-1)
+    blocks = (sizes + (chunk - 1)) // chunk
+    tensor = np.repeat(np.arange(sizes.size, dtype=np.int32), blocks)
+    first = np.repeat(np.cumsum(blocks) - blocks, blocks)  # each tensor's first block
+    start = (np.arange(tensor.size, dtype=np.int64) - first) * chunk
+    return tensor, start
 
 
 def split_scalars(name: str, scalars: tuple, dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -473,11 +478,6 @@ class _CupyKernels:
             self._ew(name, True, mask_o is not None)(ins[1], *args, ins[0], *ins[2:], *extra)
         else:
             self._ew(name, False, mask_o is not None)(*ins, *args, *outs, *extra)
-
-    def count_nonfinite(self, g) -> int:
-        import cupy
-
-        return int(g.size) - int(cupy.count_nonzero(cupy.isfinite(g)))
 
     def count_nonfinite_many(self, grads) -> np.ndarray:
         """Non-finite values per flat gradient (same dtype), in one launch: a host int64 array."""
