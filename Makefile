@@ -28,9 +28,9 @@ test: install
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: the suite is misconfigured" >&2; exit 1; fi; \
 	exit $$status
 
-# On a CUDA machine whose python3 already has numpy, CuPy and torch (the lent GPU machines reach
-# no package index, so nothing is installed): the CuPy tests (GPU, host C++ and nvcc layers), then
-# the GPU benchmark, into GPU_OUT.
+# On a CUDA machine whose python3 already has numpy, CuPy, pytest, matplotlib and mpmath (torch
+# optional; the lent GPU machines reach no package index, so nothing is installed): the CuPy tests
+# (GPU, host C++ and nvcc layers), then the GPU benchmark, into GPU_OUT.
 # Commit $(GPU_OUT)/bench_gpu.json and .png (they name the device) and gpu_tests.log.
 GPU_OUT ?= figures
 gpu-check:

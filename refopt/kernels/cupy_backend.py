@@ -381,8 +381,8 @@ extern "C" __global__ void {kname}(const unsigned long long* ptrs, const long lo
 def nonfinite_source(dtype: str) -> tuple[str, str]:
     """(source, kernel name) of the chunked count of non-finite gradient values, per tensor.
 
-    The non-finite policy's pre-pass over every tensor in one launch (and one device sync),
-    instead of two launches and a sync per tensor.
+    The non-finite policy's pre-pass over every tensor of a dtype in one launch (and one device
+    sync), instead of two launches and a sync per tensor.
     """
     T = _C_TYPES[dtype]
     kname = f"refopt_multi_nonfinite_{dtype}"
