@@ -745,6 +745,8 @@ def _last_level_cache_bytes(default: int = 32 << 20) -> int:
     root = "/sys/devices/system/cpu/cpu0/cache"
     try:
         for entry in os.listdir(root):
+            if not entry.startswith("index"):  # e.g. the plain file "uevent": no cache
+                continue
             with open(os.path.join(root, entry, "size")) as f:
                 text = f.read().strip().upper()
             scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
