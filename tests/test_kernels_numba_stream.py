@@ -149,6 +149,32 @@ def test_stream_copy_writes_exactly_its_range(dtype):
                 assert np.array_equal(dst_base, expected), (offset, start, count)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_stream_copy_into_a_misaligned_array_copies_plainly(dtype):
+    """A destination whose elements sit off their natural alignment (a byte-offset view, which
+    ``_streamed`` never passes on: the guard behind that guard) has no 16-byte aligned element;
+    the copy must then store plainly instead of faulting on an unaligned streaming store."""
+    itemsize = np.dtype(dtype).itemsize
+    raw = np.zeros(64 * itemsize + 1, dtype=np.uint8)
+    dst = raw[1:].view(dtype)
+    assert dst.ctypes.data % itemsize and not dst.flags.aligned
+    src = np.arange(1, 65, dtype=dtype)
+    nb._stream_copy(dst, 3, src, 50)
+    assert np.array_equal(dst[3:53], src[:50]) and not dst[:3].any() and not dst[53:].any()
+
+
+def test_streaming_store_refuses_strided_arrays():
+    from numba import njit
+    from numba.core.errors import TypingError
+
+    @njit
+    def store(dst, src):
+        nb._nt_store(dst, 0, src, 0, 4)
+
+    with pytest.raises(TypingError):
+        store(np.zeros(16, np.float32)[::2], np.ones(8, np.float32))
+
+
 @pytest.mark.parametrize("policy", ["raise", "skip"])
 def test_streamed_kernels_count_nonfinite_gradients(policy, streamed_calls, monkeypatch):
     """The streamed drivers return the block kernels' counts: the step is judged after the pass,

@@ -165,7 +165,8 @@ def _nt_store(typingctx, dst, dst_start, src, src_start, count):
     written without being read first, as a plain store must (write-allocate).
     """
     if not (isinstance(dst, nbtypes.Array) and isinstance(src, nbtypes.Array)
-            and dst.dtype == src.dtype and dst.ndim == src.ndim == 1):
+            and dst.dtype == src.dtype and dst.ndim == src.ndim == 1
+            and dst.layout == src.layout == "C"):  # the stores ignore strides
         return None
     sig = nbtypes.void(dst, nbtypes.intp, src, nbtypes.intp, nbtypes.intp)
 
@@ -223,6 +224,10 @@ def _stream_copy(dst, start, src, count):
     """dst[start:start + count] = src[:count], streaming the 16-byte aligned middle."""
     itemsize = dst.itemsize
     address = dst.ctypes.data + start * itemsize
+    if address % itemsize:  # no element boundary is 16-byte aligned: copy plainly
+        for j in range(count):
+            dst[start + j] = src[j]
+        return
     head = min(count, ((-address) % _NT_BYTES) // itemsize)
     for j in range(head):
         dst[start + j] = src[j]
