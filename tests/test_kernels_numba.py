@@ -497,6 +497,32 @@ def test_bench_quick_writes_valid_json(tmp_path):
     assert data["gpu"]["measured"] is False and data["gpu"]["reason"]
 
 
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 8])
+def test_balanced_orders_put_every_call_after_every_other_equally_often(k):
+    from collections import Counter
+
+    from refopt.kernels.bench import balanced_orders
+
+    orders = balanced_orders(k)
+    assert all(sorted(order) == list(range(k)) for order in orders)
+    follows = Counter(pair for order in orders for pair in zip(order, order[1:]))
+    expected = 1 if k % 2 == 0 else 2
+    assert follows == Counter({(i, j): expected for i in range(k) for j in range(k) if i != j})
+
+
+def test_interleaved_timing_uses_the_balanced_orders_and_honours_caps():
+    from refopt.kernels.bench import balanced_orders, interleaved
+
+    order = []
+    calls = {k: ((lambda k=k: order.append(k)), cap) for k, cap in
+             (("a", 10**9), ("b", 10**9), ("c", 10**9), ("d", 2))}
+    stats = interleaved(calls, reps=8, warmup=1)
+    assert [stats[k]["repeats"] for k in "abcd"] == [8, 8, 8, 2]
+    expected = [k for r in range(8) for k in ("abcd"[i] for i in balanced_orders(4)[r % 4])
+                if k != "d" or r < 2]
+    assert order[4:] == expected  # after one warm-up call each
+
+
 def test_fastmath_build_is_not_cached_and_keeps_the_nonfinite_check(tmp_path):
     """REFOPT_NUMBA_FASTMATH=1: numba's cache keys on no flag, so such a build must not be
     cached (it would load or leave bitwise-breaking kernels); NaN must still be refused."""
