@@ -297,6 +297,40 @@ def test_diagnosis_mutants_do_not_warn_about_options_they_make_idle():
                 mistake.build(case)
 
 
+def test_sweeps_check_the_horizon_of_spec_lists_too_and_warn_about_options_once(tmp_path):
+    """run_sweep given run specs (not a sweep description) checks AdamX's horizon as expand_sweep
+    does; planning builds the rule only to read beta2, so its option warnings come from the run
+    alone (they showed twice in a one-process sweep)."""
+    import warnings
+
+    from refopt.experiments.runner import expand_sweep, run_sweep
+
+    sweep = {"rules": [{"name": "adamx", "hyper": {"lr": 0.5, "weight_decay": 4.0}}],
+             "objectives": ["rosenbrock"], "seeds": [0, 1], "steps": 200}
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        specs = expand_sweep(sweep)
+    assert [w.category for w in record] == [refopt.HorizonWarning]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        run_sweep(specs, tmp_path / "runs.jsonl", limit=0)  # plans, runs nothing
+    # One warning for the two seeds: the same (hyper, steps).
+    assert [w.category for w in record] == [refopt.HorizonWarning]
+    assert "exceeds the 200 steps" in str(record[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run_sweep([{**specs[0], "rule": "adams"}, {**specs[0], "steps": 20000}],
+                  tmp_path / "other.jsonl", limit=0)
+    # The run itself still says what it thinks of the options, once (and planning, of H).
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        run_sweep(specs[:1], tmp_path / "one.jsonl", max_workers=1)
+    assert sorted(w.category.__name__ for w in record) == ["HorizonWarning",
+                                                           "HyperparameterWarning"]
+    assert "weight_decay" in str(next(w.message for w in record
+                                      if w.category is refopt.HyperparameterWarning))
+
+
 def test_adamx_run_shorter_than_its_memory_horizon_warns():
     """Planned runs only (spec adamx.md section 5): closed loop with steps=T, and sweeps."""
     import warnings

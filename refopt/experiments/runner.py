@@ -31,6 +31,7 @@ import json
 import math
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -128,11 +129,33 @@ def expand_sweep(sweep: Mapping) -> list[dict]:
 
 def _check_horizon(hyper: Mapping, steps: int) -> None:
     """Warn (in the planning process, not in a worker) if an AdamX run is shorter than H."""
+    from .._validation import HyperparameterWarning
     from ..registry import get_rule
     from ..trajectory import warn_if_shorter_than_horizon
 
-    beta2 = get_rule("adamx", **hyper).hyper["betas"][1]
+    # The rule is built here only to read beta2: its own warnings come from the run itself,
+    # which builds it again (they showed twice in a one-process sweep).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HyperparameterWarning)
+        beta2 = get_rule("adamx", **hyper).hyper["betas"][1]
     warn_if_shorter_than_horizon(beta2, steps)
+
+
+def _check_spec_horizons(specs: Sequence[Mapping]) -> None:
+    """:func:`_check_horizon` for a list of run specs, once per distinct (hyper, steps)."""
+    seen = set()
+    for spec in specs:
+        if spec.get("task", "optimize") != "optimize" or not isinstance(spec.get("rule"), str):
+            continue
+        try:
+            if canonical_name(spec["rule"]) != "adamx":
+                continue
+            key = (canonical_json(spec.get("hyper", {})), int(spec.get("steps", 100)))
+        except (ValueError, TypeError):
+            continue  # the run itself reports a bad spec, with its key
+        if key not in seen:
+            seen.add(key)
+            _check_horizon(spec.get("hyper", {}), key[1])
 
 
 def lr_at(schedule: Any, t: int, base: float, total: int) -> float:
@@ -331,7 +354,10 @@ def run_sweep(specs: Sequence[Mapping] | Mapping, out: str | os.PathLike, *,
         Draw a progress bar (on stderr, or on the given stream).
     """
     if isinstance(specs, Mapping):
-        specs = expand_sweep(specs)
+        specs = expand_sweep(specs)  # warns about short AdamX runs as it plans them
+    else:
+        specs = list(specs)
+        _check_spec_horizons(specs)
     specs = [jsonable(dict(s)) for s in specs]
     keys = [run_key(s) for s in specs]
     if len(set(keys)) != len(keys):
