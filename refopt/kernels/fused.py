@@ -39,6 +39,7 @@ identical falls back to scalar code) and then the scalars:
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,7 @@ def cast_scalars(rule: Rule, t: int, lr: float, dtype: np.dtype) -> dict[str, An
     return {k: (kind(v) if isinstance(v, float) else v) for k, v in rule.scalars(t, lr).items()}
 
 
+@functools.lru_cache(maxsize=None)
 def round_mode_for(state_dtype: str | None, dtype: np.dtype) -> int:
     """The kernel round mode that reproduces ``round_to_bits(x, state_dtype)`` for x of ``dtype``.
 
@@ -226,28 +228,26 @@ class FusedRule:
         sc_cache: dict[tuple, dict] = {}
 
         def scalars_for(t, dtype):
-            if (t, dtype) not in sc_cache:
-                sc_cache[(t, dtype)] = cast_scalars(self.reference, t, lr, dtype)
-            return sc_cache[(t, dtype)]
+            sc = sc_cache.get((t, dtype))
+            if sc is None:
+                sc = sc_cache[(t, dtype)] = cast_scalars(self.reference, t, lr, dtype)
+                sc["zero"] = np.dtype(dtype).type(0)  # the kernels' zero, in the dtype
+            return sc
 
         done = self._batched(params, grads, state, lr, scalars_for) if inplace and not want_info \
             else set()
+        state_buffers = {b: getattr(state, b) for b in self.buffers}
+        keep_buffers = inplace  # in place the state's buffer tuples are the new state's
         for i, (p, g) in enumerate(zip(params, grads)):
             t_old = state.step[i]
-            old = {b: getattr(state, b)[i] for b in self.buffers}
-            if i in done:  # stepped in place by a multi-tensor launch
+            old = {b: buffers[i] for b, buffers in state_buffers.items()}
+            if i in done or g is None:  # stepped by a multi-tensor launch, or not at all
                 new_params.append(p)
-                steps.append(t_old + 1)
+                steps.append(t_old + 1 if i in done else t_old)
                 infos.append({})
-                for b in self.buffers:
-                    new_bufs[b].append(old[b])
-                continue
-            if g is None:
-                new_params.append(p)
-                steps.append(t_old)
-                infos.append({})
-                for b in self.buffers:
-                    new_bufs[b].append(old[b])
+                if not keep_buffers:
+                    for b in self.buffers:
+                        new_bufs[b].append(old[b])
                 continue
             t = t_old + 1
             if inplace:
@@ -265,8 +265,9 @@ class FusedRule:
             new_params.append(p_out)
             steps.append(t)
             infos.append(info)
-            for b in self.buffers:
-                new_bufs[b].append(out[b])
+            if not keep_buffers:
+                for b in self.buffers:
+                    new_bufs[b].append(out[b])
         if bad_after:
             # Drop the computed outputs first: a caught exception's traceback keeps this frame.
             new_params.clear()
@@ -274,8 +275,11 @@ class FusedRule:
             infos.clear()
             p_out = out = info = None  # noqa: F841
             return self._bad_step(bad_after, params, state)
-        new_state = self.state_type(step=tuple(steps),
-                                    **{b: tuple(v) for b, v in new_bufs.items()})
+        if keep_buffers:
+            new_state = self.state_type(step=tuple(steps), **state_buffers)
+        else:
+            new_state = self.state_type(step=tuple(steps),
+                                        **{b: tuple(v) for b, v in new_bufs.items()})
         return new_params, new_state, {"skipped": False, "tensors": infos}
 
     def _nonfinite_tensors(self, grads) -> list[int]:
@@ -295,15 +299,14 @@ class FusedRule:
         for i, (p, g) in enumerate(zip(params, grads)):
             if g is None:
                 continue
-            arrays = [("params", p)] + [(f"state.{b}", getattr(state, b)[i]) for b in self.buffers]
-            for label, a in arrays:
+            # (dtypes and shapes were checked by ``_validate``.)
+            for label, a in [("params", p)] + [(f"state.{b}", getattr(state, b)[i])
+                                               for b in self.buffers]:
+                flags = a.flags
                 # (CuPy's flags have no ``writeable``: device arrays always are.)
-                if not (a.flags.c_contiguous and getattr(a.flags, "writeable", True)):
+                if not (flags.c_contiguous and getattr(flags, "writeable", True)):
                     raise ValueError(f"{label}[{i}] must be C-contiguous and writeable for an "
                                      f"in-place step; use step() or np.ascontiguousarray")
-                if a.dtype != p.dtype:
-                    raise TypeError(f"{label}[{i}] has dtype {a.dtype} but params[{i}] has "
-                                    f"{p.dtype}")
 
 
 # -- per-rule plans: scalars and flags -> one (or, for masked rules, two) kernel calls ------
@@ -322,7 +325,7 @@ def _plan_adamx(rule, p, g, old, p_out, out, t, sc, want_info):
     ins, outs = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
     bad = rule.K.adamx(ins, outs, h["weight_decay_mode"] == "l2", sc["decay"], sc["l2"],
                        sc["beta1_t"], sc["one_minus_beta1_t"], sc["beta2_t"],
-                       sc["one_minus_beta2_t"], sc["lr"], sc["eps"], p.dtype.type(0),
+                       sc["one_minus_beta2_t"], sc["lr"], sc["eps"], sc["zero"],
                        round_mode_for(h["state_dtype"], p.dtype))
     return {}, bad
 
@@ -331,7 +334,7 @@ def _plan_adams(rule, p, g, old, p_out, out, t, sc, want_info):
     ins, outs = _flats(rule, p, g, old, p_out, out, ("exp_avg",))
     bad = rule.K.adams(ins, outs, sc["decay"], sc["beta1"], sc["one_minus_beta1"], sc["beta2"],
                        sc["one_minus_beta2"], sc["bias_correction1"], sc["lr"], sc["eps"],
-                       p.dtype.type(0))
+                       sc["zero"])
     return {}, bad
 
 
@@ -339,7 +342,7 @@ def _plan_adam(rule, p, g, old, p_out, out, t, sc, want_info):
     ins, outs = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
     bad = rule.K.adam(ins, outs, bool(rule.reference.decoupled), sc["decay"], sc["weight_decay"],
                       sc["beta1"], sc["one_minus_beta1"], sc["beta2"], sc["one_minus_beta2"],
-                      sc["step_size"], sc["denom_div"], sc["eps"], p.dtype.type(0))
+                      sc["step_size"], sc["denom_div"], sc["eps"], sc["zero"])
     return {}, bad
 
 
@@ -347,7 +350,7 @@ def _plan_adax(rule, p, g, old, p_out, out, t, sc, want_info):
     ins, outs = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
     bad = rule.K.adax(ins, outs, rule.hyper["weight_decay_mode"] == "l2", sc["decay"], sc["l2"],
                       sc["beta1"], sc["one_minus_beta1"], sc["growth"], sc["b"], sc["step_size"],
-                      sc["eps"], p.dtype.type(0))
+                      sc["eps"], sc["zero"])
     return {}, bad
 
 
@@ -466,7 +469,8 @@ class HostArrays:
         return params, grads
 
     def _flat(self, a):
-        return np.ascontiguousarray(a).reshape(-1)
+        # A view when ``a`` is C-contiguous (the in-place steps require it), else a C-order copy.
+        return a.ravel()
 
     def _contiguous(self, a):
         return np.ascontiguousarray(a)

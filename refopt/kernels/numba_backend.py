@@ -809,12 +809,12 @@ def _masked_adam(ins, outs, mask_o, write_mask, *args):
 
 
 def _adamx(ins, outs, *args):
-    *args, round_mode = args
     n = ins[0].size
-    if round_mode:
+    if args[-1]:  # round_mode: state_dtype rounding
         count = _sized(_adamx_rounded, n)(*ins, *(ins[:1] + ins[2:] if outs is None else outs),
-                                          *args, round_mode)
+                                          *args)
         return None if outs is None else count
+    args = args[:-1]
     if outs is None:
         _sized(_adamx_in, n)(*ins, *args)
         return None
