@@ -702,7 +702,8 @@ def _fake_cupyx_profiler():
             t0 = time.perf_counter()
             fn(*args)
             times.append(time.perf_counter() - t0)
-        return types.SimpleNamespace(gpu_times=np.asarray([times]))
+        # As cupyx's result: cpu_times per repeat, gpu_times per (device, repeat).
+        return types.SimpleNamespace(cpu_times=np.asarray(times), gpu_times=np.asarray([times]))
 
     return types.SimpleNamespace(benchmark=benchmark)
 
@@ -804,6 +805,12 @@ def _check_bench_quick(tmp_path):
         assert r["time_s"]["median"] > 0 and r["GBps"] > 0
         if r["backend"] == "cupy":
             assert r["fraction_of_copy_roofline"] > 0
+    many = data["gpu"]["many_tensors"]  # --quick: 4 tensors of 100, the multi-tensor path
+    assert (many["tensors"], many["n_each"]) == (4, 100)
+    cupy_rows = [r for r in many["results"] if r["backend"] == "cupy"]
+    assert [r["measured_with"] for r in cupy_rows] == ["adamx"]
+    for r in many["results"]:
+        assert r["time_s"]["median"] > 0 and r["host_time_s"]["median"] > 0
 
 
 def test_cupy_arrays_select_the_cupy_backend_in_trajectory():

@@ -495,6 +495,18 @@ def test_bench_quick_writes_valid_json(tmp_path):
         assert r["time_s"]["min"] <= r["time_s"]["median"] <= r["time_s"]["max"]
     assert data["rooflines"][0]["numba_copy_28B"]["median"] > 0
     assert data["gpu"]["measured"] is False and data["gpu"]["reason"]
+    many = data["many_tensors"]  # --quick: 4 tensors of 100 elements
+    assert (many["tensors"], many["n_each"]) == (4, 100)
+    assert {(r["backend"], r["mode"]) for r in many["results"]} == {
+        ("numpy", "step"), ("numba", "step"), ("numba", "step_")}  # torch not requested
+    for r in many["results"]:
+        assert r["measured_with"] == "adamx" and r["time_s"]["median"] > 0
+        assert r["us_per_tensor"] == pytest.approx(r["time_s"]["median"] / 4 * 1e6)
+    status = main(["bench", "--quick", "--sizes", "1000", "--backends", "numba", "--many", "0",
+                   "0", "--out", str(tmp_path / "none")])
+    assert status == 0
+    assert json.loads((tmp_path / "none" / "bench_cpu.json").read_text())["many_tensors"] is None
+    assert main(["bench", "--quick", "--many", "3", "0", "--out", str(tmp_path)]) == 2
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 8])

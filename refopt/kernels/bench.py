@@ -14,7 +14,12 @@ For each size n (float32 elements, one tensor) and each rule, in one run on one 
   on the same n and thread count: its best is the yardstick for the in-place step;
 * ``cupy`` (GPU): the in-place kernels, a device-to-device copy and torch's fused CUDA AdamW,
   timed with CUDA events (``cupyx.profiler.benchmark``), when CuPy and a device are usable;
-  otherwise the reason is recorded and no GPU figure is written.
+  otherwise the reason is recorded and no GPU figure is written;
+* a model-like parameter list (``--many K N``: K tensors of N elements, default 200 of 1000):
+  the same steps over the list, where the cost per tensor (Python, launches) counts rather than
+  bandwidth: numba's ``step_`` and ``step`` and NumPy's ``step`` against torch's fused and
+  foreach AdamW over the same list, and on a GPU CuPy's multi-tensor ``step_`` against torch's
+  fused CUDA AdamW (``many_tensors`` in the JSON; no target, reported as measured).
 
 Time per step is the median of repeats (fewer at large n), with min/quartiles/max. Effective
 GB/s uses the bytes the rule must move per element (AdamX 28 B in float32: read w, g, m, v;
@@ -43,6 +48,7 @@ QUICK_SIZES = (10**4, 10**5)
 DEFAULT_RULES = ("adamx", "adams", "alphaadam")
 DEFAULT_BACKENDS = ("numpy", "numba", "torch", "cupy")
 TARGET_SIZE = 10**7
+DEFAULT_MANY, QUICK_MANY = (200, 1000), (4, 100)  # (tensors, elements each)
 
 # Arrays read and written per element by the fused in-place step (params, grads, state).
 _ARRAYS_MOVED = {"adamx": 7, "adam": 7, "adamw": 7, "adax": 7, "alphaadam": 7, "cadamw": 7,
@@ -70,6 +76,10 @@ def register(subparsers) -> None:
                    help="CPU threads for numba, the roofline and torch (default: numba's default)")
     p.add_argument("--quick", action="store_true",
                    help="small sizes, one rule, few repeats (a smoke run, seconds)")
+    p.add_argument("--many", nargs=2, type=int, default=None, metavar=("K", "N"),
+                   help=f"also time a list of K tensors of N elements each (default "
+                        f"{DEFAULT_MANY[0]} {DEFAULT_MANY[1]}; --quick: {QUICK_MANY[0]} "
+                        f"{QUICK_MANY[1]}; 0 0 leaves it out)")
     p.add_argument("--note", default="", help="free text stored in the JSON (e.g. machine load)")
     p.add_argument("--out", default="figures", help="output folder (default figures/)")
     p.add_argument("--name", default="bench_cpu",
@@ -101,10 +111,16 @@ def run(args) -> int:
     if args.threads is not None and args.threads < 1:
         print(f"refopt bench: --threads must be >= 1, got {args.threads}", file=sys.stderr)
         return 2
+    many = tuple(args.many) if args.many is not None else (QUICK_MANY if args.quick
+                                                           else DEFAULT_MANY)
+    if many != (0, 0) and not (many[0] >= 1 and many[1] >= 1):
+        print(f"refopt bench: --many K N needs K >= 1 and N >= 1 (or 0 0), got {many}",
+              file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = benchmark(sizes, rules, tuple(args.backends), threads=args.threads,
-                       quick=args.quick, note=args.note,
+                       quick=args.quick, note=args.note, many=many,
                        progress=lambda msg: print(msg, flush=True))
     cpu = {k: v for k, v in report.items() if k != "gpu_results"}
     stem = Path(args.name).name
@@ -150,7 +166,7 @@ def _stats(samples: list[float]) -> dict:
 
 # -- the run ------------------------------------------------------------------------------------
 
-def benchmark(sizes, rules, backends, *, threads=None, quick=False, note="",
+def benchmark(sizes, rules, backends, *, threads=None, quick=False, note="", many=(0, 0),
               progress: Callable[[str], None] = lambda msg: None) -> dict:
     """Run the benchmark and return the report (a JSON-ready dict); see the module docstring."""
     from .. import get_rule
@@ -232,6 +248,10 @@ def benchmark(sizes, rules, backends, *, threads=None, quick=False, note="",
             progress(f"n = {n:.0e}: {name} done")
         rooflines.append(roof)
     _add_rates_and_ratios(results, rooflines, torch_rows)
+    many_cpu = None
+    if many != (0, 0) and {"numpy", "numba", "torch"} & set(backends):
+        many_cpu = _many_tensors_cpu(rules, many, backends, numba_ok, torch_ok, quick)
+        progress(f"{many[0]} tensors of {many[1]}: done")
 
     gpu = {"measured": False, "reason": "not requested (--backends without cupy)"}
     gpu_results: list[dict] = []
@@ -242,7 +262,7 @@ def benchmark(sizes, rules, backends, *, threads=None, quick=False, note="",
         if reason:
             gpu = {"measured": False, "reason": reason}
         else:
-            gpu, gpu_results = _bench_gpu(sizes, rules, quick, progress)
+            gpu, gpu_results = _bench_gpu(sizes, rules, quick, progress, many)
 
     report = {
         "schema": "refopt-bench/1",
@@ -257,6 +277,7 @@ def benchmark(sizes, rules, backends, *, threads=None, quick=False, note="",
         "torch_cpu": torch_rows,
         "results": results,
         "targets": _targets(results, rooflines, torch_rows),
+        "many_tensors": many_cpu,
         "gpu": gpu,
         "gpu_results": gpu_results,
     }
@@ -362,22 +383,72 @@ def _roofline_calls(n: int, arrays_moved: int, g) -> dict:
             f"roofline numba_rmw_{4 * k}B": (lambda: rmw(small_g, *state), 10**9)}
 
 
-def _torch_calls(p0, g) -> dict:
+_TORCH_IMPLS = {"foreach": {"foreach": True}, "fused": {"fused": True},
+                "single_tensor": {"foreach": False}}
+
+
+def _torch_calls(p0, g, impls=tuple(_TORCH_IMPLS)) -> dict:
+    """torch's AdamW steps over the same values: one tensor (arrays) or a list of them."""
     import torch
 
+    p0, g = (list(x) if isinstance(x, (list, tuple)) else [x] for x in (p0, g))
     calls = {}
-    grad = torch.from_numpy(g)
-    for impl, kw in (("foreach", {"foreach": True}), ("fused", {"fused": True}),
-                     ("single_tensor", {"foreach": False})):
-        w = torch.nn.Parameter(torch.from_numpy(p0.copy()))
-        w.grad = grad
+    for impl in impls:
+        weights = []
+        for p, grad in zip(p0, g):
+            w = torch.nn.Parameter(torch.from_numpy(p.copy()))
+            w.grad = torch.from_numpy(grad)
+            weights.append(w)
         try:
-            opt = torch.optim.AdamW([w], lr=1e-3, **kw)
+            opt = torch.optim.AdamW(weights, lr=1e-3, **_TORCH_IMPLS[impl])
             opt.step()
         except (RuntimeError, TypeError, ValueError):
             continue  # e.g. fused=True unsupported on this build: left out of the report
         calls[f"torch {impl}"] = (opt.step, 10**9)
     return calls
+
+
+def _many_tensors_cpu(rules, many, backends, numba_ok, torch_ok, quick) -> dict:
+    """Each rule's step over ``many = (K, N)``: K float32 tensors of N elements, interleaved."""
+    from .. import get_rule
+
+    tensors, n_each = many
+    rng = np.random.default_rng(1)
+    p0 = [rng.standard_normal(n_each).astype(np.float32) for _ in range(tensors)]
+    g = [rng.standard_normal(n_each).astype(np.float32) for _ in range(tensors)]
+    reps = 3 if quick else 100
+    rows = []
+    for name in rules:
+        ref = get_rule(name)
+        state = ref.step(p0, g, ref.init(p0))[1]
+        calls = {}
+        if "numpy" in backends:
+            calls["numpy step"] = (lambda: ref.step(p0, g, state), 20)
+        if numba_ok:
+            fast = get_rule(name, backend="numba")
+            calls["numba step"] = (lambda: fast.step(p0, g, state), reps)
+            inplace = get_rule(name, backend="numba", nonfinite="propagate")
+            params = [p.copy() for p in p0]
+            holder = [inplace.step(params, g, state)[1]]
+
+            def step_(rule=inplace, params=params, holder=holder):
+                holder[0] = rule.step_(params, g, holder[0])
+
+            calls["numba step_"] = (step_, reps)
+        if torch_ok:
+            calls.update(_torch_calls(p0, g, impls=("fused", "foreach")))
+        stats = interleaved(calls, reps)
+        torch_best = min((v["median"] for k, v in stats.items() if k.startswith("torch ")),
+                         default=None)
+        for key, value in stats.items():
+            backend, mode = key.split(" ", 1)
+            row = {"rule": "adamw" if backend == "torch" else name, "measured_with": name,
+                   "backend": backend, "mode": mode, "time_s": value,
+                   "us_per_tensor": value["median"] / tensors * 1e6}
+            if torch_best and backend == "numba":
+                row["speed_vs_torch_best"] = torch_best / value["median"]
+            rows.append(row)
+    return {"tensors": tensors, "n_each": n_each, "dtype": "float32", "results": rows}
 
 
 def _add_rates_and_ratios(results, rooflines, torch_rows) -> None:
@@ -437,16 +508,19 @@ def _targets(results, rooflines, torch_rows) -> dict:
 
 # -- GPU ----------------------------------------------------------------------------------------
 
-def _bench_gpu(sizes, rules, quick, progress) -> tuple[dict, list[dict]]:
+def _bench_gpu(sizes, rules, quick, progress, many=(0, 0)) -> tuple[dict, list[dict]]:
     """CuPy kernels in place vs a device copy of the same bytes and torch's fused CUDA AdamW."""
     import cupy
     from cupyx.profiler import benchmark as cupy_benchmark
 
     from .. import get_rule
 
-    def gpu_time(fn, reps):
+    def gpu_time(fn, reps, with_host=False):
         res = cupy_benchmark(fn, (), n_warmup=3, n_repeat=reps)
-        return _stats([float(x) for x in np.asarray(res.gpu_times).ravel()])
+        stats = _stats([float(x) for x in np.asarray(res.gpu_times).ravel()])
+        if with_host:  # launch-bound work: the host's time per call counts too
+            return stats, _stats([float(x) for x in np.asarray(res.cpu_times).ravel()])
+        return stats
 
     device = cupy.cuda.Device()
     props = cupy.cuda.runtime.getDeviceProperties(device.id)
@@ -513,7 +587,54 @@ def _bench_gpu(sizes, rules, quick, progress) -> tuple[dict, list[dict]]:
                 entry["cupy_inplace_speed_vs_torch_fused_cuda"] = {
                     "measured": v, "target": 1.0, "met": v >= 1.0}
     info["targets"] = targets
+    info["many_tensors"] = None
+    if many != (0, 0):
+        info["many_tensors"] = _many_tensors_gpu(rules, many, quick, gpu_time, torch_cuda)
+        progress(f"GPU {many[0]} tensors of {many[1]}: done")
     return info, rows
+
+
+def _many_tensors_gpu(rules, many, quick, gpu_time, torch_cuda) -> dict:
+    """CuPy's multi-tensor ``step_`` over K tensors of N against torch's fused CUDA AdamW."""
+    import cupy
+
+    from .. import get_rule
+
+    tensors, n_each = many
+    rng = np.random.default_rng(1)
+    p0 = [cupy.asarray(rng.standard_normal(n_each).astype(np.float32)) for _ in range(tensors)]
+    g = [cupy.asarray(rng.standard_normal(n_each).astype(np.float32)) for _ in range(tensors)]
+    reps = 5 if quick else 100
+    rows = []
+    torch_fused = None
+    if torch_cuda:
+        import torch
+
+        weights = []
+        for p, grad in zip(p0, g):
+            w = torch.nn.Parameter(torch.as_tensor(p.copy(), device="cuda"))
+            w.grad = torch.as_tensor(grad, device="cuda")
+            weights.append(w)
+        opt = torch.optim.AdamW(weights, lr=1e-3, fused=True)
+        torch_fused, host = gpu_time(opt.step, reps, with_host=True)
+        rows.append({"rule": "adamw", "measured_with": None, "backend": "torch_cuda",
+                     "mode": "fused", "time_s": torch_fused, "host_time_s": host})
+    for name in rules:
+        rule = get_rule(name, backend="cupy", nonfinite="propagate")
+        params = [p.copy() for p in p0]
+        holder = [rule.step(params, g, rule.init(params))[1]]
+
+        def inplace(rule=rule, params=params, holder=holder):
+            holder[0] = rule.step_(params, g, holder[0])
+
+        stats, host = gpu_time(inplace, reps, with_host=True)
+        row = {"rule": name, "measured_with": name, "backend": "cupy", "mode": "step_",
+               "time_s": stats, "host_time_s": host,
+               "us_per_tensor": stats["median"] / tensors * 1e6}
+        if torch_fused:
+            row["speed_vs_torch_fused"] = torch_fused["median"] / stats["median"]
+        rows.append(row)
+    return {"tensors": tensors, "n_each": n_each, "dtype": "float32", "results": rows}
 
 
 # -- machine, summary, plot ----------------------------------------------------------------------
@@ -627,6 +748,16 @@ def summary_lines(report: dict) -> list[str]:
     for r in report["results"]:
         lines.append(f"  {r['rule']:10s} {r['backend']:6s} {r['mode']:12s} n={r['n']:<10d} "
                      f"{r['time_s']['median'] * 1e3:9.3f} ms  {r['GBps']:7.2f} GB/s")
+    for where, many in (("CPU", report.get("many_tensors")),
+                        ("GPU", (report.get("gpu") or {}).get("many_tensors"))):
+        if not many:
+            continue
+        lines.append(f"  {where}, {many['tensors']} tensors of {many['n_each']} elements:")
+        for r in many["results"]:
+            ratio = r.get("speed_vs_torch_best", r.get("speed_vs_torch_fused"))
+            lines.append(f"    {(r['measured_with'] or '-'):10s} {r['backend']:10s} "
+                         f"{r['mode']:8s} {r['time_s']['median'] * 1e3:9.3f} ms"
+                         + (f"  ({ratio:.2f}x torch's best)" if ratio else ""))
     return lines
 
 
