@@ -240,15 +240,15 @@ class FusedRule:
         keep_buffers = inplace  # in place the state's buffer tuples are the new state's
         for i, (p, g) in enumerate(zip(params, grads)):
             t_old = state.step[i]
-            old = {b: buffers[i] for b, buffers in state_buffers.items()}
-            if i in done or g is None:  # stepped by a multi-tensor launch, or not at all
+            if i in done or g is None:  # stepped already (``_batched``), or not at all
                 new_params.append(p)
                 steps.append(t_old + 1 if i in done else t_old)
                 infos.append({})
                 if not keep_buffers:
-                    for b in self.buffers:
-                        new_bufs[b].append(old[b])
+                    for b, buffers in state_buffers.items():
+                        new_bufs[b].append(buffers[i])
                 continue
+            old = {b: buffers[i] for b, buffers in state_buffers.items()}
             t = t_old + 1
             if inplace:
                 p_out, out = p, old

@@ -851,6 +851,46 @@ class _Kernels:
 _NO_MASK = np.zeros(0, dtype=np.bool_)
 
 
+class _NotReplayable(Exception):
+    """The plan needs a per-tensor count (AlphaAdam, C-AdamW): its launch depends on the data."""
+
+
+class _LaunchRecorder:
+    """A kernel namespace that records the one update launch of a plan instead of running it."""
+
+    def __init__(self) -> None:
+        self.launch = None
+
+    def count_kept(self, *args):
+        raise _NotReplayable
+
+    norm_sums = count_kept
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def record(ins, outs, *args):
+            if self.launch is not None:  # a plan of two launches: not this shortcut's case
+                raise _NotReplayable
+            self.launch = (name, ins, args)
+        return record
+
+
+class _Recording:
+    """The rule as a plan sees it, with the recorder as its kernel namespace."""
+
+    def __init__(self, rule, recorder) -> None:
+        self._rule, self.K = rule, recorder
+
+    def __getattr__(self, name):
+        return getattr(self._rule, name)
+
+
+def _address(a) -> int:
+    return a.__array_interface__["data"][0]
+
+
 class NumbaRule(HostArrays, FusedRule):
     """A reference rule run by the fused numba kernels (see the module docstring).
 
@@ -869,6 +909,54 @@ class NumbaRule(HostArrays, FusedRule):
 
     def _no_mask(self):
         return _NO_MASK
+
+    def _batched(self, params, grads, state, lr, scalars_for) -> set[int]:
+        """The in-place step of the small tensors without a plan per tensor.
+
+        Why: for a tensor under :data:`SERIAL_BELOW` elements the kernel takes about a
+        microsecond and the Python around it (the plan, the launch's arguments) several. The
+        launch of a plan depends only on (t, dtype) and the hyperparameters for every rule but
+        those that count a mask first (AlphaAdam, C-AdamW): so the plan is run once per
+        (t, dtype), with a recorder for kernel namespace, and its launch is replayed on each
+        tensor's flat arrays. The recorded inputs are checked to be (params, grads, *buffers)
+        in ``self.buffers`` order before anything is replayed. Same kernel, same scalars:
+        the same bits (tested).
+        """
+        launches: dict = {}
+        buffers = [getattr(state, b) for b in self.buffers]
+        done: set[int] = set()
+        for i, (p, g) in enumerate(zip(params, grads)):
+            if g is None or p.size >= SERIAL_BELOW:
+                continue
+            t = state.step[i] + 1
+            key = (t, p.dtype)
+            if key not in launches:
+                launches[key] = self._record_launch(p, g, [b[i] for b in buffers], t,
+                                                    scalars_for(t, p.dtype))
+            launch = launches[key]
+            if launch is None:
+                continue
+            kernel, args = launch
+            kernel([p.ravel(), g.ravel()] + [b[i].ravel() for b in buffers], None, *args)
+            done.add(i)
+        return done
+
+    def _record_launch(self, p, g, bufs, t, sc):
+        """(kernel, args) of the plan's single launch at (t, dtype), or None if it has none."""
+        recorder = _LaunchRecorder()
+        old = dict(zip(self.buffers, bufs))
+        try:
+            self._plan(_Recording(self, recorder), p, g, old, p, old, t, sc, False)
+        except _NotReplayable:
+            return None
+        if recorder.launch is None:
+            return None
+        name, ins, args = recorder.launch
+        expected = [p, g] + list(bufs)
+        if len(ins) != len(expected) or len({_address(a) for a in expected}) != len(expected) \
+                or any(_address(a) != _address(b) for a, b in zip(ins, expected)):
+            return None  # not (params, grads, *buffers) in order: keep the plan
+        return getattr(self.K, name), args
 
 
 def make_rule(reference, *, recycle: bool = True) -> NumbaRule:
