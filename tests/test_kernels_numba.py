@@ -252,6 +252,8 @@ def test_inplace_step_equals_out_of_place(name, dtype):
 REPLAY_CONFIGS = [(name, {}) for name in sorted(RULES)] + [
     ("adamx", {"state_dtype": "bfloat16"}), ("adamx", {"weight_decay_mode": "l2"}),
     ("alphaadam", {"mask_source": "ones"}), ("alphaadam", {"alpha_rule": "none"}),
+    # An all-ones mask under count+1 gives alpha = n/(n+1): the launch depends on the size.
+    ("alphaadam", {"mask_source": "ones", "alpha_rule": "count+1"}),
     ("sgdm", {"nesterov": True, "weight_decay": 0.1}), ("adams", {"bias_correction": True})]
 
 

@@ -458,6 +458,12 @@ _PLANS = {"adamx": _plan_adamx, "adams": _plan_adams, "adam": _plan_adam, "adamw
           "adax": _plan_adax, "sgdm": _plan_sgdm, "cadamw": _plan_cadamw,
           "alphaadam": _plan_alphaadam}
 
+#: Rules whose plan reads the tensor's size (``n = p.size``): their launch's scalars may depend
+#: on it, not only on (t, dtype, hyperparameters) (AlphaAdam's all-ones mask under ``count+1``:
+#: alpha = n/(n+1)). A backend that reuses one plan's launch for several tensors
+#: (``NumbaRule._batched``) must key it by size too for these.
+PLANS_READING_SIZE = frozenset({"alphaadam", "cadamw"})
+
 
 class HostArrays:
     """The array plumbing of a :class:`FusedRule` whose arrays live in host (NumPy) memory."""

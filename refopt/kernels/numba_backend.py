@@ -49,7 +49,7 @@ from numba import types as nbtypes
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .fused import FusedRule, HostArrays
+from .fused import PLANS_READING_SIZE, FusedRule, HostArrays
 from .recycle import Recycler
 
 _FASTMATH = os.environ.get("REFOPT_NUMBA_FASTMATH", "") == "1"
@@ -916,20 +916,22 @@ class NumbaRule(HostArrays, FusedRule):
         Why: for a tensor under :data:`SERIAL_BELOW` elements the kernel takes about a
         microsecond and the Python around it (the plan, the launch's arguments) several. The
         launch of a plan depends only on (t, dtype) and the hyperparameters for every rule but
-        those that count a mask first (AlphaAdam, C-AdamW): so the plan is run once per
-        (t, dtype), with a recorder for kernel namespace, and its launch is replayed on each
-        tensor's flat arrays. The recorded inputs are checked to be (params, grads, *buffers)
-        in ``self.buffers`` order before anything is replayed. Same kernel, same scalars:
-        the same bits (tested).
+        those that count a mask first (AlphaAdam, C-AdamW, never replayed) and those whose plan
+        reads the tensor's size (:data:`~refopt.kernels.fused.PLANS_READING_SIZE`: keyed by
+        size too): so the plan is run once per (t, dtype), with a recorder for kernel namespace,
+        and its launch is replayed on each tensor's flat arrays. The recorded inputs are
+        checked to be (params, grads, *buffers) in ``self.buffers`` order before anything is
+        replayed. Same kernel, same scalars: the same bits (tested).
         """
         launches: dict = {}
         buffers = [getattr(state, b) for b in self.buffers]
         done: set[int] = set()
+        by_size = self.name in PLANS_READING_SIZE  # e.g. alpha = n/(n+1): one launch per size
         for i, (p, g) in enumerate(zip(params, grads)):
             if g is None or p.size >= SERIAL_BELOW:
                 continue
             t = state.step[i] + 1
-            key = (t, p.dtype)
+            key = (t, p.dtype, p.size if by_size else None)
             if key not in launches:
                 launches[key] = self._record_launch(p, g, [b[i] for b in buffers], t,
                                                     scalars_for(t, p.dtype))
