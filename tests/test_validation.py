@@ -360,3 +360,20 @@ def test_adamx_run_shorter_than_its_memory_horizon_warns():
         refopt.trajectory("adamx", [np.zeros(2)], [np.ones((5, 2))])  # a replay plans nothing
         expand_sweep({"rules": [{"name": "adamx", "hyper": {"betas": [0.9, 0.9]}}, "adams"],
                       "objectives": ["rosenbrock"], "seeds": [0], "steps": 200})
+
+
+@pytest.mark.parametrize("hyper", [{"betas": [0.9, 1.5]}, {"no_such_option": 1}, ["lr"], None])
+def test_sweep_planning_leaves_a_bad_adamx_spec_to_its_run(tmp_path, hyper):
+    """The horizon check of a spec list must not refuse the whole sweep over one AdamX spec
+    whose hyper is malformed: the runs before it are still recorded, one past ``limit`` is not
+    run at all, and the run itself raises its own error."""
+    from refopt.experiments.runner import expand_sweep, run_sweep
+
+    good = expand_sweep({"rules": ["sgdm"], "objectives": ["rosenbrock"], "seeds": [0],
+                         "steps": 5})[0]
+    bad = {**good, "rule": "adamx", "hyper": hyper}
+    out = tmp_path / "runs.jsonl"
+    assert len(run_sweep([good, bad], out, max_workers=1, limit=1)) == 1
+    with pytest.raises((TypeError, ValueError)):
+        run_sweep([good, bad], out, max_workers=1)
+    assert len(run_sweep([good], out, max_workers=1)) == 1  # recorded, not rerun

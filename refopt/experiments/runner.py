@@ -129,33 +129,45 @@ def expand_sweep(sweep: Mapping) -> list[dict]:
 
 def _check_horizon(hyper: Mapping, steps: int) -> None:
     """Warn (in the planning process, not in a worker) if an AdamX run is shorter than H."""
+    from ..trajectory import warn_if_shorter_than_horizon
+
+    warn_if_shorter_than_horizon(_adamx_beta2(hyper), steps)
+
+
+def _adamx_beta2(hyper: Mapping) -> float:
+    """AdamX's validated beta2 for ``hyper`` (ValueError/TypeError as ``get_rule`` if bad)."""
     from .._validation import HyperparameterWarning
     from ..registry import get_rule
-    from ..trajectory import warn_if_shorter_than_horizon
 
     # The rule is built here only to read beta2: its own warnings come from the run itself,
     # which builds it again (they showed twice in a one-process sweep).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HyperparameterWarning)
-        beta2 = get_rule("adamx", **hyper).hyper["betas"][1]
-    warn_if_shorter_than_horizon(beta2, steps)
+        return get_rule("adamx", **hyper).hyper["betas"][1]
 
 
 def _check_spec_horizons(specs: Sequence[Mapping]) -> None:
     """:func:`_check_horizon` for a list of run specs, once per distinct (hyper, steps)."""
+    from ..trajectory import warn_if_shorter_than_horizon
+
     seen = set()
     for spec in specs:
-        if spec.get("task", "optimize") != "optimize" or not isinstance(spec.get("rule"), str):
+        if not isinstance(spec, Mapping) or spec.get("task", "optimize") != "optimize" \
+                or not isinstance(spec.get("rule"), str):
             continue
         try:
             if canonical_name(spec["rule"]) != "adamx":
                 continue
             key = (canonical_json(spec.get("hyper", {})), int(spec.get("steps", 100)))
-        except (ValueError, TypeError):
-            continue  # the run itself reports a bad spec, with its key
-        if key not in seen:
+            if key in seen:
+                continue
             seen.add(key)
-            _check_horizon(spec.get("hyper", {}), key[1])
+            beta2 = _adamx_beta2(spec.get("hyper", {}))
+        except (ValueError, TypeError):
+            # The run itself raises on a bad spec: planning must not refuse the whole sweep
+            # (the runs before it are recorded; one past ``limit`` is not run at all).
+            continue
+        warn_if_shorter_than_horizon(beta2, key[1])
 
 
 def lr_at(schedule: Any, t: int, base: float, total: int) -> float:
