@@ -305,6 +305,32 @@ def test_inplace_small_tensors_replay_the_recorded_launch_bitwise(cfg, monkeypat
         assert sum(replayed) >= 10, replayed  # the small tensors with a gradient
 
 
+def test_replay_survives_a_non_contiguous_gradient_on_the_recorded_tensor(monkeypatch):
+    """The first tensor of a (t, dtype) records the launch; a strided grad reaches its plan as
+    a flat copy, which must not switch the replay off for the whole group."""
+    from refopt.kernels.numba_backend import NumbaRule
+
+    replayed = []
+    batched = NumbaRule._batched
+    monkeypatch.setattr(NumbaRule, "_batched",
+                        lambda self, *a: replayed.append(len(d := batched(self, *a))) or d)
+    rng = np.random.default_rng(3)
+    shapes = [(9,), (4, 3), (6,)]
+    ref, fast = refopt.get_rule("adamx"), refopt.get_rule("adamx", backend="numba")
+    p_ref = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    p_fast = [p.copy() for p in p_ref]
+    s_ref, s_fast = ref.init(p_ref), fast.init(p_fast)
+    for t in range(1, 3):
+        grads = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+        grads[0] = np.repeat(grads[0], 2)[::2]  # same values, stride 2
+        assert not grads[0].flags.c_contiguous
+        p_ref, s_ref = ref.step(p_ref, grads, s_ref)
+        s_fast = fast.step_(p_fast, grads, s_fast)
+    assert replayed == [3, 3]
+    assert all(np.array_equal(a, b) for a, b in zip(p_ref, p_fast))
+    assert all(np.array_equal(a, b) for a, b in zip(s_ref.exp_avg_sq, s_fast.exp_avg_sq))
+
+
 def test_step_without_info_equals_step_with_info():
     # AlphaAdam with alpha_rule="none" skips its count pass when no info is asked for.
     for hyper in ({"alpha_rule": "none"}, {"alpha_rule": "count"}, {"mask_source": "m_t"}):

@@ -321,6 +321,9 @@ def test_sweeps_check_the_horizon_of_spec_lists_too_and_warn_about_options_once(
         warnings.simplefilter("error")
         run_sweep([{**specs[0], "rule": "adams"}, {**specs[0], "steps": 20000}],
                   tmp_path / "other.jsonl", limit=0)
+        # No steps: the run refuses the spec; planning assumes no length for it.
+        run_sweep([{k: v for k, v in specs[0].items() if k != "steps"}],
+                  tmp_path / "nosteps.jsonl", limit=0)
     # The run itself still says what it thinks of the options, once (and planning, of H).
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")

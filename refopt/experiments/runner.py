@@ -153,12 +153,12 @@ def _check_spec_horizons(specs: Sequence[Mapping]) -> None:
     seen = set()
     for spec in specs:
         if not isinstance(spec, Mapping) or spec.get("task", "optimize") != "optimize" \
-                or not isinstance(spec.get("rule"), str):
-            continue
+                or not isinstance(spec.get("rule"), str) or "steps" not in spec:
+            continue  # (a spec without steps is refused by its run)
         try:
             if canonical_name(spec["rule"]) != "adamx":
                 continue
-            key = (canonical_json(spec.get("hyper", {})), int(spec.get("steps", 100)))
+            key = (canonical_json(spec.get("hyper", {})), int(spec["steps"]))
             if key in seen:
                 continue
             seen.add(key)

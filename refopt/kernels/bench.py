@@ -754,10 +754,14 @@ def summary_lines(report: dict) -> list[str]:
             continue
         lines.append(f"  {where}, {many['tensors']} tensors of {many['n_each']} elements:")
         for r in many["results"]:
-            ratio = r.get("speed_vs_torch_best", r.get("speed_vs_torch_fused"))
+            if "speed_vs_torch_best" in r:
+                ratio = f"  ({r['speed_vs_torch_best']:.2f}x torch's best)"
+            elif "speed_vs_torch_fused" in r:
+                ratio = f"  ({r['speed_vs_torch_fused']:.2f}x torch fused)"
+            else:
+                ratio = ""
             lines.append(f"    {(r['measured_with'] or '-'):10s} {r['backend']:10s} "
-                         f"{r['mode']:8s} {r['time_s']['median'] * 1e3:9.3f} ms"
-                         + (f"  ({ratio:.2f}x torch's best)" if ratio else ""))
+                         f"{r['mode']:8s} {r['time_s']['median'] * 1e3:9.3f} ms{ratio}")
     return lines
 
 

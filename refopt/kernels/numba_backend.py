@@ -11,7 +11,9 @@ write w, m, v), AdamS 20 B. Out of place, a plain store into memory that is not 
 reads the line it writes (write-allocate: 40 B per AdamX element instead of 28), so a step whose
 arrays exceed twice the last-level cache (:data:`STREAM_MIN_BYTES`) runs the same kernel block by
 block into L1-resident scratch and copies each block out with non-temporal (streaming) stores;
-see "streamed out-of-place drivers" below. Parity with the float64 NumPy reference
+see "streamed out-of-place drivers" below. An in-place step over many small tensors replays one
+recorded launch per (step count, dtype) instead of planning each tensor
+(:meth:`NumbaRule._batched`). Parity with the float64 NumPy reference
 (``shared/guides/kernels.md``):
 
 * ``fastmath=False`` (no reassociation, no contraction into FMA) and ``error_model="numpy"``
@@ -955,8 +957,11 @@ class NumbaRule(HostArrays, FusedRule):
             return None
         name, ins, args = recorder.launch
         expected = [p, g] + list(bufs)
+        # A non-contiguous g reaches the plan as a flat copy (so does each replay's g.ravel()):
+        # its address says nothing about its role then, the others' still do.
+        checked = [k for k, a in enumerate(expected) if k != 1 or a.flags.c_contiguous]
         if len(ins) != len(expected) or len({_address(a) for a in expected}) != len(expected) \
-                or any(_address(a) != _address(b) for a, b in zip(ins, expected)):
+                or any(_address(ins[k]) != _address(expected[k]) for k in checked):
             return None  # not (params, grads, *buffers) in order: keep the plan
         return getattr(self.K, name), args
 
