@@ -100,6 +100,17 @@ def boolean(name: str, value: Any) -> bool:
     return bool(value)
 
 
+def _refuse_subclass(label: str, a: np.ndarray) -> None:
+    """ndarray subclasses whose arithmetic is not elementwise on all elements are refused."""
+    if isinstance(a, np.matrix):
+        raise TypeError(f"{label} is a numpy.matrix, whose * is a matrix product; pass "
+                        f"np.asarray({label})")
+    if isinstance(a, np.ma.MaskedArray):
+        raise TypeError(f"{label} is a masked array; the rules update every element and the "
+                        f"fast kernels would ignore the mask: pass {label}.filled(...) or "
+                        f"np.asarray({label})")
+
+
 def as_param_list(name: str, arrays: Any) -> list[np.ndarray]:
     """A list of float32/float64 (or complex64/complex128) NumPy arrays, one per tensor; a bare
     array is refused."""
@@ -116,6 +127,7 @@ def as_param_list(name: str, arrays: Any) -> list[np.ndarray]:
             a = np.asarray(a)                                  # of a 1-D stream) is 0-d
         if not isinstance(a, np.ndarray):
             raise TypeError(f"{name}[{i}] must be a numpy.ndarray, got {type(a).__name__}")
+        _refuse_subclass(f"{name}[{i}]", a)
         if a.dtype not in SUPPORTED_DTYPES:
             raise TypeError(f"{name}[{i}] has dtype {a.dtype}; supported dtypes are float32 and "
                             f"float64 (float64 is the ground truth), and complex64/complex128 "
@@ -141,6 +153,7 @@ def check_grads(params: list[np.ndarray], grads: Any) -> list[np.ndarray | None]
             continue
         if not isinstance(g, np.ndarray):
             raise TypeError(f"grads[{i}] must be a numpy.ndarray or None, got {type(g).__name__}")
+        _refuse_subclass(f"grads[{i}]", g)
         if g.shape != p.shape:
             raise ValueError(f"grads[{i}] has shape {g.shape} but params[{i}] has shape {p.shape}")
         if g.dtype != p.dtype:

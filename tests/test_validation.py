@@ -334,6 +334,23 @@ def test_sweeps_check_the_horizon_of_spec_lists_too_and_warn_about_options_once(
                                       if w.category is refopt.HyperparameterWarning))
 
 
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")  # building one
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_matrix_and_masked_arrays_are_refused_by_name(backend):
+    if backend == "numba":
+        pytest.importorskip("numba", reason="numba is an optional backend")
+    rule = refopt.get_rule("adamx", backend=backend)
+    p = np.ones((2, 2))
+    state = rule.init([p])
+    for bad, what in ((np.asmatrix(p), "numpy.matrix"),
+                      (np.ma.masked_array(p, mask=[[0, 1], [0, 0]]), "masked array")):
+        with pytest.raises(TypeError, match=rf"params\[0\] is a {what}"):
+            rule.step([bad], [p], state)
+        with pytest.raises(TypeError, match=rf"grads\[0\] is a {what}"):
+            rule.step([p], [bad], state)
+    rule.step([p[:, :]], [p], state)  # plain ndarray views stay accepted
+
+
 def test_adamx_run_shorter_than_its_memory_horizon_warns():
     """Planned runs only (spec adamx.md section 5): closed loop with steps=T, and sweeps."""
     import warnings
