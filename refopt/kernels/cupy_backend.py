@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from .fused import FusedRule
+from .fused import FusedRule, RecordingRule
 
 #: Tensors up to this many elements are stepped together by the multi-tensor RawKernel.
 MULTI_TENSOR_MAX = 1 << 20
@@ -707,7 +707,7 @@ class CupyRule(FusedRule):
             for i in group:
                 old = {b: getattr(state, b)[i] for b in self.buffers}
                 t = state.step[i] + 1
-                self._plan(_RecordingRule(self, rec), params[i], grads[i], old, params[i], old, t,
+                self._plan(RecordingRule(self, rec), params[i], grads[i], old, params[i], old, t,
                            scalars_for(t, params[i].dtype), False)
             return rec
 
@@ -721,19 +721,6 @@ class CupyRule(FusedRule):
             by_kernel.setdefault(name, []).append((ins, s))
         for name, calls in by_kernel.items():
             self.K.multi_update(name, calls)
-
-
-class _RecordingRule:
-    """The rule as a plan sees it, with the recorder as its kernel namespace."""
-
-    def __init__(self, rule: CupyRule, recorder: _Recorder) -> None:
-        self._rule = rule
-        self.K = recorder
-        self.hyper = rule.hyper
-        self.reference = rule.reference
-
-    def __getattr__(self, name):
-        return getattr(self._rule, name)
 
 
 class HostFacing:

@@ -465,6 +465,21 @@ _PLANS = {"adamx": _plan_adamx, "adams": _plan_adams, "adam": _plan_adam, "adamw
 PLANS_READING_SIZE = frozenset({"alphaadam", "cadamw"})
 
 
+class RecordingRule:
+    """The rule as a plan sees it, with ``recorder`` for kernel namespace.
+
+    The multi-tensor paths (CuPy's pointer-table launches, numba's replay of small tensors) run
+    a plan against it to learn which launches the plan makes, instead of making them.
+    """
+
+    def __init__(self, rule: FusedRule, recorder: Any) -> None:
+        self._rule = rule
+        self.K = recorder
+
+    def __getattr__(self, name):
+        return getattr(self._rule, name)
+
+
 class HostArrays:
     """The array plumbing of a :class:`FusedRule` whose arrays live in host (NumPy) memory."""
 

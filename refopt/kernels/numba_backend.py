@@ -51,7 +51,7 @@ from numba import types as nbtypes
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .fused import PLANS_READING_SIZE, FusedRule, HostArrays
+from .fused import PLANS_READING_SIZE, FusedRule, HostArrays, RecordingRule
 from .recycle import Recycler
 
 _FASTMATH = os.environ.get("REFOPT_NUMBA_FASTMATH", "") == "1"
@@ -879,16 +879,6 @@ class _LaunchRecorder:
         return record
 
 
-class _Recording:
-    """The rule as a plan sees it, with the recorder as its kernel namespace."""
-
-    def __init__(self, rule, recorder) -> None:
-        self._rule, self.K = rule, recorder
-
-    def __getattr__(self, name):
-        return getattr(self._rule, name)
-
-
 def _address(a) -> int:
     return a.__array_interface__["data"][0]
 
@@ -950,7 +940,7 @@ class NumbaRule(HostArrays, FusedRule):
         recorder = _LaunchRecorder()
         old = dict(zip(self.buffers, bufs))
         try:
-            self._plan(_Recording(self, recorder), p, g, old, p, old, t, sc, False)
+            self._plan(RecordingRule(self, recorder), p, g, old, p, old, t, sc, False)
         except _NotReplayable:
             return None
         if recorder.launch is None:
