@@ -121,6 +121,27 @@ def test_alphaadam_mask_from_m_t_is_cautious_adamw(scaling, alpha_rule):
     assert any(not m.all() for m in a.info["mask"])
 
 
+@pytest.mark.parametrize("scaling, alpha_rule", [("count", "count"), ("count+1", "count+1")])
+def test_alphaadam_m_t_torch_is_cautious_adamw_torch(scaling, alpha_rule):
+    # Spec E5: the Cautious AdamW of timm/heavyball/C-Optim's foreach path is mask_source=m_t
+    # with bias_correction=torch; same tolerance as E2/E3 (mask and m multiply in other orders).
+    shapes = [(1,), (13,), (4, 6)]
+    params = [RNG.standard_normal(s) for s in shapes]
+    grads = [_stream(s, 100, seed=20 + i) + 0.3 for i, s in enumerate(shapes)]
+    kw = dict(lr=1e-2, weight_decay=0.1, eps=1e-8, bias_correction="torch")
+    a = refopt.trajectory("alphaadam", params, grads, mask_source="m_t", alpha_rule=alpha_rule, **kw)
+    c = refopt.trajectory("cadamw", params, grads, scaling=scaling, **kw)
+    hf = refopt.trajectory("cadamw", params, grads, scaling=scaling,
+                           **{**kw, "bias_correction": "hf"})
+    for i in range(len(shapes)):
+        np.testing.assert_allclose(a.params[i], c.params[i], rtol=1e-12, atol=1e-14)
+    assert any(not m.all() for m in a.info["mask"])
+    # The eps placement is visible at this eps, or the option would be untested here.
+    worst = max(np.max(np.abs(c.params[i] - hf.params[i]) / np.abs(c.params[i]))
+                for i in range(len(shapes)))
+    assert worst > 1e-9, worst
+
+
 def test_alphaadam_m_prev_mask_is_subset_of_cautious_mask():
     # Spec B4: m_prev * g > 0 implies m_t * g > 0.
     g = _stream((200,), 50, seed=5)

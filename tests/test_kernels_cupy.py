@@ -434,6 +434,9 @@ def _configs():
                 for f in ("unmasked", "cautious", "as_is") for s in (True, False)
                 for r in ("count", "soft")]
     configs += [(n, {"eps": 0.0}) for n in ("adamx", "adams", "adam", "cadamw", "alphaadam")]
+    # C-AdamW's torch-style eps (spec alphaadam.md E5): not in the registry's variant list.
+    configs += [("cadamw", {"bias_correction": "torch"}),
+                ("cadamw", {"bias_correction": "torch", "scaling": "count+1"})]
     configs += [("sgdm", {"nesterov": True, "weight_decay": 0.1})]
     return configs
 

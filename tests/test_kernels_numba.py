@@ -117,6 +117,10 @@ def _variant_configs():
     for name in ("adamx", "adams", "adam", "adamw", "adax", "cadamw", "alphaadam"):
         configs.append((name, {"eps": 0.0}))
     configs.append(("adams", {"bias_correction": True, "eps": 0.0}))
+    # C-AdamW's torch-style eps (spec alphaadam.md E5): not in the registry's variant list.
+    configs += [("cadamw", {"bias_correction": "torch"}),
+                ("cadamw", {"bias_correction": "torch", "scaling": "count+1"}),
+                ("cadamw", {"bias_correction": "torch", "eps": 0.0})]
     configs.append(("sgdm", {"nesterov": True, "weight_decay": 0.1}))
     configs.append(("sgdm", {"dampening": 0.3, "weight_decay": 0.1}))
     configs.append(("adamx", {"weight_decay_mode": "l2", "state_dtype": "bfloat16"}))
@@ -145,7 +149,8 @@ def test_bitwise_against_reference_small_shapes(cfg, dtype):
 
 LARGE_CONFIGS = [(name, {}) for name in RULES] + [
     ("alphaadam", {"alpha_rule": r, "strict": False}) for r in ("count+1", "soft", "none")] + [
-    ("adamx", {"state_dtype": s}) for s in ("float16", "bfloat16")]
+    ("adamx", {"state_dtype": s}) for s in ("float16", "bfloat16")] + [
+    ("cadamw", {"bias_correction": "torch"})]  # the streamed driver with torch-style eps
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -54,10 +54,19 @@ def test_betas_wrong_length_or_type(betas):
     ("alphaadam", "alpha_max", 0.5), ("alphaadam", "gamma", -0.1), ("alphaadam", "strict", 1),
     ("cadamw", "scaling", "norm"), ("adam", "bias_correction", "paper"),
     ("sgdm", "momentum", 1.0), ("sgdm", "dampening", 2.0), ("adamx", "nonfinite", "ignore"),
+    ("cadamw", "bias_correction", "none"), ("cadamw", "bias_correction", True),
 ])
 def test_bad_options(name, option, value):
     with pytest.raises((ValueError, TypeError), match=option):
         refopt.get_rule(name, **{option: value})
+
+
+def test_cadamw_bias_correction_message_names_the_allowed_values():
+    with pytest.raises(ValueError) as err:
+        refopt.get_rule("cadamw", bias_correction="none")
+    assert str(err.value) == "bias_correction must be one of ['hf', 'torch'], got 'none'"
+    assert refopt.get_rule("cadamw", bias_correction="torch").hyper["bias_correction"] == "torch"
+    assert refopt.get_rule("cadamw").hyper["bias_correction"] == "hf"
 
 
 def test_unknown_hyperparameter_and_rule():

@@ -424,7 +424,11 @@ def _step_alphaadam(A, h, p, g, st, t, lr):
 
 def _step_cadamw(A, h, p, g, st, t, lr):
     hh = dict(h)
-    ps, ms, vs, _, step_size = _adam_core(A, hh, p, g, st, t, lr, "hf", "decoupled")
+    mode = h.get("bias_correction", "hf")
+    ps, ms, vs, _, step_size = _adam_core(A, hh, p, g, st, t, lr, mode, "decoupled")
+    # torch: sqrt(v)/sqrt(1-b2^t) + eps; hf: sqrt(v) + eps (as _adam_core's u, but the mask
+    # multiplies m before the division, C-Optim's order).
+    denom_div = A.ssqrt(_adam_bc(A, h, t, mode)[1]) if mode == "torch" else None
     n = len(ps)
     mask = [mi * gi > 0 for mi, gi in zip(ms, g)]
     k = sum(mask)
@@ -436,7 +440,8 @@ def _step_cadamw(A, h, p, g, st, t, lr):
     out = []
     for pi, mi, vi, keep in zip(ps, ms, vs, mask):
         num = mi * er if keep else A.e(0.0) * mi
-        out.append(A.madd(-es, _div(A, num, A.esqrt(vi) + eps), pi))
+        root = A.esqrt(vi) if denom_div is None else A.ediv(A.esqrt(vi), A.e(denom_div))
+        out.append(A.madd(-es, _div(A, num, root + eps), pi))
     return out, {"exp_avg": ms, "exp_avg_sq": vs}, {}
 
 

@@ -205,15 +205,17 @@ REFOPT_DEVICE double refopt_norm_u(T g, T m, T v, T b1, T omb1, T b2, T omb2, T 
 
 template <typename T>
 REFOPT_DEVICE bool refopt_cautious_adam(T& p, T g, T& m, T& v, T decay, T b1, T omb1, T b2,
-                                        T omb2, T step_size, T eps, T zero, T keep_val,
-                                        T drop_val) {
+                                        T omb2, T step_size, T denom_div, T eps, T zero,
+                                        T keep_val, T drop_val) {
     T pi = p * decay;
     T mi = b1 * m + omb1 * g;
     T vi = b2 * v + omb2 * (g * g);
     T scale = mi * g > zero ? keep_val : drop_val;
     m = mi;
     v = vi;
-    p = pi - step_size * refopt_safe_div(mi * scale, refopt_sqrt(vi) + eps, zero);
+    // denom_div: one under bias_correction="hf" (an exact division), under "torch" the
+    // square root of the second bias correction.
+    p = pi - step_size * refopt_safe_div(mi * scale, refopt_sqrt(vi) / denom_div + eps, zero);
     return true;
 }
 
@@ -244,8 +246,8 @@ _spec("adax", ("m", "v"), "bool l2_mode, T decay, T l2, T b1, T omb1, T growth, 
 _spec("sgdm", ("buf",), "bool first, bool nesterov, T wd, T momentum, T omd, T lr")
 _spec("masked_adam", ("m", "v"), "T decay, T b1, T omb1, T b2, T omb2, T step_size, "
       "T denom_div, T eps, T zero, int32 mask_mode, bool strict, T psi_kept, T psi_drop")
-_spec("cautious_adam", ("m", "v"), "T decay, T b1, T omb1, T b2, T omb2, T step_size, T eps, "
-      "T zero, T keep_val, T drop_val")
+_spec("cautious_adam", ("m", "v"), "T decay, T b1, T omb1, T b2, T omb2, T step_size, "
+      "T denom_div, T eps, T zero, T keep_val, T drop_val")
 
 _C_TYPES = {"float32": "float", "float64": "double"}
 

@@ -34,7 +34,7 @@ identical falls back to scalar code) and then the scalars:
 ``count_kept(...)``     k = #{score > 0} (strict) or #{score >= 0}, score = m_prev g or m_t g
 ``norm_sums(...)``      k, sum(u^2), sum(phi u^2) in float64 (blocked: independent of threads)
 ``masked_adam(...)``    AlphaAdam's update given psi for kept and dropped coordinates
-``cautious_adam(...)``  C-AdamW's update given the mask's two values
+``cautious_adam(...)``  C-AdamW's update given the mask's two values (hf or torch eps)
 =====================  ==========================================================================
 """
 from __future__ import annotations
@@ -376,8 +376,8 @@ def _plan_cadamw(rule, p, g, old, p_out, out, t, sc, want_info):
         keep_val, drop_val = kind(1) * s, kind(0) * s
     ins, outs = _flats(rule, p, g, old, p_out, out, ("exp_avg", "exp_avg_sq"))
     bad = rule.K.cautious_adam(ins, outs, sc["decay"], sc["beta1"], sc["one_minus_beta1"],
-                               sc["beta2"], sc["one_minus_beta2"], sc["step_size"], sc["eps"],
-                               kind(0), keep_val, drop_val)
+                               sc["beta2"], sc["one_minus_beta2"], sc["step_size"],
+                               sc["denom_div"], sc["eps"], kind(0), keep_val, drop_val)
     return {}, bad
 
 

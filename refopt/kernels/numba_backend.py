@@ -550,33 +550,35 @@ def _masked_adam_in(p, g, m, v, mask_o, write_mask, decay, b1, omb1, b2, omb2, s
 
 
 @njit(**_JIT_SERIAL)
-def _cautious_elem(pi, gi, mi, vi, decay, b1, omb1, b2, omb2, step_size, eps, zero, keep_val,
-                   drop_val):
+def _cautious_elem(pi, gi, mi, vi, decay, b1, omb1, b2, omb2, step_size, denom_div, eps, zero,
+                   keep_val, drop_val):
     pi = pi * decay
     mi = b1 * mi + omb1 * gi
     vi = b2 * vi + omb2 * (gi * gi)
     scale = keep_val if mi * gi > zero else drop_val
-    return pi - step_size * _safe_div(mi * scale, np.sqrt(vi) + eps, zero), mi, vi
+    # denom_div: 1 under bias_correction="hf" (x / 1 is exact), sqrt(1-b2^t) under "torch".
+    return pi - step_size * _safe_div(mi * scale, np.sqrt(vi) / denom_div + eps, zero), mi, vi
 
 
 @parallel_kernel()
-def _cautious_adam_out(p, g, m, v, p_o, m_o, v_o, decay, b1, omb1, b2, omb2, step_size, eps, zero,
-                       keep_val, drop_val):
+def _cautious_adam_out(p, g, m, v, p_o, m_o, v_o, decay, b1, omb1, b2, omb2, step_size, denom_div,
+                       eps, zero, keep_val, drop_val):
     bad = 0
     for i in prange(p.size):
         gi = g[i]
         bad += not np.isfinite(gi)  # free here: g is being read anyway
         p_o[i], m_o[i], v_o[i] = _cautious_elem(p[i], gi, m[i], v[i], decay, b1, omb1, b2,
-                                                omb2, step_size, eps, zero, keep_val, drop_val)
+                                                omb2, step_size, denom_div, eps, zero, keep_val,
+                                                drop_val)
     return bad
 
 
 @parallel_kernel()
-def _cautious_adam_in(p, g, m, v, decay, b1, omb1, b2, omb2, step_size, eps, zero, keep_val,
-                      drop_val):
+def _cautious_adam_in(p, g, m, v, decay, b1, omb1, b2, omb2, step_size, denom_div, eps, zero,
+                      keep_val, drop_val):
     for i in prange(p.size):
         p[i], m[i], v[i] = _cautious_elem(p[i], g[i], m[i], v[i], decay, b1, omb1, b2, omb2,
-                                          step_size, eps, zero, keep_val, drop_val)
+                                          step_size, denom_div, eps, zero, keep_val, drop_val)
 
 
 # -- streamed out-of-place drivers ---------------------------------------------------------------
@@ -661,7 +663,7 @@ def _adax_stream(p, g, m, v, p_o, m_o, v_o, n_chunks, l2_mode, decay, l2, b1, om
 
 @njit(**_JIT)
 def _cautious_adam_stream(p, g, m, v, p_o, m_o, v_o, n_chunks, decay, b1, omb1, b2, omb2,
-                          step_size, eps, zero, keep_val, drop_val):
+                          step_size, denom_div, eps, zero, keep_val, drop_val):
     bad = 0
     for c in prange(n_chunks):
         lo, hi = _chunk_bounds(p.size, n_chunks, c)
@@ -669,8 +671,8 @@ def _cautious_adam_stream(p, g, m, v, p_o, m_o, v_o, n_chunks, decay, b1, omb1, 
         for i0 in range(lo, hi, STREAM_BLOCK):
             i1 = min(hi, i0 + STREAM_BLOCK)
             bad += _cautious_adam_block(p[i0:i1], g[i0:i1], m[i0:i1], v[i0:i1], sp, sm, sv, decay,
-                                        b1, omb1, b2, omb2, step_size, eps, zero, keep_val,
-                                        drop_val)
+                                        b1, omb1, b2, omb2, step_size, denom_div, eps, zero,
+                                        keep_val, drop_val)
             _stream_copy(p_o, i0, sp, i1 - i0)
             _stream_copy(m_o, i0, sm, i1 - i0)
             _stream_copy(v_o, i0, sv, i1 - i0)
