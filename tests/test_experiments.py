@@ -339,3 +339,88 @@ def test_reddi_cyclic_counterexample_through_the_runner():
     slope = (C - 2) / 3                       # F(x) = slope * x on [-1, 1]
     assert adam["result"]["final_loss"] == pytest.approx(slope, rel=1e-9)       # x = +1
     assert sgd["result"]["final_loss"] < -0.95 * slope                          # x near -1
+
+
+# -- reliability (issue 13): one writer per results file, whole appends, torn lines repaired ------
+
+def test_a_second_sweep_on_the_same_results_file_is_refused_at_once(tmp_path):
+    import fcntl
+    import os
+
+    out = tmp_path / "r.jsonl"
+    run_sweep(SWEEP, out, max_workers=1, limit=2)
+    # Another sweep (another open file description) holds the file: flock on its lock file.
+    fd = os.open(tmp_path / "r.jsonl.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(runner.ResultsLockedError, match="another sweep is writing"):
+            run_sweep(SWEEP, out, max_workers=1)
+    finally:
+        os.close(fd)
+    assert len(_strict_lines(out)) == 2                       # nothing run, nothing appended
+    assert len(run_sweep(SWEEP, out, max_workers=1)) == N_RUNS  # the lock is free again
+
+
+def test_a_torn_fragment_followed_by_a_whole_record_is_repaired_not_refused(tmp_path):
+    out = tmp_path / "r.jsonl"
+    full = run_sweep(SWEEP, out, max_workers=1, limit=3)
+    lines = out.read_bytes().splitlines()
+    # Writer A was killed mid-append, writer B appended after the torn bytes (an old refopt).
+    out.write_bytes(lines[0] + b"\n" + lines[1][:40] + lines[2] + b"\n")
+    assert [r["key"] for r in read_results(out)] == [full[0]["key"], full[2]["key"]]
+    records = run_sweep(SWEEP, out, max_workers=1)
+    assert len(records) == N_RUNS and records[:3] == full       # the torn run is redone
+    assert len(_strict_lines(out)) == N_RUNS                    # and the file is whole again
+
+
+def test_an_append_that_fails_part_way_leaves_no_partial_line(tmp_path, monkeypatch):
+    import os
+
+    out = tmp_path / "r.jsonl"
+    run_sweep(SWEEP, out, max_workers=1, limit=1)
+    before = out.read_bytes()
+    real_write = os.write
+
+    def half_then_fail(fd, data):
+        real_write(fd, bytes(data[:len(data) // 2]))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runner.os, "write", half_then_fail)
+    with pytest.raises(OSError, match="No space"):
+        runner.append_record(out, {"key": "x", "spec": {}, "result": {}})
+    assert out.read_bytes() == before
+
+
+def test_sweep_command_user_errors_are_one_line(tmp_path, capsys):
+    from refopt.cli import main
+
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps(SWEEP))
+    (tmp_path / "adir.json").mkdir()
+    assert main(["sweep", str(tmp_path / "adir.json")]) == 2       # a SPEC that is a directory
+    assert "directory" in capsys.readouterr().err
+    (tmp_path / "out.jsonl").mkdir()
+    assert main(["sweep", str(spec), "--workers", "1", "--out", str(tmp_path / "out.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "directory" in err
+
+
+def test_sweep_command_refuses_a_second_writer_in_one_line(tmp_path, capsys):
+    import fcntl
+    import os
+
+    from refopt.cli import main
+
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps(SWEEP))
+    fd = os.open(tmp_path / "s.jsonl.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert main(["sweep", str(spec), "--workers", "1"]) == 2
+    finally:
+        os.close(fd)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "another sweep is writing" in err
+    (tmp_path / "afile").write_text("x")
+    assert main(["sweep", str(spec), "--workers", "1", "--out", str(tmp_path / "afile" / "r")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

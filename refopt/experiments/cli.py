@@ -50,7 +50,7 @@ def run_sweep_cmd(args) -> int:
     from pathlib import Path
 
     from .. import _io
-    from .runner import run_sweep
+    from .runner import ResultsLockedError, run_sweep
 
     spec_path = Path(args.spec)
     try:
@@ -62,8 +62,11 @@ def run_sweep_cmd(args) -> int:
     try:
         records = run_sweep(sweep, out, max_workers=args.workers, scheduler=args.scheduler,
                             limit=args.limit, progress=sys.stderr.isatty())
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, ResultsLockedError) as exc:
         print(f"refopt sweep: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # --out under a file, no permission, disk full
+        print(f"refopt sweep: {out}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     print(f"{len(records)} runs in {out}")
     return 0

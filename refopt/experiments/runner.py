@@ -8,6 +8,13 @@ a crash loses at most the runs in flight, never a finished one. On restart, runs
 in the middle of a write) is dropped by an atomic rewrite before anything is appended. Records
 carry their task's version; after a version bump the old records are redone, not reused.
 
+One writer per results file: :func:`run_sweep` holds an exclusive ``fcntl.flock`` on
+``<out>.lock`` for the whole sweep, and a second sweep on the same file is refused at once with
+:class:`ResultsLockedError` (it would run every run twice). Each record is appended with one
+``write`` on an ``O_APPEND`` descriptor; a write that fails part-way is truncated away. A file
+that an older version left with a torn line followed by a whole record (two writers, one
+killed) is repaired on the next open, keeping the whole record.
+
 Executors:
 
 * ``executor="local"`` (default): a :class:`concurrent.futures.ProcessPoolExecutor`;
@@ -25,6 +32,7 @@ Sweep file format (``refopt sweep SPEC.json``)::
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import json
@@ -277,43 +285,113 @@ def _import_task_modules() -> None:
 
 # -- results file ----------------------------------------------------------------------------
 
+class ResultsLockedError(RuntimeError):
+    """Another sweep holds the results file's lock."""
+
+
+_RECORD_START = b'{"key":'
+
+
+def _record(line: bytes) -> dict:
+    rec = json.loads(line)
+    if not isinstance(rec, dict) or "key" not in rec:
+        raise ValueError("not a run record")
+    return rec
+
+
 def read_results(path: str | os.PathLike, *, repair: bool = False) -> list[dict]:
     """All complete records of a JSONL results file (missing file: []).
 
     A torn final line (no newline, or not valid JSON) is what a crash mid-write leaves; it is
-    ignored, and with ``repair=True`` removed from the file by an atomic rewrite. A malformed
-    line anywhere else raises :class:`refopt._io.CorruptFileError`.
+    ignored, and with ``repair=True`` removed from the file by an atomic rewrite. A line that is
+    a torn fragment followed by a whole record (a writer appended after another was killed
+    mid-write) keeps the record and drops the fragment (rewritten with ``repair=True``). Any
+    other malformed line raises :class:`refopt._io.CorruptFileError`.
     """
     path = Path(path)
     if not path.exists():
         return []
-    raw = path.read_bytes()
+    raw = _io.read_regular_bytes(path, 1 << 40)
     lines = raw.split(b"\n")
     complete, tail = lines[:-1], lines[-1]   # tail is b"" when the file ends with a newline
-    records, torn = [], bool(tail.strip())
+    records, kept, torn = [], [], bool(tail.strip())
     for i, line in enumerate(complete):
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
-            if not isinstance(rec, dict) or "key" not in rec:
-                raise ValueError("not a run record")
+            rec = _record(line)
         except ValueError as exc:
-            # A line that ends in a newline was written whole: a bad one is corruption, not a crash.
-            raise _io.CorruptFileError(f"{path}: line {i + 1} is not a run record: {exc}") from exc
+            # A line that ends in a newline was written whole, unless a torn fragment precedes
+            # a whole record on it; anything else is corruption, not a crash.
+            at = line.rfind(_RECORD_START)
+            try:
+                if at <= 0:
+                    raise ValueError("no whole record after a torn fragment")
+                rec = _record(line[at:])
+            except ValueError:
+                raise _io.CorruptFileError(f"{path}: line {i + 1} is not a run record: "
+                                           f"{exc}") from exc
+            line, torn = line[at:], True
         records.append(rec)
+        kept.append(line)
     if torn and repair:
-        _io.atomic_write_bytes(path, b"".join(line + b"\n" for line in complete if line.strip()))
+        _io.atomic_write_bytes(path, b"".join(line + b"\n" for line in kept))
     return records
 
 
 def append_record(path: str | os.PathLike, record: Mapping) -> None:
-    """Append one record as a JSON line; flushed and fsynced before returning."""
-    line = canonical_json(jsonable(dict(record))) + "\n"
-    with open(path, "ab") as fh:
-        fh.write(line.encode("utf-8"))
-        fh.flush()
-        os.fsync(fh.fileno())
+    """Append one record as a JSON line with one write; fsynced before returning.
+
+    A write that fails part-way (disk full, an interrupt) is truncated back, so the file never
+    holds a partial line written by a live process.
+    """
+    data = (canonical_json(jsonable(dict(record))) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
+                 0o666)
+    try:
+        start = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        except BaseException:
+            os.ftruncate(fd, start)
+            raise
+    finally:
+        os.close(fd)
+
+
+class _ResultsLock:
+    """An exclusive, non-blocking ``flock`` on ``<out>.lock`` (refused at once when held)."""
+
+    def __init__(self, out: Path):
+        self.path = out.with_name(out.name + ".lock")
+        self.fd = None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock
+            return self
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(self.fd)
+            self.fd = None
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise ResultsLockedError(
+                    f"another sweep is writing {self.path.with_suffix('')} (it holds "
+                    f"{self.path.name}); wait for it to finish or use another --out") from None
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # releases the lock
+            self.fd = None
 
 
 class Progress:
@@ -381,6 +459,12 @@ def run_sweep(specs: Sequence[Mapping] | Mapping, out: str | os.PathLike, *,
         raise ValueError(f"limit must be None or an integer >= 0, got {limit!r}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    with _ResultsLock(out):
+        return _run_sweep_locked(specs, keys, out, scheduler=scheduler, max_workers=max_workers,
+                                 limit=limit, progress=progress)
+
+
+def _run_sweep_locked(specs, keys, out: Path, *, scheduler, max_workers, limit, progress):
     # Later lines supersede earlier ones (a rerun after a task's version changed).
     done = {rec["key"]: rec for rec in read_results(out, repair=True) if _is_current(rec)}
     todo = [s for s, k in zip(specs, keys) if k not in done]
