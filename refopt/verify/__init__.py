@@ -32,7 +32,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from .adapters import NotApplicable, PortRun, expected_histories, make_port, run_case
+from .adapters import (COMMON, NotApplicable, PortError, PortRun, RulePort, expected_histories,
+                       make_port, rule_defaults, run_case, watch_user_interrupt, _equal)
 from .compare import Comparison, check_tolerance_mode, compare_trajectories
 from .diagnose import Diagnosis, diagnose
 from .invariants import InvariantReport, check_invariants
@@ -40,7 +41,9 @@ from .invariants import InvariantReport, check_invariants
 __all__ = ["CaseResult", "Report", "verify_rule", "verify_cases", "load_cases", "judge",
            "make_port", "run_case"]
 
-PASS, FAIL, ERROR, NOT_RUN, ACCEPTABLE = "pass", "FAIL", "ERROR", "n/a", "ok*"
+PASS, FAIL, ERROR, NOT_RUN, ACCEPTABLE, ADVISORY = "pass", "FAIL", "ERROR", "n/a", "ok*", "adv"
+#: What a port may raise to refuse an invalid case: a validation error, not a crash.
+VALIDATION_ERRORS = (ValueError, TypeError)
 
 
 @dataclass
@@ -49,9 +52,12 @@ class CaseResult:
 
     ``status``: ``pass``; ``FAIL`` (numbers outside the tolerance up to the pointwise horizon,
     an invariant broken after it, or an invalid case accepted); ``ERROR`` (the port raised on a
-    valid case); ``ok*`` (an ``acceptable`` case the port does differently); ``n/a`` (the port
-    cannot be configured for the case; not counted). ``invariants`` holds the verdict on the
-    case's invariants from the horizon on (None when the case has none).
+    valid case); ``ok*`` (an ``acceptable`` case the port does differently); ``adv`` (an invalid
+    case where refopt's policy, not the mathematics, refuses the hyperparameters and the port
+    accepts them: shown and counted, not a failure unless ``strict``); ``n/a`` (the port cannot
+    be configured for the case, or ignores an option it received through ``**kwargs``; not
+    counted). ``invariants`` holds the verdict on the case's invariants from the horizon on
+    (None when the case has none).
     """
 
     case_id: str
@@ -70,7 +76,7 @@ class CaseResult:
 
     @property
     def ok(self) -> bool:
-        return self.status in (PASS, ACCEPTABLE)
+        return self.status in (PASS, ACCEPTABLE, ADVISORY)
 
     def to_dict(self) -> dict:
         c = self.comparison
@@ -144,7 +150,16 @@ class Report:
                  fmt.format(*("-" * w for w in widths))]
         lines += [fmt.format(*row) for row in rows]
         details = []
+        grouped: dict = {}   # one line for each reason many cases were not run
         for r in self.results:
+            if r.status == NOT_RUN and r.message:
+                grouped.setdefault(r.message, []).append(r.case_id)
+        for r in self.results:
+            if r.status == NOT_RUN and len(grouped.get(r.message, ())) > 1:
+                ids = grouped[r.message]
+                if ids[0] == r.case_id:
+                    details.append(f"  {len(ids)} cases [n/a] ({_id_summary(ids)}): {r.message}")
+                continue
             if r.status in (FAIL, ERROR) or (r.status == NOT_RUN and r.message):
                 text = r.message
                 if r.diagnosis is not None:
@@ -154,17 +169,26 @@ class Report:
                 details.append(f"  {r.case_id} [{r.status}]: {r.message}")
         if details:
             lines += ["", "notes:"] + details
+        pattern = failure_pattern(self.results)
+        if pattern:
+            lines += ["", "pattern: " + pattern]
         n = {s: sum(r.status == s for r in self.results) for s in (PASS, FAIL, ERROR, ACCEPTABLE,
-                                                                    NOT_RUN)}
+                                                                    ADVISORY, NOT_RUN)}
         verdict = "PASS" if self.passed else ("NOTHING RUN" if not self.counted else "FAIL")
         lines += ["", f"{verdict}: {n[PASS]} passed, {n[FAIL]} failed, {n[ERROR]} errors, "
-                      f"{n[ACCEPTABLE]} acceptable differences, {n[NOT_RUN]} not run "
-                      f"(port cannot express the case) of {len(self.results)} cases"]
+                      f"{n[ACCEPTABLE]} acceptable differences, {n[ADVISORY]} advisory, "
+                      f"{n[NOT_RUN]} not run (port cannot express the case) of "
+                      f"{len(self.results)} cases"]
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
         return {"rule": self.rule, "port": self.port, "passed": self.passed,
                 "exit_status": self.exit_status, "cases": [r.to_dict() for r in self.results]}
+
+
+def _id_summary(ids: list) -> str:
+    """A few case ids, then how many more."""
+    return ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
 
 
 def _ulp(x: float) -> str:
@@ -173,14 +197,92 @@ def _ulp(x: float) -> str:
     return f"{x:.0f}" if x < 1e6 else f"{x:.1e}"
 
 
+def failure_pattern(results) -> str:
+    """One line on what the failing cases share, when they share something: a known mistake
+    that every diagnosed failure matches, or a dtype that all failures and no pass have."""
+    bad = [r for r in results if r.status in (FAIL, ERROR)]
+    if not bad:
+        return ""
+    parts = []
+    diagnosed = [r for r in bad if r.diagnosis is not None]
+    if diagnosed:
+        common = set(diagnosed[0].diagnosis.keys)
+        for r in diagnosed[1:]:
+            common &= set(r.diagnosis.keys)
+        if common:
+            parts.append(f"all {len(diagnosed)} diagnosed failures match "
+                         + " / ".join(sorted(common)))
+    good = [r for r in results if r.status in (PASS, ACCEPTABLE, ADVISORY)]
+    for dtype in ("float32", "float64"):
+        if all(r.dtype == dtype for r in bad) and good and not any(r.dtype == dtype
+                                                                   for r in good):
+            parts.append(f"every {dtype} case fails, every other dtype passes")
+    if len(bad) > 1 and all(r.status == ERROR for r in bad):
+        kinds = {r.message.split(":")[0] for r in bad}
+        if len(kinds) == 1:
+            parts.append(f"all {len(bad)} errors: {kinds.pop()}")
+    return "; ".join(parts)
+
+
+def _invalid_kind(case) -> tuple[str, str]:
+    """(``"undefined"`` or ``"policy"``, why) from the manifest's ``expected_error``; a case
+    that does not say is treated as undefined: the port must refuse it."""
+    manifest = case.manifest if isinstance(case.manifest, Mapping) else {}
+    expected = manifest.get("expected_error") or {}
+    kind = expected.get("kind", "undefined")
+    return ("policy" if kind == "policy" else "undefined"), str(expected.get("why") or "")
+
+
+def _judge_invalid(case, error, base, strict: bool) -> CaseResult:
+    kind, why = _invalid_kind(case)
+    reason = _invalid_reason(case)
+    because = f" ({why})" if why else ""
+    if error is None:
+        if kind == "policy" and not strict:
+            return CaseResult(status=ADVISORY, message=(
+                f"advisory: refopt refuses {reason} by policy{because}, the mathematics is "
+                f"defined there and the port accepts it; not a failure (--strict makes it one)"),
+                **base)
+        return CaseResult(status=FAIL, message="the port accepted an invalid case (a conforming "
+                          f"port must raise): {reason}{because}", **base)
+    if not isinstance(error, PortError):
+        # File mode: the port wrote {"error": ...}; how it refused cannot be checked.
+        return CaseResult(status=PASS, message=f"refused as required: {error}", **base)
+    original = error.original
+    said = f"{type(original).__name__}: {original}"
+    if not isinstance(original, VALIDATION_ERRORS):
+        return CaseResult(status=FAIL, message=(
+            f"the port raised {said} at {error.phase}: not a validation error (a conforming "
+            f"port refuses {reason} with a ValueError or TypeError)"), **base)
+    if error.params_changed:
+        return CaseResult(status=FAIL, message=(
+            f"the port refused ({said}) only after changing params at {error.phase}; a "
+            f"conforming port refuses {reason} before any param changes"), **base)
+    if error.step > 1:
+        return CaseResult(status=FAIL, message=(
+            f"the port refused ({said}) only at {error.phase}; a conforming port refuses "
+            f"{reason} at construction or at the first step"), **base)
+    message = f"refused as required at {error.phase}: {said}"
+    expected = case.manifest.get("expected_error") if isinstance(case.manifest, Mapping) \
+        else None
+    param = (expected or {}).get("parameter")
+    if param and param.split("[")[0] not in str(original):
+        message += f" (note: the message does not name {param!r})"
+    return CaseResult(status=PASS, message=message, **base)
+
+
 def judge(case, run: PortRun | None, error: BaseException | None = None, *,
-          port_name: str = "", with_diagnosis: bool = True) -> CaseResult:
+          port_name: str = "", with_diagnosis: bool = True, strict: bool = False) -> CaseResult:
     """The verdict on one case from the port's trajectory (or the exception it raised).
 
     A valid case passes only if the trajectory is within the tolerance at every recorded step up
     to ``pointwise_horizon`` *and* every checkable invariant holds from the horizon on
-    (:mod:`refopt.verify.invariants`). Raises ValueError for a tolerance mode refopt cannot
-    judge (``statistical``, or an unknown one).
+    (:mod:`refopt.verify.invariants`). An invalid case passes only if the port raised a
+    validation error (ValueError, TypeError or a subclass) at construction or at the first step,
+    before any param changed (``error`` a :class:`~refopt.verify.adapters.PortError`; in file
+    mode any reported refusal). An invalid case whose manifest marks it ``policy`` (refopt is
+    stricter than the mathematics) is advisory when accepted, unless ``strict``. Raises
+    ValueError for a tolerance mode refopt cannot judge (``statistical``, or an unknown one).
     """
     base = dict(case_id=case.case_id, dtype=str(case.dtype), result=case.result,
                 flags=list(case.flags))
@@ -190,19 +292,14 @@ def judge(case, run: PortRun | None, error: BaseException | None = None, *,
         except ValueError as exc:
             raise ValueError(f"case {case.case_id}: {exc}") from None
     if case.result == "invalid":
-        if error is not None:
-            message = f"refused as required: {type(error).__name__}: {error}"
-            expected = case.manifest.get("expected_error") if isinstance(case.manifest, Mapping) \
-                else None
-            param = (expected or {}).get("parameter")
-            if param and param.split("[")[0] not in str(error):
-                message += f" (note: the message does not name {param!r})"
-            return CaseResult(status=PASS, message=message, **base)
-        return CaseResult(status=FAIL, message="the port accepted an invalid case (a conforming "
-                          f"port must raise): {_invalid_reason(case)}", **base)
+        return _judge_invalid(case, error, base, strict)
     if error is not None:
-        return CaseResult(status=ERROR, message=f"the port raised {type(error).__name__}: {error}",
-                          **base)
+        if isinstance(error, PortError):
+            message = (f"the port raised {type(error.original).__name__}: {error.original} "
+                       f"at {error.phase}")
+        else:
+            message = f"the port raised {type(error).__name__}: {error}"
+        return CaseResult(status=ERROR, message=message, **base)
     expected = expected_histories(case)
     cmp = compare_trajectories(expected, run.as_histories(), case.steps, case.tolerance,
                                case.dtype)
@@ -223,6 +320,37 @@ def judge(case, run: PortRun | None, error: BaseException | None = None, *,
     diag = diagnose(case, run, port_name) if with_diagnosis else None
     return CaseResult(status=FAIL, comparison=cmp, diagnosis=diag, message="; ".join(notes),
                       **base)
+
+
+def ignored_options(case, port, run: PortRun) -> list:
+    """The options a port received only through ``**kwargs`` and ignored: the smallest set of
+    them (all together, then each alone) whose reset to the rule's default makes refopt's
+    reference reproduce the port's trajectory. Empty if there is none."""
+    from .diagnose import _with, matching_tolerance
+
+    unnamed = getattr(port, "unnamed", None)
+    if not callable(unnamed) or run is None:
+        return []
+    defaults = rule_defaults(case)
+    # lr, betas, eps and weight_decay are the port's own business: one it ignores is a failure.
+    suspects = [k for k in unnamed(case) if k in case.hyper and k in defaults and k not in COMMON
+                and not _equal(case.hyper[k], defaults[k])]
+    if not suspects:
+        return []
+    actual = run.as_histories()
+    tol = matching_tolerance(case)
+    subsets = [[k] for k in suspects] + ([suspects] if len(suspects) > 1 else [])
+    for subset in subsets:
+        try:
+            rule = _with(case, **{k: defaults[k] for k in subset})
+            expected = run_case(RulePort(rule, rebuild=False), case).as_histories()
+        except (ValueError, TypeError, PortError):
+            continue
+        cmp = compare_trajectories(expected, {k: v for k, v in actual.items() if k in expected},
+                                   case.steps, tol, case.dtype)
+        if cmp.passed:
+            return subset
+    return []
 
 
 def _with_probe_inputs(case):
@@ -251,32 +379,45 @@ def _invalid_reason(case) -> str:
 
 def verify_cases(cases: Iterable, port: Any, *, options: Mapping | None = None,
                  adapter: str = "auto", rule: str | None = None, diagnose: bool = True,
-                 port_name: str | None = None) -> Report:
+                 port_name: str | None = None, variant: Mapping | None = None,
+                 strict: bool = False) -> Report:
     """Run ``cases`` (GoldenCase objects) through ``port`` and judge each (see verify_rule)."""
-    p = make_port(port, options, adapter, port_name)
+    p = make_port(port, options, adapter, port_name, variant=variant)
     name = getattr(p, "name", port_name or repr(port))
     results = []
     cases = list(cases)
-    for case in cases:
-        case = _with_probe_inputs(case)
-        try:
-            p.configure(case)
-        except NotApplicable as exc:
-            results.append(CaseResult(case.case_id, str(case.dtype), case.result, NOT_RUN,
-                                      message=f"not run: {exc}", flags=list(case.flags)))
-            continue
-        run, error = None, None
-        try:
-            run = run_case(p, case)
-        except NotApplicable as exc:  # pragma: no cover (configure already said so)
-            results.append(CaseResult(case.case_id, str(case.dtype), case.result, NOT_RUN,
-                                      message=f"not run: {exc}"))
-            continue
-        except Exception as exc:  # the port's own error is a verdict, not a crash
-            error = exc
-        results.append(judge(case, run, error, port_name=name, with_diagnosis=diagnose))
+    with watch_user_interrupt():
+        for case in cases:
+            results.append(_verify_one(p, _with_probe_inputs(case), name, diagnose, strict))
     rule_name = rule or (cases[0].rule if cases else "?")
     return Report(rule=rule_name, port=name, results=results)
+
+
+def _verify_one(p, case, name: str, diagnose: bool, strict: bool) -> CaseResult:
+    not_run = dict(case_id=case.case_id, dtype=str(case.dtype), result=case.result,
+                   status=NOT_RUN, flags=list(case.flags))
+    try:
+        p.configure(case)
+    except NotApplicable as exc:
+        return CaseResult(message=f"not run: {exc}", **not_run)
+    run, error = None, None
+    try:
+        run = run_case(p, case)
+    except NotApplicable as exc:   # the port refused one of refopt's option names
+        return CaseResult(message=f"not run: {exc}", **not_run)
+    except PortError as exc:       # the port's own error is a verdict, not a crash
+        error = exc
+    result = judge(case, run, error, port_name=name, with_diagnosis=diagnose, strict=strict)
+    if result.status == FAIL and case.result != "invalid" and result.comparison is not None \
+            and not result.comparison.passed:
+        ignored = ignored_options(case, p, run)
+        if ignored:
+            said = ", ".join(f"{k}={case.hyper[k]!r}" for k in ignored)
+            return CaseResult(message=(
+                f"not supported: the port ignores {', '.join(ignored)} (its **kwargs took "
+                f"{said} and its numbers are refopt's with {'these' if len(ignored) > 1 else 'it'}"
+                f" at the default)"), **not_run)
+    return result
 
 
 def load_cases(rule: str, *, dtype: str | None = None, cases: str = "*",
@@ -299,7 +440,8 @@ def load_cases(rule: str, *, dtype: str | None = None, cases: str = "*",
 
 def verify_rule(rule_name: str, port: Any, dtype: str | None = None, cases: Any = "*", *,
                 options: Mapping | None = None, adapter: str = "auto", directory: Any = None,
-                diagnose: bool = True) -> Report:
+                diagnose: bool = True, variant: Mapping | None = None,
+                strict: bool = False) -> Report:
     """Verify ``port`` against the golden cases of ``rule_name``.
 
     Parameters
@@ -317,6 +459,14 @@ def verify_rule(rule_name: str, port: Any, dtype: str | None = None, cases: Any 
         An fnmatch pattern on case ids (default ``"*"``: every case of the rule), or the cases.
     options : dict, optional
         Extra keyword arguments for the port's constructor or factory (CLI ``--option``).
+    variant : dict, optional
+        The variant the port implements, ``{NAME: value}`` for rule hyperparameters (CLI
+        ``--variant``; also read from a ``refopt_variant`` attribute of the port). Nothing is
+        passed to the port: cases with another value are not run, the others run as if the
+        port had been given the value.
+    strict : bool
+        Count an accepted invalid case whose refusal is refopt's policy (not undefined
+        mathematics) as a failure instead of an advisory.
     adapter : str
         ``"auto"`` (default), ``"torch"``, ``"optax"``, ``"rule"`` or ``"function"``.
     directory : path, optional
@@ -338,4 +488,5 @@ def verify_rule(rule_name: str, port: Any, dtype: str | None = None, cases: Any 
         selected = [c for c in cases if canonical_name(c.rule) == target
                     and (dtype is None or str(c.dtype) == dtype)]
     return verify_cases(selected, port, options=options, adapter=adapter,
-                        rule=canonical_name(rule_name), diagnose=diagnose)
+                        rule=canonical_name(rule_name), diagnose=diagnose, variant=variant,
+                        strict=strict)

@@ -60,6 +60,91 @@ class NotApplicable(Exception):
     """The port cannot be configured for this case (it lacks a parameter the case needs)."""
 
 
+class PortError(Exception):
+    """The port raised: ``original`` is what it raised (any BaseException: a port's
+    ``SystemExit(0)`` must never end a verification as a pass), ``phase`` where
+    (``"construction"``, ``"step 3"``, ...), ``step`` the 1-based step (0 at construction) and
+    ``params_changed`` whether any param differed from its value before that step."""
+
+    def __init__(self, original: BaseException, phase: str, step: int, params_changed: bool):
+        super().__init__(f"{type(original).__name__} at {phase}: {original}")
+        self.original, self.phase, self.step = original, phase, step
+        self.params_changed = params_changed
+
+
+#: Set by the SIGINT handler :func:`watch_user_interrupt` installs: a KeyboardInterrupt that
+#: arrives while it is set is the user's Ctrl-C (it ends the run); any other one was raised by
+#: the port and is a verdict on the port.
+USER_INTERRUPT = {"seen": False}
+
+
+def _is_users_interrupt(exc: BaseException) -> bool:
+    return isinstance(exc, KeyboardInterrupt) and (USER_INTERRUPT["seen"]
+                                                   or not USER_INTERRUPT.get("watching"))
+
+
+class watch_user_interrupt:
+    """Context manager: tell the user's Ctrl-C from a KeyboardInterrupt raised by a port
+    (main thread only; elsewhere every KeyboardInterrupt counts as the user's)."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            def handler(signum, frame):
+                USER_INTERRUPT["seen"] = True
+                raise KeyboardInterrupt
+
+            self._old = signal.signal(signal.SIGINT, handler)
+            USER_INTERRUPT.update(seen=False, watching=True)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            USER_INTERRUPT.update(seen=False, watching=False)
+        return False
+
+
+def _changed(before: list, after: list) -> bool:
+    if len(before) != len(after):
+        return True
+    for a, b in zip(before, after):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape or not np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"):
+            return True
+    return False
+
+
+def _port_call(fn, phase: str, step: int, snapshot_of=None):
+    """Run one call into the port; whatever it raises comes out as a :class:`PortError`
+    (``NotApplicable`` and the user's Ctrl-C excepted). ``snapshot_of`` (a session) is read
+    before and, on an error, after the call, to tell whether the port changed a param."""
+    before = None
+    if snapshot_of is not None:
+        before = _port_call(snapshot_of.params, f"reading params before {phase}", step)
+    try:
+        return fn()
+    except NotApplicable:
+        raise
+    except BaseException as exc:
+        if _is_users_interrupt(exc):
+            raise
+        changed = False
+        if before is not None:
+            try:
+                changed = _changed(before, snapshot_of.params())
+            except BaseException as again:
+                if _is_users_interrupt(again):
+                    raise
+                changed = True  # the params cannot even be read back
+        raise PortError(exc, phase, step, changed) from exc
+
+
 @dataclass
 class PortRun:
     """A port's trajectory at the case's recorded steps.
@@ -144,21 +229,33 @@ def _signature_names(fn: Callable) -> tuple[set, bool]:
 
 
 def case_kwargs(case, accepted: set, var_kw: bool, options: Mapping | None = None,
-                lr_value: Any = None) -> dict:
+                lr_value: Any = None, variant: Mapping | None = None) -> dict:
     """Constructor kwargs for ``case`` given the names a constructor accepts.
 
-    Raises :class:`NotApplicable` when a hyperparameter the case needs cannot be passed, or when
-    ``options`` fixes a hyperparameter to another value than the case's.
+    ``variant`` (the port's declared variant, ``--variant NAME=VALUE`` or a ``refopt_variant``
+    attribute) selects cases without passing anything: a case with another value of a declared
+    hyperparameter is not run, one with the declared value runs without that keyword. Through
+    ``**kwargs`` only the four common hyperparameters and the options whose value differs from
+    the rule's default are passed (a port that does not know refopt's option names then still
+    runs every default-variant case); :func:`unnamed_keys` lists what went that way.
+
+    Raises :class:`NotApplicable` when a hyperparameter the case needs cannot be passed, when
+    ``options`` fixes a hyperparameter to another value than the case's, or when the case is
+    not of the declared variant.
     """
     from ..registry import RULES, canonical_name
 
     options = dict(options or {})
+    variant = dict(variant or {})
     defaults = rule_defaults(case)
     kwargs: dict = {}
     raw = RULES[canonical_name(case.rule)].cls.defaults
+    check_variant(case, variant)
     for key, value in case.hyper.items():
         if value is None and key in raw and raw[key] is None:
             continue  # "the default" (e.g. AlphaAdam's eps=None): the port's own default
+        if key in variant:
+            continue  # declared: the port implements it without a keyword
         if key in options:
             if not _equal(options[key], value):
                 raise NotApplicable(f"--option {key}={options[key]!r} but the case has "
@@ -177,7 +274,8 @@ def case_kwargs(case, accepted: set, var_kw: bool, options: Mapping | None = Non
         elif key == "betas" and "betas" not in accepted and {"beta1", "beta2"} <= accepted:
             kwargs["beta1"], kwargs["beta2"] = value
             continue
-        elif key in accepted or (var_kw and not (key == "nonfinite" and value == "raise")):
+        elif key in accepted or (var_kw and (key in COMMON or (
+                key in defaults and not _equal(value, defaults[key])))):
             kwargs[key] = tuple(value) if isinstance(value, list) else value
             continue
         if key == "lr" and case.lr_schedule is not None:
@@ -187,6 +285,39 @@ def case_kwargs(case, accepted: set, var_kw: bool, options: Mapping | None = Non
                                 f"{key}={value!r}")
     kwargs.update(options)
     return kwargs
+
+
+def check_variant(case, variant: Mapping | None) -> None:
+    """Raise :class:`NotApplicable` if ``case`` is not of the declared ``variant``."""
+    for key, value in dict(variant or {}).items():
+        if key in case.hyper and not _equal(value, case.hyper[key]):
+            raise NotApplicable(f"the port declares the variant {key}={value!r}; the case has "
+                                f"{key}={case.hyper[key]!r}")
+
+
+def unnamed_keys(kwargs: Mapping, accepted: set, options: Mapping | None = None) -> list:
+    """The keywords of ``kwargs`` that reach the constructor only through its ``**kwargs``
+    (refopt's option names the port may ignore or refuse), ``--option`` names excluded."""
+    known = set(accepted) | set(options or {})
+    return [k for k in kwargs if k not in known]
+
+
+def construct(factory: Callable, args: tuple, kwargs: dict, unnamed: list, what: str):
+    """``factory(*args, **kwargs)``; a TypeError that goes away without the ``**kwargs``-only
+    keywords means the port refuses refopt's name for an option: the case cannot be expressed
+    (:class:`NotApplicable`), not an error of the port."""
+    try:
+        return factory(*args, **kwargs)
+    except TypeError as exc:
+        if not unnamed:
+            raise
+        try:
+            factory(*args, **{k: v for k, v in kwargs.items() if k not in unnamed})
+        except Exception:
+            raise exc from None
+        raise NotApplicable(f"{what} refuses the keyword{'s' if len(unnamed) > 1 else ''} "
+                            f"{', '.join(unnamed)} ({type(exc).__name__}: {exc}); declare the "
+                            f"variant it implements with --variant NAME=VALUE") from None
 
 
 def lr_at(case, t: int) -> float:
@@ -228,24 +359,52 @@ def _buffers_from_state(state: Any, names: tuple, n: int) -> dict:
 
 
 # -- torch ----------------------------------------------------------------------------------
-class TorchOptimizerPort:
-    """A ``torch.optim.Optimizer`` subclass (see the module docstring)."""
+def declared_variant(target: Any, variant: Mapping | None = None) -> dict:
+    """The port's ``refopt_variant`` attribute (a mapping NAME -> value), updated by
+    ``variant`` (the CLI's ``--variant``)."""
+    declared = getattr(target, "refopt_variant", None)
+    if declared is not None and not isinstance(declared, Mapping):
+        raise TypeError(f"refopt_variant must be a mapping NAME -> value, got "
+                        f"{type(declared).__name__}")
+    return {**dict(declared or {}), **dict(variant or {})}
 
-    def __init__(self, cls: type, options: Mapping | None = None, name: str | None = None):
+
+class TorchOptimizerPort:
+    """A ``torch.optim.Optimizer`` subclass (see the module docstring).
+
+    After construction every param group gets the case's ``lr``, ``betas``, ``eps`` and
+    ``weight_decay`` where the optimizer did not store them itself (torch's convention: a group
+    entry overrides the defaults), so ports that read a hyperparameter from the groups only,
+    nanoGPT style, run too.
+    """
+
+    def __init__(self, cls: type, options: Mapping | None = None, name: str | None = None,
+                 variant: Mapping | None = None):
         self.cls = cls
         self.options = dict(options or {})
+        self.variant = declared_variant(cls, variant)
         self.name = name or f"{cls.__module__}:{cls.__qualname__}"
 
+    def _accepted(self):
+        return _signature_names(self.cls.__init__)
+
     def configure(self, case) -> dict:
-        accepted, var_kw = _signature_names(self.cls.__init__)
-        return case_kwargs(case, accepted, var_kw, self.options)
+        accepted, var_kw = self._accepted()
+        return case_kwargs(case, accepted, var_kw, self.options, variant=self.variant)
+
+    def unnamed(self, case) -> list:
+        return unnamed_keys(self.configure(case), self._accepted()[0], self.options)
 
     def open(self, case, params):
         import torch
 
         kwargs = self.configure(case)
         tensors = [torch.from_numpy(np.array(p, copy=True)) for p in params]
-        optimizer = self.cls(tensors, **kwargs)
+        optimizer = construct(self.cls, (tensors,), kwargs, self.unnamed(case), self.name)
+        for group in optimizer.param_groups:
+            for key in COMMON:
+                if key in kwargs:
+                    group.setdefault(key, kwargs[key])
         return _TorchSession(torch, optimizer, tensors)
 
 
@@ -290,10 +449,12 @@ def _is_gradient_transformation(obj) -> bool:
 class OptaxPort:
     """An optax ``GradientTransformation`` or a factory ``(**hyper) -> GradientTransformation``."""
 
-    def __init__(self, target: Any, options: Mapping | None = None, name: str | None = None):
+    def __init__(self, target: Any, options: Mapping | None = None, name: str | None = None,
+                 variant: Mapping | None = None):
         self.target = target
         self.fixed = _is_gradient_transformation(target)
         self.options = dict(options or {})
+        self.variant = declared_variant(target, variant)
         self.name = name or _describe(target)
 
     def configure(self, case) -> dict:
@@ -301,10 +462,16 @@ class OptaxPort:
             if case.lr_schedule is not None:
                 raise NotApplicable("a built GradientTransformation cannot follow the case's lr "
                                     "schedule; pass a factory that takes learning_rate")
+            check_variant(case, self.variant)
             return {}
         accepted, var_kw = _signature_names(self.target)
         return case_kwargs(case, accepted, var_kw, self.options,
-                           lr_value=_optax_schedule(case))
+                           lr_value=_optax_schedule(case), variant=self.variant)
+
+    def unnamed(self, case) -> list:
+        if self.fixed:
+            return []
+        return unnamed_keys(self.configure(case), _signature_names(self.target)[0], self.options)
 
     def open(self, case, params):
         import jax
@@ -314,7 +481,8 @@ class OptaxPort:
             # Without x64, JAX silently computes float64 inputs in float32.
             jax.config.update("jax_enable_x64", True)
         kwargs = self.configure(case)
-        tx = self.target if self.fixed else self.target(**kwargs)
+        tx = self.target if self.fixed else construct(self.target, (), kwargs,
+                                                      self.unnamed(case), self.name)
         if not _is_gradient_transformation(tx):
             raise TypeError(f"{self.name} returned {type(tx).__name__}, not an optax "
                             f"GradientTransformation")
@@ -366,9 +534,10 @@ class RulePort:
     """An object with ``init``/``step`` like a refopt rule, or a factory returning one."""
 
     def __init__(self, target: Any, options: Mapping | None = None, name: str | None = None,
-                 rebuild: bool = True):
+                 rebuild: bool = True, variant: Mapping | None = None):
         self.target = target
         self.options = dict(options or {})
+        self.variant = declared_variant(target, variant)
         self.name = name or _describe(target)
         self.fixed = _is_rule_like(target)
         # A refopt rule (any backend) is rebuilt per case; other instances are used as they are.
@@ -380,9 +549,15 @@ class RulePort:
         if self.backend is not None:
             return dict(case.hyper)
         if self.fixed:
+            check_variant(case, self.variant)
             return {}
         accepted, var_kw = _signature_names(self.target)
-        return case_kwargs(case, accepted, var_kw, self.options)
+        return case_kwargs(case, accepted, var_kw, self.options, variant=self.variant)
+
+    def unnamed(self, case) -> list:
+        if self.fixed or self.backend is not None:
+            return []
+        return unnamed_keys(self.configure(case), _signature_names(self.target)[0], self.options)
 
     def open(self, case, params):
         kwargs = self.configure(case)
@@ -397,7 +572,7 @@ class RulePort:
         elif self.fixed:
             rule = self.target
         else:
-            rule = self.target(**kwargs)
+            rule = construct(self.target, (), kwargs, self.unnamed(case), self.name)
         if not _is_rule_like(rule):
             raise TypeError(f"{self.name} returned {type(rule).__name__}, which has no "
                             f"init/step")
@@ -446,12 +621,18 @@ class _RuleSession:
 class FunctionPort:
     """``step(params, grads, state, *, t, lr, hyper) -> (params, state)``; state starts as None."""
 
-    def __init__(self, fn: Callable, options: Mapping | None = None, name: str | None = None):
+    def __init__(self, fn: Callable, options: Mapping | None = None, name: str | None = None,
+                 variant: Mapping | None = None):
         self.fn = fn
         self.options = dict(options or {})
+        self.variant = declared_variant(fn, variant)
         self.name = name or _describe(fn)
 
+    def unnamed(self, case) -> list:
+        return []
+
     def configure(self, case) -> dict:
+        check_variant(case, self.variant)
         for key, value in self.options.items():
             if key in case.hyper and not _equal(value, case.hyper[key]):
                 raise NotApplicable(f"--option {key}={value!r} but the case has "
@@ -508,12 +689,13 @@ def _is_step_function(obj) -> bool:
 
 
 def make_port(target: Any, options: Mapping | None = None, adapter: str = "auto",
-              name: str | None = None) -> Port:
+              name: str | None = None, variant: Mapping | None = None) -> Port:
     """The adapter for ``target`` (see the module docstring); ``adapter`` forces one.
 
     A target that already implements :class:`Port` (has ``configure`` and ``open``) is returned
     as is. A string is a refopt backend name (``"numpy"``, ``"numba"``, ``"cupy"``): the refopt
-    rule of the case on that backend.
+    rule of the case on that backend. ``variant`` declares the variant the port implements
+    (cases of another variant are not run; see :func:`case_kwargs`).
     """
     if adapter not in ADAPTERS:
         raise ValueError(f"adapter must be one of {list(ADAPTERS)}, got {adapter!r}")
@@ -527,15 +709,15 @@ def make_port(target: Any, options: Mapping | None = None, adapter: str = "auto"
                              f"got {target!r}")
         return _BackendPort(target, options)
     if adapter == "torch" or (adapter == "auto" and _is_torch_optimizer_class(target)):
-        return TorchOptimizerPort(target, options, name)
+        return TorchOptimizerPort(target, options, name, variant=variant)
     if adapter == "optax" or (adapter == "auto" and _is_gradient_transformation(target)):
-        return OptaxPort(target, options, name)
+        return OptaxPort(target, options, name, variant=variant)
     if adapter == "function" or (adapter == "auto" and _is_step_function(target)):
-        return FunctionPort(target, options, name)
+        return FunctionPort(target, options, name, variant=variant)
     if adapter == "rule" or _is_rule_like(target):
-        return RulePort(target, options, name)
+        return RulePort(target, options, name, variant=variant)
     if callable(target):
-        return _FactoryPort(target, options, name)
+        return _FactoryPort(target, options, name, variant=variant)
     raise TypeError(f"cannot verify a {type(target).__name__}: expected a torch.optim.Optimizer "
                     f"class, an optax GradientTransformation or factory, a refopt-rule-like "
                     f"object or factory, or a step function (see refopt.verify.adapters)")
@@ -550,18 +732,22 @@ class _BackendPort(RulePort):
 class _FactoryPort:
     """A factory whose product decides the adapter: an optax transformation or a rule-like."""
 
-    def __init__(self, factory, options, name):
+    def __init__(self, factory, options, name, variant=None):
         self.factory = factory
         self.options = dict(options or {})
         self.name = name or _describe(factory)
-        self._optax = OptaxPort(factory, options, self.name)
-        self._rule = RulePort(factory, options, self.name)
+        self._optax = OptaxPort(factory, options, self.name, variant=variant)
+        self._rule = RulePort(factory, options, self.name, variant=variant)
 
     def configure(self, case):
         return self._rule.configure(case)
 
+    def unnamed(self, case) -> list:
+        return self._rule.unnamed(case)
+
     def open(self, case, params):
-        product = self.factory(**self._rule.configure(case))
+        product = construct(self.factory, (), self._rule.configure(case), self.unnamed(case),
+                            self.name)
         if _is_gradient_transformation(product):
             return self._optax.open(case, params)
         if _is_rule_like(product):
@@ -578,8 +764,9 @@ def run_case(port: Port, case) -> PortRun:
     ``PortRun.trace``: params, exposed buffers, the gradients the port was given and AlphaAdam's
     mask/alpha/kept where exposed (:mod:`refopt.verify.invariants`).
 
-    Raises :class:`NotApplicable` when the port cannot be configured for the case, and lets any
-    exception of the port propagate (for ``invalid`` cases a raise is the expected outcome).
+    Raises :class:`NotApplicable` when the port cannot be configured for the case, and
+    :class:`PortError` for anything the port raised (for ``invalid`` cases a validation error is
+    the expected outcome), with where it raised and whether a param had changed by then.
     """
     from ..registry import RULES, canonical_name
     from .invariants import Trace, trace_needed
@@ -588,15 +775,17 @@ def run_case(port: Port, case) -> PortRun:
     dt = np.dtype(case.dtype)
     n_steps = int(case.n_steps)
     params0 = [np.array(p, dtype=dt, copy=True) for p in case.init_params]
-    session = port.open(case, params0)
+    session = _port_call(lambda: port.open(case, params0), "construction", 0)
     names = tuple(RULES[canonical_name(case.rule)].cls.buffers)
     recorded = [int(s) for s in np.asarray(case.steps)]
     tracing = trace_needed(case)
     held = list(range(n_steps + 1)) if tracing else sorted(set(recorded))
     wanted = set(held)
     hist_params = [[p.copy()] for p in params0] if 0 in wanted else [[] for _ in params0]
+    # An invalid case is refused correctly only before any param changes: watch them.
+    watch = session if case.result == "invalid" else None
     if 0 in wanted:
-        start = session.buffers(names)
+        start = _port_call(lambda: session.buffers(names), "reading the initial state", 0)
         # A lazily built state (torch) has no buffers before the first step: they start at 0.
         hist_bufs = {b: [[np.array(start[b][i]) if b in start else np.zeros_like(p)]
                          for i, p in enumerate(params0)] for b in names}
@@ -614,9 +803,9 @@ def run_case(port: Port, case) -> PortRun:
         else:
             grads = [None if g is None else np.asarray(g, dtype=dt)
                      for g in case.grad_fn([p.copy() for p in current], t)]
-        session.step(grads, t, lr_at(case, t))
+        _port_call(lambda: session.step(grads, t, lr_at(case, t)), f"step {t}", t, watch)
         if t in wanted or case.grads is None:
-            current = session.params()
+            current = _port_call(session.params, f"reading params after step {t}", t)
         if tracing:
             for i, g in enumerate(grads):
                 hist_grads[i].append(np.full(params0[i].shape, np.nan, dt) if g is None
@@ -624,12 +813,14 @@ def run_case(port: Port, case) -> PortRun:
         if t in wanted:
             for i, p in enumerate(current):
                 hist_params[i].append(np.array(p, copy=True))
-            bufs = session.buffers(tuple(exposed))
+            bufs = _port_call(lambda: session.buffers(tuple(exposed)),
+                              f"reading the state after step {t}", t)
             exposed &= set(bufs)
             for b in exposed:
                 for i in range(len(params0)):
                     hist_bufs[b][i].append(np.asarray(bufs[b][i]))
-            info = get_info() if callable(get_info) else {}
+            info = _port_call(get_info, f"reading the mask after step {t}", t) \
+                if callable(get_info) else {}
             info_keys = set(info) if info_keys is None else info_keys & set(info)
             for k in info_keys:
                 for i in range(len(params0)):
@@ -647,7 +838,7 @@ def run_case(port: Port, case) -> PortRun:
         [f"state not exposed: {', '.join(sorted(set(names) - exposed))}"]
     # Buffers the rule does not have are a sign of another algorithm under the same name.
     others = [b for b in sorted(set(_KNOWN_BUFFERS) - set(names))
-              if b in session.buffers((b,))]
+              if b in _port_call(lambda: session.buffers((b,)), "reading the state", n_steps)]
     trace = None
     if tracing:
         trace = Trace(steps=np.asarray(held, dtype=np.int64), params=held_params,

@@ -49,7 +49,18 @@ def load_target(spec: str):
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise
+    except SyntaxError as exc:
+        raise ValueError(f"{module_name} does not compile: {exc.msg} ({exc.filename}, line "
+                         f"{exc.lineno})") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        # A module that raises, or calls sys.exit(0), at import must not end verify as a pass.
+        raise ValueError(f"importing {module_name} raised {type(exc).__name__}: {exc}") from None
     obj = module
     for part in attr.split("."):
         try:
@@ -80,13 +91,24 @@ def register(subparsers) -> None:
                     "table: pass/fail, first divergent step and tensor, worst absolute and "
                     "relative error, ULP distance, log relative error, and for failures the known "
                     "mistake that explains them. Exit status 0 only if every selected case passes.")
-    v.add_argument("rule", metavar="RULE", help="adamx (adamnx), adams or alphaadam")
+    v.add_argument("rule", metavar="RULE", help="adamx (adamnx), adams, alphaadam, or a "
+                   "baseline with golden cases (adam, adamw, cadamw, ...)")
     v.add_argument("target", metavar="TARGET", nargs="?",
                    help="module:attribute importable from the current directory, or a refopt "
                         "backend name (numba, cupy)")
     v.add_argument("--option", action="append", default=[], type=parse_option,
-                   metavar="NAME=VALUE", help="extra constructor/factory argument (repeatable); "
-                   "a rule hyperparameter given here also deselects cases with another value")
+                   metavar="NAME=VALUE", help="pass NAME=VALUE to the port's constructor or "
+                   "factory (repeatable); a rule hyperparameter given here also deselects cases "
+                   "with another value")
+    v.add_argument("--variant", action="append", default=[], type=parse_option,
+                   metavar="NAME=VALUE", help="declare the variant the port implements, e.g. "
+                   "bias_correction=True for a port of AdamS's official-code form that has no "
+                   "such keyword (repeatable): passes nothing to the port, runs only the cases "
+                   "with NAME=VALUE; a port may declare it itself in a refopt_variant attribute")
+    v.add_argument("--strict", action="store_true",
+                   help="an invalid case that refopt refuses by policy (the mathematics is "
+                        "defined there) fails when the port accepts it, instead of being "
+                        "advisory")
     v.add_argument("--adapter", choices=("auto", "torch", "optax", "rule", "function"),
                    default="auto", help="force an adapter (default: chosen from TARGET)")
     v.add_argument("--write-inputs", default=None, metavar="DIR",
@@ -106,6 +128,35 @@ def register(subparsers) -> None:
     c.set_defaults(func=run_compare)
 
 
+def _check_outputs(args, command: str) -> str | None:
+    """Why an output path of the command cannot be written, before any work is done."""
+    json_path = getattr(args, "json", None)
+    if json_path:
+        parent = os.path.dirname(os.path.abspath(json_path))
+        if os.path.isdir(json_path):
+            return f"--json {json_path} is a directory; give a file name"
+        if not os.path.isdir(parent):
+            return f"--json {json_path}: the directory {parent} does not exist"
+    inputs = getattr(args, "write_inputs", None)
+    if inputs and os.path.exists(inputs) and not os.path.isdir(inputs):
+        return f"--write-inputs {inputs} is a file; give a directory"
+    return None
+
+
+def _check_variant(args) -> str | None:
+    from ..registry import RULES, canonical_name
+
+    try:
+        known = set(RULES[canonical_name(args.rule)].cls.defaults)
+    except (KeyError, ValueError):
+        return None  # load_cases reports the unknown rule
+    for name, _ in args.variant:
+        if name not in known:
+            return (f"--variant {name}: {args.rule} has no hyperparameter {name!r} (it has "
+                    f"{', '.join(sorted(known))})")
+    return None
+
+
 def _finish(report, args) -> int:
     print(report.table())
     if args.json:
@@ -119,6 +170,10 @@ def run_verify(args) -> int:
     from . import load_cases, verify_cases
     from .files import write_inputs
 
+    problem = _check_outputs(args, "verify") or _check_variant(args)
+    if problem:
+        print(f"refopt verify: {problem}", file=sys.stderr)
+        return 2
     try:
         cases = load_cases(args.rule, dtype=args.dtype, cases=args.cases, directory=args.suite)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
@@ -156,7 +211,8 @@ def run_verify(args) -> int:
     try:
         report = verify_cases(cases, target, options=dict(args.option), adapter=args.adapter,
                               rule=args.rule, diagnose=not args.no_diagnose,
-                              port_name=args.target)
+                              port_name=args.target, variant=dict(args.variant),
+                              strict=args.strict)
     except (TypeError, ValueError) as exc:
         print(f"refopt verify: {exc}", file=sys.stderr)
         return 2
@@ -168,6 +224,10 @@ def run_compare(args) -> int:
 
     if not os.path.isdir(args.directory):
         print(f"refopt compare: {args.directory} is not a directory", file=sys.stderr)
+        return 2
+    problem = _check_outputs(args, "compare")
+    if problem:
+        print(f"refopt compare: {problem}", file=sys.stderr)
         return 2
     if not listed_cases(args.directory):
         print(f"refopt compare: no case inputs under {args.directory} (write them with "

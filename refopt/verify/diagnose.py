@@ -43,7 +43,7 @@ from ..rules._base import round_to_bits, safe_divide
 from ..rules.adams import AdamS
 from ..rules.adamx import AdamX
 from ..rules.alphaadam import AlphaAdam, alpha_for
-from .adapters import PortRun, RulePort, run_case
+from .adapters import PortError, PortRun, RulePort, run_case
 from .compare import Comparison, compare_trajectories
 
 # -- mutated reference rules ----------------------------------------------------------------
@@ -393,7 +393,7 @@ def diagnose(case, run: PortRun, port_name: str = "") -> Diagnosis:
                 if best is None or cmp.score < best.score:
                     best = cmp
             candidates.append(Candidate(mistake, best))
-        except (ValueError, TypeError, FloatingPointError) as exc:
+        except (ValueError, TypeError, FloatingPointError, PortError) as exc:
             candidates.append(Candidate(mistake, None, f"{type(exc).__name__}: {exc}"))
     candidates.sort(key=lambda c: c.score)
     matches = [c for c in candidates if c.comparison is not None and c.comparison.passed]
