@@ -3,11 +3,16 @@
 Every module in :data:`COMMAND_MODULES` exposes ``register(subparsers)``, which adds its
 subcommands and sets ``func`` (``args -> exit status``). Modules import their heavy or optional
 dependencies (numba, CuPy, torch, jax, dask) inside ``func``, so ``refopt --help`` is cheap.
+
+Ctrl-C (SIGINT) and SIGTERM end any command with one line on stderr and exit status 130 or 143
+(128 + the signal number), never a traceback; what was finished before is kept (sweeps append
+each run as it ends, checkpoints and golden files are written atomically).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 COMMAND_MODULES = (
@@ -33,13 +38,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """Raised in the main thread by the SIGTERM handler that :func:`main` installs."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    command = " ".join(filter(None, ("refopt", getattr(args, "command", None))))
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # not the main thread: leave SIGTERM alone
+        pass
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        _say(f"{command}: interrupted (SIGINT); finished work is kept")
+        return 128 + signal.SIGINT
+    except Terminated:
+        _say(f"{command}: terminated (SIGTERM); finished work is kept")
+        return 128 + signal.SIGTERM
+    finally:
+        if previous is not None:
+            try:
+                signal.signal(signal.SIGTERM, previous)
+            except (ValueError, OSError):  # pragma: no cover
+                pass
+
+
+def _say(line: str) -> None:
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # pragma: no cover - stderr closed
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -155,3 +155,107 @@ def test_a_reader_racing_a_writer_never_sees_tampering(tmp_path):
     finally:
         proc.kill()
         proc.wait(10)
+
+
+# -- sweeps: killed, interrupted, resumed; two writers (issue 13, items 3 and 4) ---------------
+
+SLOW_SWEEP = {"rules": [{"name": "adam", "hyper": {"lr": 1e-3}}], "objectives": ["quadratic"],
+              "seeds": [0, 1, 2, 3], "steps": 2_000_000, "record_every": 1_000_000,
+              "x0": {"dim": 2}}
+QUICK_SWEEP = {"rules": [{"name": "adam", "hyper": {"lr": 1e-2}}], "objectives": ["quadratic"],
+               "seeds": list(range(12)), "steps": 3000, "record_every": 1000, "x0": {"dim": 2}}
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                out.append(int(entry))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _sweep_cli(spec: Path, *extra: str) -> subprocess.Popen:
+    return _python("import sys; from refopt.cli import main; sys.exit(main(sys.argv[1:]))",
+                   "sweep", str(spec), *extra)
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+
+
+@needs_proc
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
+def test_pool_workers_end_with_their_parent_and_signals_end_in_one_line(tmp_path, sig):
+    spec = tmp_path / "slow.json"
+    spec.write_text(json.dumps(SLOW_SWEEP))
+    proc = _sweep_cli(spec, "--workers", "2")
+    try:
+        _wait_for(lambda: len(_children(proc.pid)) >= 2, timeout=30)
+        time.sleep(0.3)  # the workers are in their runs
+        workers = _children(proc.pid)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=20)
+        _wait_for(lambda: not any(_alive(w) for w in workers), timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    if sig != signal.SIGKILL:
+        lines = err.decode().strip().splitlines()
+        assert proc.returncode == 128 + sig, err.decode()
+        assert len(lines) == 1 and "Traceback" not in err.decode(), err.decode()
+
+
+def test_a_sweep_killed_mid_run_resumes_without_loss_or_duplicates(tmp_path):
+    from refopt.experiments.runner import read_results, run_key, expand_sweep
+
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps(QUICK_SWEEP))
+    out = tmp_path / "s.jsonl"
+    proc = _sweep_cli(spec, "--workers", "1")
+    try:
+        _wait_for(lambda: out.exists() and out.stat().st_size > 0, timeout=30)
+    finally:
+        proc.kill()
+        proc.wait(10)
+    before = read_results(out)
+    assert 1 <= len(before) < len(QUICK_SWEEP["seeds"])
+    # The killed writer may have left a torn last line: the next sweep repairs it.
+    with open(out, "ab") as fh:
+        fh.write(b'{"key":"torn')
+    proc = _sweep_cli(spec, "--workers", "1")
+    assert proc.wait(60) == 0, proc.stderr.read().decode()
+    keys = [json.loads(line)["key"] for line in out.read_text().splitlines()]
+    assert sorted(keys) == sorted(run_key(s) for s in expand_sweep(QUICK_SWEEP))  # all, once
+    assert keys[:len(before)] == [r["key"] for r in before]                       # kept
+
+
+def test_two_concurrent_sweeps_on_one_file_run_each_run_once(tmp_path):
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps(QUICK_SWEEP))
+    procs = [_sweep_cli(spec, "--workers", "1") for _ in range(2)]
+    results = [(p.wait(60), p.stderr.read().decode()) for p in procs]
+    codes = sorted(rc for rc, _ in results)
+    assert codes in ([0, 0], [0, 2]), results  # the second one waits its turn or is refused
+    for rc, err in results:
+        if rc == 2:
+            assert "another sweep is writing" in err and err.count("\n") == 1
+    keys = [json.loads(line)["key"] for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert len(keys) == len(set(keys)) == len(QUICK_SWEEP["seeds"])
+    if codes == [0, 2]:  # the refused one runs the rest when asked again: nothing is redone
+        assert _sweep_cli(spec, "--workers", "1").wait(60) == 0
+        lines = (tmp_path / "s.jsonl").read_text().splitlines()
+        assert len(lines) == len(QUICK_SWEEP["seeds"])

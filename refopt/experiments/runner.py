@@ -489,18 +489,72 @@ def _run_sweep_locked(specs, keys, out: Path, *, scheduler, max_workers, limit, 
     return [done[k] for k in keys if k in done]
 
 
+def _worker_init(parent_pid: int) -> None:
+    """Pool worker set-up: die with the parent, leave Ctrl-C to it.
+
+    On Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` has the kernel kill the worker when the
+    parent dies (even by SIGKILL); a daemon thread that polls ``os.getppid()`` is the fallback
+    elsewhere (and covers a parent that died before the prctl). SIGINT is ignored: a Ctrl-C
+    reaches the whole process group, and the parent ends the workers itself; SIGTERM is reset
+    to its default (a forked worker would inherit the CLI's handler).
+    """
+    import signal
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler (inherited by fork)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            PR_SET_PDEATHSIG = 1
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # pragma: no cover - no usable libc
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watchdog() -> None:
+        import time
+
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watchdog, name="refopt-parent-watchdog", daemon=True).start()
+
+
 def _run_processes(todo: list[dict], max_workers: int | None, finished) -> None:
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=max_workers) as pool:
+    pool = ProcessPoolExecutor(max_workers=max_workers, initializer=_worker_init,
+                               initargs=(os.getpid(),))
+    futures = []
+    try:
         futures = [pool.submit(run_one, spec) for spec in todo]
-        try:
-            for fut in as_completed(futures):
-                finished(fut.result())
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            raise
+        for fut in as_completed(futures):
+            finished(fut.result())
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM) or a run failed: do not wait for the runs in flight.
+        for fut in futures:
+            fut.cancel()
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            try:
+                proc.terminate()
+            except (OSError, ValueError, AttributeError):
+                pass
+        for proc in procs:
+            try:
+                proc.join(5)
+            except (OSError, ValueError, AttributeError, AssertionError):
+                pass
+        raise
+    else:
+        pool.shutdown(wait=True)
 
 
 def _run_dask(todo: list[dict], scheduler: Any, finished) -> None:
