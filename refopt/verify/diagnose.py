@@ -183,7 +183,105 @@ class AlphaAdamMutant(_Mutant, AlphaAdam):
         return param, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}, {}
 
 
+class AdamFamilyEpsInsideSqrt(_Mutant):
+    """Adam, AdamW and C-AdamW with eps inside the square root: sqrt(v/denom_div^2 + eps)."""
+
+    mistake = "eps_inside_sqrt"
+
+    def _update_tensor(self, param, grad, bufs, t, sc):
+        from ..rules.adam import adam_moments
+
+        f = param.dtype.type
+        if getattr(self, "decoupled", True) or self.name == "cadamw":
+            param = param * sc["decay"]
+        else:
+            grad = grad + sc["weight_decay"] * param
+        exp_avg, exp_avg_sq = adam_moments(bufs["exp_avg"], bufs["exp_avg_sq"], grad, sc)
+        div = f(sc.get("denom_div", 1.0))
+        denom = np.sqrt(exp_avg_sq / (div * div) + sc["eps"])
+        num = exp_avg
+        if self.name == "cadamw":
+            mask = (exp_avg * grad > 0).astype(param.dtype)
+            if self.hyper["scaling"] == "count":
+                mean = float(np.mean(mask, dtype=np.float64)) if mask.size else 1.0
+                mask = mask / f(max(mean, 1e-3))
+            else:
+                mask = mask * f(mask.size / (float(mask.sum()) + 1.0))
+            num = exp_avg * mask
+        param = param - sc["step_size"] * safe_divide(num, denom)
+        return param, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}, {}
+
+
 _MUTANTS = {"adamx": AdamXMutant, "adams": AdamSMutant, "alphaadam": AlphaAdamMutant}
+
+
+def _baseline_eps_mutant(case):
+    from ..registry import RULES
+
+    base = RULES[canonical_name(case.rule)].cls
+    cls = type(f"{base.__name__}EpsInsideSqrt", (AdamFamilyEpsInsideSqrt, base), {})
+    return cls(**case.hyper)
+
+
+# -- mistakes composed from any rule --------------------------------------------------------
+
+
+class _Wrapped:
+    """A rule-like object around a refopt rule: ``init``/``step`` and its buffer names."""
+
+    def __init__(self, rule):
+        self.rule = rule
+        self.buffers = rule.buffers
+
+    def init(self, params):
+        return self.rule.init(params)
+
+
+class StateRounded(_Wrapped):
+    """The rule with its state stored in a narrower dtype between steps (float32 buffers next
+    to float64 params, as libraries with a ``storage_dtype`` keep them); the arithmetic stays
+    in the params' dtype."""
+
+    def __init__(self, rule, dtype=np.float32):
+        super().__init__(rule)
+        self.dtype = np.dtype(dtype)
+
+    def step(self, params, grads, state, *, lr=None):
+        params, state = self.rule.step(params, grads, state, lr=lr)
+        with np.errstate(over="ignore"):  # beyond float32's range is inf, as stored there
+            narrowed = {b: tuple(np.asarray(x).astype(self.dtype).astype(np.asarray(x).dtype)
+                                 for x in getattr(state, b)) for b in self.buffers}
+        return params, state._replace(**narrowed)
+
+
+class DecayAfterStep(_Wrapped):
+    """Decoupled weight decay applied after the update: the rule without decay, then
+    theta * (1 - lr*wd)."""
+
+    def __init__(self, case):
+        self.wd = _wd(case)
+        self.lr0 = float(case.hyper.get("lr", 0.0))
+        super().__init__(_with(case, weight_decay=0.0))
+
+    def step(self, params, grads, state, *, lr=None):
+        from ..rules._base import decay_factor
+
+        lr = self.lr0 if lr is None else lr
+        params, state = self.rule.step(params, grads, state, lr=lr)
+        return [p * p.dtype.type(decay_factor(lr, self.wd)) for p in params], state
+
+
+class CoupledDecay(_Wrapped):
+    """Weight decay as L2: wd*theta added to the gradient, no decoupled decay."""
+
+    def __init__(self, case):
+        self.wd = _wd(case)
+        super().__init__(_with(case, weight_decay=0.0))
+
+    def step(self, params, grads, state, *, lr=None):
+        grads = [None if g is None else g + p.dtype.type(self.wd) * p
+                 for p, g in zip(params, grads)]
+        return self.rule.step(params, grads, state, lr=lr)
 
 
 def _mutant(case, mistake: str, **changes):
@@ -233,6 +331,18 @@ def _eps(case) -> bool:
 
 def _adamw_hyper(case) -> dict:
     return {k: case.hyper[k] for k in ("lr", "betas", "eps", "weight_decay") if k in case.hyper}
+
+
+def _bc(case):
+    return case.hyper.get("bias_correction")
+
+
+def _has(case, key, value) -> bool:
+    return key in case.hyper and case.hyper[key] == value
+
+
+BASELINES = ("adam", "adamw", "cadamw")
+DECOUPLED_BASELINES = ("adamw", "cadamw")
 
 
 MISTAKES: tuple = (
@@ -289,12 +399,100 @@ MISTAKES: tuple = (
     Mistake("plain_adamw", "plain AdamW (torch.optim.AdamW) with the same lr, betas, eps and "
             "weight_decay: a different algorithm", ("adamx", "adams"), lambda c: True,
             lambda c: get_rule("adamw", **_adamw_hyper(c))),
+    # -- the baselines (adam, adamw, cadamw) and the eps styles of the Adam family --------
+    Mistake("eps_inside_sqrt", "eps inside the square root: sqrt(v_hat + eps) instead of "
+            "sqrt(v_hat) + eps", BASELINES, _eps, _baseline_eps_mutant),
+    Mistake("torch_style_eps", "torch-style eps: sqrt(v)/sqrt(1-b2^t) + eps with step size "
+            "lr/(1-b1^t), where the case has HF style (sqrt(v) + eps, step size "
+            "lr*sqrt(1-b2^t)/(1-b1^t)); if the port means it, declare --variant "
+            "bias_correction=torch", BASELINES + ("alphaadam",),
+            lambda c: _bc(c) == "hf" and _eps(c), lambda c: _with(c, bias_correction="torch")),
+    Mistake("hf_style_eps", "HF-style eps: sqrt(v) + eps with step size "
+            "lr*sqrt(1-b2^t)/(1-b1^t), where the case has torch style (sqrt(v)/sqrt(1-b2^t) + "
+            "eps); if the port means it, declare --variant bias_correction=hf",
+            BASELINES + ("alphaadam",), lambda c: _bc(c) == "torch" and _eps(c),
+            lambda c: _with(c, bias_correction="hf")),
+    Mistake("missing_bias_correction", "missing bias correction: step size lr and denominator "
+            "sqrt(v) + eps", ("adam", "adamw"), lambda c: _bc(c) in ("torch", "hf"),
+            lambda c: _with(c, bias_correction="none")),
+    Mistake("wd_after_step", "decoupled weight decay applied after the step instead of before it",
+            DECOUPLED_BASELINES, lambda c: _wd(c) > 0, DecayAfterStep),
+    Mistake("wd_coupled", "weight decay coupled (L2: weight_decay*theta added to the gradient) "
+            "instead of decoupled theta*(1 - lr*weight_decay)", DECOUPLED_BASELINES,
+            lambda c: _wd(c) > 0, CoupledDecay),
+    Mistake("wd_decoupled", "weight decay decoupled (AdamW) where the case asks for L2 coupled "
+            "to the gradient (Adam)", ("adam",), lambda c: _wd(c) > 0,
+            lambda c: get_rule("adamw", **_adamw_hyper(c),
+                               bias_correction=c.hyper.get("bias_correction", "torch"))),
+    Mistake("count_plus_one_rescale", "rescale n/(k+1) (the original C-Optim 'count+1') where "
+            "the case has 1/max(k/n, floor) ('count')", ("cadamw",),
+            lambda c: _has(c, "scaling", "count"), lambda c: _with(c, scaling="count+1")),
+    Mistake("count_rescale", "rescale 1/max(k/n, floor) ('count', current C-Optim code) where "
+            "the case has n/(k+1) ('count+1')", ("cadamw",),
+            lambda c: _has(c, "scaling", "count+1"), lambda c: _with(c, scaling="count")),
+    Mistake("count_plus_one_rescale", "alpha from n/(k+1) ('count+1') where the case has "
+            "alpha_rule='count'", ("alphaadam",), lambda c: _has(c, "alpha_rule", "count"),
+            lambda c: _with(c, alpha_rule="count+1")),
+    Mistake("count_rescale", "alpha from 1/max(k/n, floor) ('count') where the case has "
+            "alpha_rule='count+1'", ("alphaadam",), lambda c: _has(c, "alpha_rule", "count+1"),
+            lambda c: _with(c, alpha_rule="count")),
 )
+
+#: Options a port may take by name and then ignore: each, reset to the rule's default, is a
+#: candidate (the port's numbers are the default variant's). Not the common hyperparameters,
+#: and not the options whose reset is already a named mistake above (adams' bias_correction is
+#: missing_bias_correction, alphaadam's and the baselines' is hf_style_eps, cadamw's scaling and
+#: alphaadam's count+1 are count_rescale).
+_COMMON_HYPER = ("lr", "betas", "eps", "weight_decay", "nonfinite")
+_NAMED_RESETS = {"bias_correction": None, "scaling": None, "alpha_rule": "count+1"}
+
+
+def _ignored_option_mistakes(case) -> list:
+    from .adapters import _equal, rule_defaults
+
+    defaults = rule_defaults(case)
+    out = []
+    for key, value in case.hyper.items():
+        if key in _COMMON_HYPER or key not in defaults or value is None \
+                or _equal(value, defaults[key]):
+            continue
+        if key in _NAMED_RESETS and _NAMED_RESETS[key] in (None, value):
+            continue
+        out.append(Mistake(f"ignores:{key}", f"the option {key}={value!r} ignored: the port's "
+                           f"numbers are those of {key}={defaults[key]!r}, the default",
+                           (canonical_name(case.rule),), lambda c: True,
+                           lambda c, k=key, d=defaults[key]: _with(c, **{k: d})))
+    return out
+
+
+def _state_rounded(mistake: Mistake) -> Mistake:
+    """The same mistake with float32 state next to float64 params."""
+    def build(c, inner=mistake.build):
+        built = inner(c)
+        return [StateRounded(b) for b in (built if isinstance(built, list) else [built])]
+    return Mistake(f"state_float32+{mistake.key}", "state stored in float32 (params float64) "
+                   "and " + mistake.title, mistake.rules, mistake.applies, build)
+
+
+STATE_FLOAT32 = Mistake("state_float32", "state (exp_avg, exp_avg_sq) stored in float32 next to "
+                        "float64 params, as libraries with a float32 storage_dtype keep it",
+                        ("*",), lambda c: str(c.dtype) == "float64",
+                        lambda c: StateRounded(_with(c)))
 
 
 def mistakes_for(case) -> list:
+    """The catalogue for ``case``: the rule's known mistakes, the options a port may ignore,
+    and, for float64 cases, float32 state alone and combined with each of them."""
     rule = canonical_name(case.rule)
-    return [m for m in MISTAKES if rule in m.rules and m.applies(case)]
+    single = [m for m in MISTAKES if rule in m.rules and m.applies(case)]
+    single += _ignored_option_mistakes(case)
+    if str(case.dtype) != "float64" or not RULE_HAS_STATE.get(rule, True):
+        return single
+    return single + [STATE_FLOAT32] + [_state_rounded(m) for m in single]
+
+
+#: Rules whose state is worth narrowing (SGD without momentum has none).
+RULE_HAS_STATE: dict = {}
 
 
 # -- matching -------------------------------------------------------------------------------
@@ -314,6 +512,10 @@ def matching_tolerance(case) -> dict:
     rtol = _MATCH_RTOL[str(case.dtype)]
     return {"mode": "allclose", "rtol": rtol, "atol": rtol * 1e-3,
             "pointwise_horizon": tol.get("pointwise_horizon")}
+
+
+#: A failing port is said to be "close" to a mistake only within this many tolerances.
+NEAR_MISS = 10.0
 
 
 @dataclass
@@ -347,9 +549,13 @@ class Diagnosis:
                 f"{c.mistake.title} [{c.mistake.key}]" for c in self.matches))
         else:
             text = "no known mistake matches"
-            if self.closest is not None and math.isfinite(self.closest.score):
+            if self.closest is not None and math.isfinite(self.closest.score) \
+                    and self.closest.score <= NEAR_MISS:
                 text += (f" (closest: {self.closest.mistake.key}, "
                          f"{self.closest.score:.3g}x the tolerance)")
+            else:
+                # Naming a candidate hundreds of tolerances off would mislead.
+                text += f"; none comes within {NEAR_MISS:g}x of the tolerance"
             parts.append(text)
         parts.extend(self.hints)
         return ". ".join(parts)
@@ -375,6 +581,10 @@ def name_collision_hints(case, run: PortRun | None, port_name: str = "") -> list
     return hints
 
 
+def _components(key: str) -> int:
+    return key.count("+") + 1
+
+
 def diagnose(case, run: PortRun, port_name: str = "") -> Diagnosis:
     """Which known mistake reproduces ``run`` (the port's trajectory on ``case``)?"""
     tol = matching_tolerance(case)
@@ -397,6 +607,10 @@ def diagnose(case, run: PortRun, port_name: str = "") -> Diagnosis:
             candidates.append(Candidate(mistake, None, f"{type(exc).__name__}: {exc}"))
     candidates.sort(key=lambda c: c.score)
     matches = [c for c in candidates if c.comparison is not None and c.comparison.passed]
+    if matches:
+        # The simplest explanation: one mistake before float32 state plus one.
+        fewest = min(_components(c.mistake.key) for c in matches)
+        matches = [c for c in matches if _components(c.mistake.key) == fewest]
     return Diagnosis(matches=matches, closest=candidates[0] if candidates else None,
                      hints=name_collision_hints(case, run, port_name))
 
