@@ -52,11 +52,22 @@ CONVENTIONS = {
     "cadamw": {"eps_placement": "outside_sqrt, uncorrected sqrt(v) (hf)",
                "bias_correction": "hf: step lr*sqrt(1-b2^t)/(1-b1^t)",
                "weight_decay": "decoupled, applied first, scaled by lr_t"},
+    # C-AdamW under bias_correction="torch" (timm, heavyball, C-Optim's foreach path).
+    "cadamw/torch": {"eps_placement": "outside_sqrt, corrected sqrt(v)/sqrt(1-b2^t) (torch)",
+                     "bias_correction": "torch: step lr/(1-b1^t)",
+                     "weight_decay": "decoupled, applied first, scaled by lr_t"},
     "adax": {"eps_placement": "outside_sqrt", "bias_correction": "step lr*sqrt((1+b)^t-1)",
              "weight_decay": "weight_decay_mode (l2 | decoupled)"},
     "sgdm": {"eps_placement": "n/a", "bias_correction": "n/a",
              "weight_decay": "L2: weight_decay*theta added to g (torch)"},
 }
+
+
+def conventions_for(rule: str, hyper: dict) -> dict:
+    """The case's conventions: per rule, and per eps placement for C-AdamW."""
+    if rule == "cadamw" and hyper.get("bias_correction") == "torch":
+        return CONVENTIONS["cadamw/torch"]
+    return CONVENTIONS[rule]
 
 
 def generator_info() -> dict:
@@ -183,7 +194,7 @@ def manifest_for(spec: CaseSpec, arrays: dict | None, tolerance: dict, accuracy:
         "suite_version": SUITE_VERSION, "case_id": spec.case_id, "rule": spec.rule,
         "variant_id": spec.variant_id, "options": options,
         "hyperparams": F.encode_hyper(hyper_used),
-        "conventions": CONVENTIONS[spec.rule],
+        "conventions": conventions_for(spec.rule, hyper_used),
         "source": {**spec.source, "rule_source": RULES[spec.rule].source},
         "generator": generator_info(),
         "param_dtype": spec.dtype, "state_dtype": hyper_used.get("state_dtype") or spec.dtype,

@@ -57,6 +57,9 @@ class GoldenCase:
         ``"acceptable"``.
     manifest : dict
         The full JSON manifest as loaded.
+
+    Invalid cases also expose :attr:`expected_error` (the manifest's block: ``exception``,
+    ``parameter``, ``message_regex``, ``kind``, ``why``) and :attr:`invalid_kind`.
     """
 
     case_id: str
@@ -77,6 +80,18 @@ class GoldenCase:
     flags: list = field(default_factory=list)
     result: str = "valid"
     manifest: dict = field(default_factory=dict)
+
+    @property
+    def expected_error(self) -> dict | None:
+        """The manifest's ``expected_error`` (None for valid and acceptable cases)."""
+        return self.manifest.get("expected_error")
+
+    @property
+    def invalid_kind(self) -> str | None:
+        """``"undefined"`` (the rule has no value there: a port must refuse), ``"policy"`` (the
+        update is defined, refopt is stricter: advisory) or None (not an invalid case, or a
+        manifest from before the field existed)."""
+        return (self.expected_error or {}).get("kind")
 
     def gradient_source(self) -> Any:
         """What :func:`refopt.trajectory` takes as ``grads``: the stream or the closed-loop fn."""

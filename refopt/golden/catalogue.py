@@ -210,8 +210,10 @@ def magnitude_inputs(seed: int, n_steps: int, decade: int = 10) -> tuple[list, l
     port-independent golden value exists there.
     """
     rng = np.random.default_rng(seed)
-    big, small = 10.0 ** (3 * decade), 10.0 ** (-3 * decade)
-    exps = 10.0 ** (decade * (np.arange(7) - 3))
+    # Powers of ten parsed from decimal (correctly rounded everywhere), not NumPy's array pow:
+    # its SIMD paths (AVX-512 or not) differ by an ulp, and the suite must rebuild bit for bit.
+    big, small = float(f"1e{3 * decade}"), float(f"1e{-3 * decade}")
+    exps = np.array([float(f"1e{decade * (j - 3)}") for j in range(7)])
     p0 = (1.0 + np.abs(_dyadic(rng, (7,)))) * exps[::-1]
     s0 = np.where(rng.random((n_steps, 7)) < 0.5, -1.0, 1.0)
     g0 = s0 * (1.0 + np.abs(_dyadic(rng, (n_steps, 7)))) * exps
@@ -238,7 +240,10 @@ def eps_scale_inputs(seed: int, n_steps: int, eps: float) -> tuple[list, list]:
     grads = []
     for s in shapes:
         signs = np.where(rng.random((n_steps,) + s) < 0.5, -1.0, 1.0)
-        grads.append(signs * root * 10.0 ** rng.uniform(-1.0, 1.0, (n_steps,) + s))
+        # Python's scalar pow (libm), not NumPy's array pow, whose SIMD paths differ by CPU.
+        expo = rng.uniform(-1.0, 1.0, (n_steps,) + s)
+        scale = np.array([10.0 ** float(x) for x in expo.reshape(-1)]).reshape(expo.shape)
+        grads.append(signs * root * scale)
     return params, grads
 
 
@@ -411,7 +416,9 @@ def catalogue() -> list[CaseSpec]:
     # 5b. g**2 comparable to eps: where eps inside vs outside the sqrt shows in both dtypes.
     eps_scaled = [("adamx", "official", {}, 1e-8), ("adams", "paper", {}, 1e-8),
                   ("adams", "official", {"bias_correction": True}, 1e-8),
-                  ("alphaadam", "paper-v1", {}, 1e-6), ("adamw", "torch", {}, 1e-8)]
+                  ("alphaadam", "paper-v1", {}, 1e-6), ("adamw", "torch", {}, 1e-8),
+                  ("cadamw", "count", {}, 1e-6),
+                  ("cadamw", "torch", {"bias_correction": "torch"}, 1e-8)]
     for k, (rule, variant, hyper, eps) in enumerate(eps_scaled):
         explicit(rule, variant, "epsscale", {"lr": 1e-3, "eps": eps, **hyper},
                  eps_scale_inputs(420 + k, 12, eps), ["EpsDominated", "ScalarTensor", "MultiTensor"],
@@ -427,7 +434,7 @@ def catalogue() -> list[CaseSpec]:
         explicit(rule, variant, "signflip", {"lr": 0.01, **hyper}, sign_flip_inputs(500 + k, 30),
                  ["SignFlip", "MaskTie", "MultiTensor"],
                  "gradient signs flip every 1-3 steps; ~15 % exact zeros (m*g = 0 ties)",
-                 dtypes=both if rule == "alphaadam" else ("float64",))
+                 dtypes=both if rule in ("alphaadam", "cadamw") else ("float64",))
 
     # 7. Long runs (>= 1,000 steps), every 50th step stored plus the last.
     longs = [("adamx", "official", "long-b2-0.9", {"betas": (0.9, 0.9), "lr": 0.01}, 2000,
@@ -477,10 +484,23 @@ def catalogue() -> list[CaseSpec]:
             ("adamx", "official-state-f32", {"state_dtype": "float32"}, "StateRounding"),
             ("adamx", "official-state-f16", {"state_dtype": "float16"}, "StateRounding"),
             ("adamx", "official-state-bf16", {"state_dtype": "bfloat16"}, "StateRounding"),
-            ("adams", "paper-b2-0.999", {"betas": (0.9, 0.999)}, "OptionVariant")]
+            ("adams", "paper-b2-0.999", {"betas": (0.9, 0.999)}, "OptionVariant"),
+            # (appended, so that the seeds of the cases above stay)
+            ("cadamw", "torch", {"bias_correction": "torch"}, "BiasCorrection"),
+            ("cadamw", "torch-count1", {"bias_correction": "torch", "scaling": "count+1"},
+             "BiasCorrection")]
     for k, (rule, variant, hyper, flag) in enumerate(base):
         explicit(rule, variant, "variant", {"lr": 0.01, **hyper}, standard_inputs(800 + k, 20),
-                 [flag, "MultiTensor"], f"{rule} with {hyper}")
+                 [flag, "MultiTensor"], f"{rule} with {hyper}",
+                 dtypes=both if rule == "cadamw" else ("float64",))
+    # timm AdamWLegacy(caution=True) at its defaults (spec alphaadam.md E5): torch-style eps,
+    # eps 1e-8, weight decay 1e-2, the count rescale; what a timm port runs out of the box.
+    explicit("cadamw", "torch", "timm", {"lr": 1e-3, "eps": 1e-8, "weight_decay": 1e-2,
+                                         "bias_correction": "torch"},
+             standard_inputs(850, 25), ["BiasCorrection", "WeightDecay", "MultiTensor",
+                                        "ScalarTensor", "FirstStep"],
+             "timm AdamWLegacy(caution=True) defaults: lr 1e-3, eps 1e-8 on the corrected "
+             "sqrt(v), weight_decay 1e-2, r = 1/max(mean(phi), 1e-3)", dtypes=both)
 
     # 10. Scheduled learning rate (warm-up + cosine), decay on.
     sched = warmup_cosine(40, 0.02, 8)
@@ -488,7 +508,10 @@ def catalogue() -> list[CaseSpec]:
                                                 ("adams", "paper", {}),
                                                 ("adams", "official", {"bias_correction": True}),
                                                 ("alphaadam", "paper-v1", {}),
-                                                ("adamw", "torch", {})]):
+                                                ("adamw", "torch", {}),
+                                                ("cadamw", "count", {}),
+                                                ("cadamw", "torch",
+                                                 {"bias_correction": "torch"})]):
         explicit(rule, variant, "schedule", {"lr": 0.02, "weight_decay": 0.1, **hyper},
                  standard_inputs(900 + k, 40), ["LrSchedule", "WeightDecay", "MultiTensor"],
                  "lr_t from an explicit schedule (payload 'lr'); decay scaled by lr_t",
@@ -533,18 +556,21 @@ def closed_loop_cases() -> list[CaseSpec]:
              ("adams", "official", {"lr": 0.01, "weight_decay": 0.0, "bias_correction": True}),
              ("alphaadam", "paper-v1", {"lr": 0.01}),
              ("adamw", "torch", {"lr": 0.01, "weight_decay": 0.0})]
+    cautious = [("cadamw", "count", {"lr": 0.01, "weight_decay": 0.0}),
+                ("cadamw", "torch", {"lr": 0.01, "weight_decay": 0.0,
+                                     "bias_correction": "torch"})]
     rng = np.random.default_rng(990)
     lc_init = [_dyadic(rng, s, 24) for s in STANDARD_SHAPES]   # in (-4, 4)
     q_init = [_dyadic(rng, (6,), 23)]
     for dt in ("float64", "float32"):
-        for rule, variant, hyper in rules:
+        for rule, variant, hyper in rules + cautious:
             out.append(CaseSpec(rule, variant, "rosenbrock4", dict(hyper), dt,
                                 _as_dtype(rosen_init, dt), None, rosen, 1000, 20,
                                 flags=("ClosedLoop", "LongRun"),
                                 comment="chained Rosenbrock, dim 4, a = 1, b = 100, from "
                                         "(-1.25, 1, -0.75, 0.5); exact gradients",
                                 source=_derived("closed loop on refopt.objectives.rosenbrock")))
-        for rule, variant, hyper in rules[:4]:
+        for rule, variant, hyper in rules[:4] + cautious[:1]:
             out.append(CaseSpec(rule, variant, "logcosh", dict(hyper, lr=0.05), dt,
                                 _as_dtype(lc_init, dt), None, logcosh, 200, 10,
                                 flags=("ClosedLoop", "MultiTensor", "ScalarTensor"),
@@ -559,34 +585,101 @@ def closed_loop_cases() -> list[CaseSpec]:
     return out
 
 
+#: ``expected_error.kind`` of an invalid case: ``undefined`` (the rule's equations have no value
+#: there: a conforming port MUST refuse) or ``policy`` (the update is defined, refopt is stricter
+#: than the maths: a port that accepts it is reported, advisory, not failed).
+INVALID_KINDS = ("undefined", "policy")
+
+_DEFINED_NEG_LR = "a negative lr is a defined update (gradient ascent); refopt refuses it"
+_DEFINED_NEG_WD = ("a negative weight decay is a defined update (theta grows by 1 - lr*wd > 1); "
+                   "refopt refuses it")
+_DEFINED_NEG_EPS = ("a negative eps is a defined formula away from sqrt(v) = -eps; refopt keeps "
+                    "eps >= 0 so the denominator stays positive")
+_NAN_LR = "lr = NaN makes every updated parameter NaN: the step has no value"
+_INF_LR = "lr = inf gives inf*0 = NaN (decay 1 - lr*wd, zero updates): the step has no value"
+_NO_VARIANT = "no such variant: the rule has no equation for this option value"
+
+
 def invalid_cases() -> list[CaseSpec]:
-    """Hyperparameters a conforming port must refuse (manifest only, no payload)."""
-    bad = [("adamx", "official", "beta2-1", {"betas": (0.9, 1.0)}, "betas[1]", r"betas\[1\]"),
-           ("adamx", "official", "beta2-0", {"betas": (0.9, 0.0)}, "betas[1]", r"betas\[1\]"),
-           ("adamx", "official", "lr-negative", {"lr": -1e-3}, "lr", r"^lr"),
-           ("adams", "paper", "beta2-1", {"betas": (0.9, 1.0)}, "betas[1]", r"betas\[1\]"),
-           ("adams", "paper", "lr-nan", {"lr": math.nan}, "lr", r"^lr"),
-           ("adams", "paper", "eps-negative", {"eps": -1e-8}, "eps", r"^eps"),
+    """Hyperparameters refopt refuses (manifest only, no payload).
+
+    Each states its kind (:data:`INVALID_KINDS`: a port must refuse the ``undefined`` ones; the
+    ``policy`` ones are advisory) and why, read off the rule's equations and the specs
+    (shared/spec/*.md).
+    """
+    U, P = "undefined", "policy"
+    bad = [("adamx", "official", "beta2-1", {"betas": (0.9, 1.0)}, "betas[1]", r"betas\[1\]", U,
+            "beta2 = 1 gives c = 1 and beta2_t = (1 - 1)/(1 - 1) = 0/0 (adamx.md section 2)"),
+           ("adamx", "official", "beta2-0", {"betas": (0.9, 0.0)}, "betas[1]", r"betas\[1\]", P,
+            "the official code accepts beta2 = 0 and its formula is defined (c = 0, v = g_1^2 "
+            "forever); refopt refuses it (adamx.md, validation in the official code)"),
+           ("adamx", "official", "lr-negative", {"lr": -1e-3}, "lr", r"^lr", P, _DEFINED_NEG_LR),
+           ("adams", "paper", "beta2-1", {"betas": (0.9, 1.0)}, "betas[1]", r"betas\[1\]", P,
+            "beta2 = 1 is defined for eps > 0 (nu = m_{t-1}^2, step m_t/(|m_{t-1}| + eps)) but "
+            "the step bound sqrt(C) is infinite (adams.md A2, A10); the spec's domain is [0, 1)"),
+           ("adams", "paper", "lr-nan", {"lr": math.nan}, "lr", r"^lr", U, _NAN_LR),
+           ("adams", "paper", "eps-negative", {"eps": -1e-8}, "eps", r"^eps", P, _DEFINED_NEG_EPS),
            ("alphaadam", "paper-v1", "beta1-1", {"betas": (1.0, 0.999)}, "betas[0]",
-            r"betas\[0\]"),
-           ("alphaadam", "paper-v1", "lr-inf", {"lr": math.inf}, "lr", r"^lr"),
+            r"betas\[0\]", U, "beta1 = 1 makes 1 - beta1^t = 0: the step size "
+            "lr*sqrt(1-beta2^t)/(1-beta1^t) divides by zero"),
+           ("alphaadam", "paper-v1", "lr-inf", {"lr": math.inf}, "lr", r"^lr", U, _INF_LR),
            ("alphaadam", "paper-v1", "floor-0", {"density_floor": 0.0}, "density_floor",
-            r"^density_floor"),
+            r"^density_floor", U, "alpha = 1/max(q, 0) is 1/0 when the mask is empty (k = 0), "
+            "which the strict mask reaches"),
            ("alphaadam", "paper-v1", "alphamax-0.5", {"alpha_max": 0.5}, "alpha_max",
-            r"^alpha_max"),
+            r"^alpha_max", P, "a cap below 1 is a defined min(alpha_max, ratio); refopt "
+            "requires alpha_max >= 1 (alphaadam.md 2.3)"),
            ("alphaadam", "paper-v1", "masksource-bad", {"mask_source": "m_next"},
-            "mask_source", r"^mask_source"),
-           ("alphaadam", "paper-v1", "gamma-negative", {"gamma": -0.5}, "gamma", r"^gamma"),
+            "mask_source", r"^mask_source", U, _NO_VARIANT),
+           ("alphaadam", "paper-v1", "gamma-negative", {"gamma": -0.5}, "gamma", r"^gamma", P,
+            "psi = alpha*phi + gamma*(1-phi) is defined for gamma < 0 (dropped coordinates step "
+            "backwards); refopt requires gamma >= 0 (alphaadam.md 2.3)"),
            ("adamw", "torch", "wd-negative", {"weight_decay": -0.01}, "weight_decay",
-            r"^weight_decay")]
+            r"^weight_decay", P, _DEFINED_NEG_WD),
+           # (appended: the cases above keep their manifests)
+           ("cadamw", "count", "beta1-1", {"betas": (1.0, 0.999)}, "betas[0]", r"betas\[0\]", U,
+            "beta1 = 1 makes 1 - beta1^t = 0: the step size divides by zero (hf and torch)"),
+           ("cadamw", "count", "beta2-1", {"betas": (0.9, 1.0)}, "betas[1]", r"betas\[1\]", P,
+            "under hf, beta2 = 1 is defined for eps > 0: v stays 0 and the step size "
+            "lr*sqrt(1-beta2^t)/(1-beta1^t) is 0, no update; refopt refuses it"),
+           ("cadamw", "torch", "beta2-1", {"betas": (0.9, 1.0), "bias_correction": "torch"},
+            "betas[1]", r"betas\[1\]", U,
+            "under torch, beta2 = 1 gives sqrt(v)/sqrt(1-beta2^t) = 0/0"),
+           ("cadamw", "count", "lr-negative", {"lr": -1e-3}, "lr", r"^lr", P, _DEFINED_NEG_LR),
+           ("cadamw", "count", "lr-nan", {"lr": math.nan}, "lr", r"^lr", U, _NAN_LR),
+           ("cadamw", "count", "eps-negative", {"eps": -1e-6}, "eps", r"^eps", P,
+            _DEFINED_NEG_EPS),
+           ("cadamw", "count", "wd-negative", {"weight_decay": -0.01}, "weight_decay",
+            r"^weight_decay", P, _DEFINED_NEG_WD),
+           ("cadamw", "count", "scaling-bad", {"scaling": "norm"}, "scaling", r"^scaling", U,
+            _NO_VARIANT),
+           ("cadamw", "count", "biascorrection-bad", {"bias_correction": "none"},
+            "bias_correction", r"^bias_correction", P,
+            "C-AdamW with no bias correction is a defined update; refopt offers only the "
+            "published hf and torch forms (alphaadam.md E5)"),
+           # AdamS's official-code form (bias_correction=True, adams.md 2.2)
+           ("adams", "official", "beta1-1", {"betas": (1.0, 0.95), "bias_correction": True},
+            "betas[0]", r"betas\[0\]", U,
+            "beta1 = 1 makes c_t = 1 - beta1^t = 0: m_{t-1}/c_t and m_t/c_t are 0/0"),
+           ("adams", "official", "beta2-1", {"betas": (0.9, 1.0), "bias_correction": True},
+            "betas[1]", r"betas\[1\]", P,
+            "beta2 = 1 is defined for eps > 0 (nu = (m_{t-1}/c_t)^2, step m_hat/(|m_{t-1}|/c_t "
+            "+ eps)) but unbounded (adams.md A4, A10); the spec's domain is [0, 1)"),
+           ("adams", "official", "lr-inf", {"lr": math.inf, "bias_correction": True}, "lr",
+            r"^lr", U, _INF_LR),
+           ("adams", "official", "eps-negative", {"eps": -1e-8, "bias_correction": True}, "eps",
+            r"^eps", P, _DEFINED_NEG_EPS),
+           ("adams", "official", "wd-negative", {"weight_decay": -0.1, "bias_correction": True},
+            "weight_decay", r"^weight_decay", P, _DEFINED_NEG_WD)]
     out = []
-    for rule, variant, scen, hyper, param, regex in bad:
+    for rule, variant, scen, hyper, param, regex, kind, why in bad:
+        assert kind in INVALID_KINDS
         merged = {**RULES[rule].cls.defaults, **hyper}
         out.append(CaseSpec(rule, variant, f"invalid-{scen}", merged, "float64",
                             flags=("InvalidHyperparam",), result="invalid",
                             comment=f"{param} out of range: get_rule must raise",
                             expected_error={"exception": "ValueError", "parameter": param,
-                                            "message_regex": regex},
+                                            "message_regex": regex, "kind": kind, "why": why},
                             source=_derived("hyperparameter validation (refopt/_validation.py)")))
     return out
 
