@@ -5,7 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Optional backends and frameworks are extras; the tests skip (with a reason) what is absent.
-EXTRAS ?= test,numba,torch,jax,dask,compare
+EXTRAS ?= test,numba,torch,jax,dask,compare,conformance
+# Public packages run by tests/test_conformance.py that cannot be an extra (see pyproject.toml).
+NODEPS ?= timm==1.0.31
 CONSTRAINTS ?= .ci/constraints.txt
 PYTEST_ARGS ?=
 
@@ -15,6 +17,8 @@ $(BIN)/.installed: pyproject.toml setup.py Makefile $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
 		$(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[$(EXTRAS)]"
+	$(if $(NODEPS),$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		$(NODEPS))
 	touch $@
 
 install: $(BIN)/.installed
