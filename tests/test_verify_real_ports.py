@@ -208,3 +208,29 @@ def test_pattern_across_cases_is_stated():
     rep = verify_rule("adamx", torch_ports.AdamXEpsInsideSqrt, dtype="float64",
                       cases="adamx_official_[dls]*")
     assert "pattern: all " in rep.table() and "match eps_inside_sqrt" in rep.table()
+
+
+@pytest.mark.parametrize("rule", ["adam", "adamw", "cadamw", "sgdm", "adax"])
+def test_every_baseline_mistake_is_diagnosed_as_itself(rule):
+    """The catalogue covers the baselines: each mistake planted in refopt's reference, run as
+    a port on the rule's float64 cases, fails where it is visible and names itself."""
+    from refopt.verify.adapters import RulePort
+    from refopt.verify.diagnose import mistakes_for
+
+    seen, visible = set(), 0
+    for case in load_cases(rule, dtype="float64"):
+        if case.result == "invalid":
+            continue
+        for m in mistakes_for(case):
+            if "+" in m.key or m.key in seen or m.key == "state_float32":
+                continue
+            built = m.build(case)
+            mutant = built[0] if isinstance(built, list) else built
+            r = verify_cases([case], RulePort(mutant, rebuild=False)).results[0]
+            if r.status == "pass":
+                continue  # invisible in this case (e.g. eps placement where v >> eps)
+            seen.add(m.key)
+            visible += 1
+            assert r.status == "FAIL" and m.key in r.diagnosis.keys, (case.case_id, m.key,
+                                                                       r.diagnosis.message)
+    assert visible >= 2, f"no visible mistake for {rule}"

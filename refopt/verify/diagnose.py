@@ -7,28 +7,40 @@ loop, as the port did. The mistakes whose trajectory matches the port's within t
 reported, best first; if none matches, the report says "no known mistake matches" and names the
 closest candidate.
 
-Known mistakes (``shared/spec/*.md``, pitfalls sections):
+Known mistakes (``shared/spec/*.md``, pitfalls sections; :data:`MISTAKES`):
 
-=========================  ========================================================  ============
-key                        mistake                                                   rules
-=========================  ========================================================  ============
-``eps_inside_sqrt``        sqrt(v + eps) instead of sqrt(v) + eps                    all three
-``wd_coupled``             weight decay added to the gradient (L2) instead of         all three
-                           decoupled :math:`\theta(1-\eta\lambda)`
-``wd_after_step``          decoupled decay applied after the step instead of before   all three
-``adams_m_t_denominator``  AdamS :math:`\nu_t` from the updated :math:`m_t` (ReaLLM-Forge)  adams
-``adams_old_m_c_prev``     AdamS code form: old m corrected by :math:`1-\beta_1^{t-1}`  adams (code)
-                           instead of :math:`1-\beta_1^{t}` (a "fix" of the code's quirk)
-``missing_bias_correction``  adams code form without correction (= paper form);     all three
-                           AdamX with constant betas; AlphaAdam with none
-``extra_bias_correction``  adams paper form with correction (= code form); AdamX     all three
-                           with Adam's correction on top of the folded betas;
-                           AlphaAdam corrected twice
-``alphaadam_mask_from_m_t``  the mask from the updated :math:`m_t`: Cautious         alphaadam
-                           (C-AdamW), not AlphaAdam
-``alphaadam_no_mask``      no mask at all: plain AdamW                               alphaadam
-``plain_adamw``            torch.optim.AdamW with the same lr, betas, eps, decay     adamx, adams
-=========================  ========================================================  ============
+==============================  ====================================================  ==========
+key                             mistake                                               rules
+==============================  ====================================================  ==========
+``eps_inside_sqrt``             sqrt(v + eps) instead of sqrt(v) + eps                all but sgdm
+``torch_style_eps``             eps on the corrected sqrt(v)/sqrt(1-b2^t) where the   alphaadam,
+                                case has HF style (and ``hf_style_eps`` the reverse)  adam(w), cadamw
+``wd_coupled``                  weight decay added to the gradient (L2) instead of    all decoupled
+                                decoupled :math:`\theta(1-\eta\lambda)`
+``wd_decoupled``                decoupled where the case couples it (L2)              adam, sgdm, adax
+``wd_after_step``               decoupled decay applied after the step                all decoupled
+``adams_m_t_denominator``       AdamS :math:`\nu_t` from the updated :math:`m_t`      adams
+``adams_old_m_c_prev``          AdamS code form: old m corrected by 1-b1^(t-1)        adams (code)
+``missing_bias_correction``     adams code form without correction (= paper form);    adamx, adams,
+                                AdamX with constant betas; AlphaAdam, Adam(W) with    alphaadam,
+                                none                                                  adam(w)
+``extra_bias_correction``       adams paper form with correction; AdamX with Adam's   adamx, adams,
+                                correction on top of the folded betas; AlphaAdam      alphaadam
+                                corrected twice
+``count_plus_one_rescale``      n/(k+1) where the case has 1/max(k/n, floor)          cadamw,
+                                (``count_rescale`` the reverse)                       alphaadam
+``alphaadam_mask_from_m_t``     the mask from :math:`m_t`: Cautious, not AlphaAdam    alphaadam
+``alphaadam_no_mask``           no mask at all: plain AdamW                           alphaadam
+``plain_adamw``                 torch.optim.AdamW with the same hyperparameters      adamx, adams
+``sgdm_dampened_first_step``    first momentum buffer (1-dampening)*g instead of g    sgdm
+``ignores:NAME``                an option taken by name and ignored (the default's    every rule
+                                numbers)
+``state_float32``               state stored in float32 next to float64 params; also  every rule,
+                                ``state_float32+KEY`` with each mistake above          float64
+==============================  ====================================================  ==========
+
+The simplest explanation wins (a single mistake before float32 state plus one); "closest" is
+named only within :data:`NEAR_MISS` tolerances.
 """
 from __future__ import annotations
 
@@ -271,6 +283,58 @@ class DecayAfterStep(_Wrapped):
         return [p * p.dtype.type(decay_factor(lr, self.wd)) for p in params], state
 
 
+class DecoupledDecay(_Wrapped):
+    """Weight decay decoupled and applied first, theta * (1 - lr*wd), where the rule couples it
+    to the gradient (SGD, Adam, AdaX's L2 mode)."""
+
+    def __init__(self, case):
+        self.wd = _wd(case)
+        self.lr0 = float(case.hyper.get("lr", 0.0))
+        super().__init__(_with(case, weight_decay=0.0))
+
+    def step(self, params, grads, state, *, lr=None):
+        from ..rules._base import decay_factor
+
+        lr = self.lr0 if lr is None else lr
+        params = [p * p.dtype.type(decay_factor(lr, self.wd)) for p in params]
+        return self.rule.step(params, grads, state, lr=lr)
+
+
+class SGDMDampenedFirstStep:
+    """SGD with momentum whose first buffer is (1 - dampening)*g instead of g (torch starts
+    the buffer at g)."""
+
+    mistake = "sgdm_dampened_first_step"
+
+    def _update_tensor(self, param, grad, bufs, t, sc):
+        grad = grad + sc["weight_decay"] * param
+        buf = sc["momentum"] * bufs["momentum_buffer"] + sc["one_minus_dampening"] * grad
+        direction = grad + sc["momentum"] * buf if self.hyper["nesterov"] else buf
+        param = param - sc["lr"] * direction
+        return param, {"momentum_buffer": buf}, {}
+
+
+class AdaXEpsInsideSqrt:
+    mistake = "eps_inside_sqrt"
+
+    def _update_tensor(self, param, grad, bufs, t, sc):
+        if self.hyper["weight_decay_mode"] == "l2":
+            grad = grad + sc["l2"] * param
+        else:
+            param = param * sc["decay"]
+        exp_avg = sc["beta1"] * bufs["exp_avg"] + sc["one_minus_beta1"] * grad
+        exp_avg_sq = sc["growth"] * bufs["exp_avg_sq"] + sc["b"] * (grad * grad)
+        param = param - sc["step_size"] * safe_divide(exp_avg, np.sqrt(exp_avg_sq + sc["eps"]))
+        return param, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}, {}
+
+
+def _subclass_mutant(mixin, case):
+    from ..registry import RULES
+
+    base = RULES[canonical_name(case.rule)].cls
+    return type(f"{base.__name__}{mixin.__name__}", (mixin, base), {})(**case.hyper)
+
+
 class CoupledDecay(_Wrapped):
     """Weight decay as L2: wd*theta added to the gradient, no decoupled decay."""
 
@@ -424,6 +488,19 @@ MISTAKES: tuple = (
             "to the gradient (Adam)", ("adam",), lambda c: _wd(c) > 0,
             lambda c: get_rule("adamw", **_adamw_hyper(c),
                                bias_correction=c.hyper.get("bias_correction", "torch"))),
+    Mistake("wd_decoupled", "weight decay decoupled, theta*(1 - lr*weight_decay) first, where "
+            "the case couples it to the gradient (L2)", ("sgdm", "adax"),
+            lambda c: _wd(c) > 0 and c.hyper.get("weight_decay_mode", "l2") == "l2",
+            DecoupledDecay),
+    Mistake("wd_coupled", "weight decay coupled (L2) where the case decouples it", ("adax",),
+            lambda c: _wd(c) > 0 and c.hyper.get("weight_decay_mode") == "decoupled",
+            CoupledDecay),
+    Mistake("eps_inside_sqrt", "eps inside the square root: sqrt(v + eps) instead of "
+            "sqrt(v) + eps", ("adax",), _eps, lambda c: _subclass_mutant(AdaXEpsInsideSqrt, c)),
+    Mistake("sgdm_dampened_first_step", "the first momentum buffer dampened, (1-dampening)*g, "
+            "instead of g (torch.optim.SGD starts it at g)", ("sgdm",),
+            lambda c: float(c.hyper.get("dampening") or 0.0) > 0,
+            lambda c: _subclass_mutant(SGDMDampenedFirstStep, c)),
     Mistake("count_plus_one_rescale", "rescale n/(k+1) (the original C-Optim 'count+1') where "
             "the case has 1/max(k/n, floor) ('count')", ("cadamw",),
             lambda c: _has(c, "scaling", "count"), lambda c: _with(c, scaling="count+1")),
