@@ -259,3 +259,167 @@ def test_two_concurrent_sweeps_on_one_file_run_each_run_once(tmp_path):
         assert _sweep_cli(spec, "--workers", "1").wait(60) == 0
         lines = (tmp_path / "s.jsonl").read_text().splitlines()
         assert len(lines) == len(QUICK_SWEEP["seeds"])
+
+
+# -- bounded reads and CORRUPT, not a traceback (issue 13, items 5 and 6) -----------------------
+
+from refopt.golden import format as F  # noqa: E402
+from refopt.golden import load_suite  # noqa: E402
+from refopt.golden.build import SUITE_DIR, check_report  # noqa: E402
+
+CASE = "adam_torch_defaults_float64"          # a case with a payload
+OTHER = "adams_official_defaults_float64"     # a case of another rule
+
+
+@pytest.fixture
+def suite(tmp_path):
+    for cid in (CASE, OTHER):
+        for ext in ("json", "npz"):
+            shutil.copy(SUITE_DIR / f"{cid}.{ext}", tmp_path / f"{cid}.{ext}")
+    return tmp_path
+
+
+def _rewrite(directory: Path, case_id: str, payload: bytes, file_name: str | None = None) -> None:
+    """Give ``case_id`` the payload bytes ``payload`` and a consistently rehashed manifest."""
+    manifest = json.loads((directory / f"{case_id}.json").read_bytes())
+    name = file_name or f"{case_id}.npz"
+    arrays = _io.load_npz(SUITE_DIR / f"{case_id}.npz")
+    manifest["payload"] = F.payload_entry(name, payload, arrays)
+    (directory / f"{case_id}.json").write_bytes(F._finalise_manifest(manifest))
+    if not name.startswith(".."):
+        (directory / name).write_bytes(payload)
+
+
+def _deflated(arrays) -> bytes:
+    import io
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def _npz_with_member(name: str, header_shape, data: bytes, *, deflate: bool = False) -> bytes:
+    import io
+    import zipfile
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": tuple(header_shape)})
+    buf = io.BytesIO()
+    kind = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+    with zipfile.ZipFile(buf, "w", compression=kind) as zf:
+        with zf.open(name + ".npy", "w", force_zip64=True) as fh:
+            fh.write(header.getvalue())
+            for start in range(0, len(data), 1 << 24):
+                fh.write(data[start:start + (1 << 24)])
+    return buf.getvalue()
+
+
+def _quick(fn, limit: float = 3.0):
+    start = time.monotonic()
+    try:
+        return fn()
+    finally:
+        assert time.monotonic() - start < limit, "took too long: an unbounded read?"
+
+
+def test_a_compressed_payload_is_refused_before_it_is_read(suite):
+    _rewrite(suite, CASE, _deflated(_io.load_npz(SUITE_DIR / f"{CASE}.npz")))
+    with pytest.raises(CorruptFileError, match="compressed"):
+        load_suite(CASE, directory=suite)
+    bomb = _npz_with_member("param.0", (12_500_000,), bytes(100_000_000), deflate=True)
+    assert len(bomb) < 1_000_000                      # 100 MB of zeros, deflated
+    (suite / "bomb.npz").write_bytes(bomb)
+    with pytest.raises(CorruptFileError, match="compressed"):
+        _quick(lambda: _io.load_npz(suite / "bomb.npz"))
+
+
+def test_an_absurd_npy_shape_is_refused_before_allocation(tmp_path):
+    (tmp_path / "big.npz").write_bytes(_npz_with_member("a", (2 ** 40,), bytes(64)))
+    with pytest.raises(CorruptFileError, match=r"declares shape \(1099511627776,\)"):
+        _quick(lambda: _io.load_npz(tmp_path / "big.npz"))
+
+
+@needs_proc
+@pytest.mark.parametrize("kind", ["devzero", "fifo", "directory"])
+def test_a_payload_that_is_no_regular_file_is_refused_quickly(suite, kind):
+    path = suite / f"{CASE}.npz"
+    path.unlink()
+    if kind == "devzero":
+        path.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+    with pytest.raises(CorruptFileError, match="not a regular file"):
+        _quick(lambda: load_suite(CASE, directory=suite))
+    problems = _quick(lambda: check_report(suite, pattern=CASE).problems, limit=20)
+    assert any(f"{CASE}: CORRUPT" in p and "not a regular file" in p for p in problems), problems
+
+
+@needs_proc
+@pytest.mark.parametrize("kind", ["fifo", "directory", "devzero", "nested"])
+def test_a_manifest_that_is_no_file_or_nested_too_deeply_is_corrupt(suite, kind):
+    path = suite / f"{CASE}.json"
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "devzero":
+        path.symlink_to("/dev/zero")
+    else:
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    problems = _quick(lambda: check_report(suite, pattern=CASE).problems, limit=20)
+    assert any(f"{CASE}: CORRUPT" in p for p in problems), problems
+    with pytest.raises(CorruptFileError):
+        _quick(lambda: load_suite(CASE, directory=suite))
+
+
+def test_a_rehashed_manifest_cannot_point_outside_the_suite(suite):
+    outside = suite.parent / "outside.npz"
+    outside.write_bytes((SUITE_DIR / f"{CASE}.npz").read_bytes())
+    _rewrite(suite, CASE, outside.read_bytes(), file_name="../outside.npz")
+    with pytest.raises(CorruptFileError, match="not a plain .npz name"):
+        load_suite(CASE, directory=suite)
+
+
+def test_a_broken_case_of_another_rule_does_not_block_the_selected_rule(suite):
+    data = (suite / f"{OTHER}.json").read_bytes()
+    (suite / f"{OTHER}.json").write_bytes(data.replace(b'"n_steps": ', b'"n_steps": 1', 1))
+    with pytest.raises(TamperedFileError):
+        load_suite(directory=suite)                        # everything: the broken case counts
+    cases = load_suite(directory=suite, rule="adam")       # only adam's cases are judged
+    assert [c.case_id for c in cases] == [CASE]
+    with pytest.raises(TamperedFileError):
+        load_suite(directory=suite, rule="adams")
+
+
+@needs_proc
+@pytest.mark.parametrize("kind", ["fifo", "directory", "devzero", "compressed"])
+def test_load_state_refuses_what_is_no_checkpoint_quickly(tmp_path, kind):
+    rule, (s1,) = _adamx_states(1)
+    save_state(tmp_path / "c", rule, s1)
+    path = tmp_path / "c.npz"
+    arrays = _io.load_npz(path)
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "devzero":
+        path.symlink_to("/dev/zero")
+    else:
+        path.write_bytes(_deflated(arrays))
+    with pytest.raises(CorruptFileError):
+        _quick(lambda: load_state(tmp_path / "c"))
+
+
+def test_json_readers_refuse_deep_nesting_and_special_files(tmp_path):
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CorruptFileError, match="nested too deeply"):
+        _io.load_json(tmp_path / "deep.json")
+    (tmp_path / "deep2.json").write_text("[" * 200 + "]" * 200)  # parses, but is no config
+    with pytest.raises(CorruptFileError, match="nested too deeply"):
+        _io.load_json(tmp_path / "deep2.json")
+    os.mkfifo(tmp_path / "fifo.json")
+    with pytest.raises(CorruptFileError, match="FIFO"):
+        _quick(lambda: _io.load_json(tmp_path / "fifo.json"))

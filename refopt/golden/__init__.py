@@ -55,16 +55,28 @@ def case_from_files(manifest: dict, arrays: dict | None) -> GoldenCase:
 
 
 def load_suite(pattern: str = "*", dtype: str | None = None,
-               directory: str | Path | None = None) -> list[GoldenCase]:
-    """Load the cases whose id matches ``pattern`` (fnmatch), optionally of one ``dtype``.
+               directory: str | Path | None = None, *, rule: str | None = None
+               ) -> list[GoldenCase]:
+    """Load the cases whose id matches ``pattern`` (fnmatch), optionally of one ``dtype`` and
+    one ``rule`` (a registry name or alias).
 
-    Every manifest's content hash and every payload array's sha256 are verified:
-    :class:`CorruptFileError` for a truncated or malformed file, :class:`TamperedFileError` for a
-    hash mismatch. Cases come back sorted by id.
+    Only the selected cases are read: a broken case of another rule or dtype does not stop the
+    load. A case id starts with its rule (``<rule>_<variant>_..._<dtype>``), so ``rule`` selects
+    by file name; a manifest whose ``rule`` field disagrees with its id is tampered. Every read
+    manifest's content hash and every payload array's sha256 are verified, and the payload is
+    read under the bounds of :mod:`refopt.golden.format` (the schema's payload-name rule, a
+    regular file of at most the declared size, stored members): :class:`CorruptFileError` for a
+    truncated, malformed or refused file, :class:`TamperedFileError` for a hash mismatch. Cases
+    come back sorted by id.
     """
     directory = Path(directory) if directory is not None else SUITE_DIR
     if dtype not in (None, "float32", "float64"):
         raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
+    target = None
+    if rule is not None:
+        from ..registry import canonical_name
+
+        target = canonical_name(rule)
     ids = sorted(p.stem for p in directory.glob("*.json") if p.name != "index.json")
     if not ids:
         raise FileNotFoundError(f"no golden cases in {directory}")
@@ -74,7 +86,12 @@ def load_suite(pattern: str = "*", dtype: str | None = None,
             continue
         if dtype is not None and not case_id.endswith(f"_{dtype}"):
             continue
+        if target is not None and not case_id.startswith(f"{target}_"):
+            continue
         manifest, arrays = read_case(directory, case_id)
+        if target is not None and manifest.get("rule") != target:
+            raise TamperedFileError(f"{directory}/{case_id}.json: case id names rule {target!r} "
+                                    f"but the manifest says {manifest.get('rule')!r}")
         out.append(case_from_files(manifest, arrays))
     return out
 

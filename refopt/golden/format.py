@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import struct
 from pathlib import Path
 from typing import Any, Mapping
@@ -28,7 +29,16 @@ from typing import Any, Mapping
 import numpy as np
 
 from .._io import (CorruptFileError, TamperedFileError, array_digest, atomic_write_bytes,
-                   load_npz, npz_bytes)
+                   npz_bytes, npz_from_bytes, parse_json_bytes, read_regular_bytes)
+
+# Bounded reads (docs/reliability.md): a manifest is a few kB, a payload is its declared arrays
+# plus the .npz container's per-member overhead.
+MAX_MANIFEST_BYTES = 16 << 20
+MAX_MANIFEST_DEPTH = 32
+MAX_PAYLOAD_BYTES = 1 << 30
+_PAYLOAD_OVERHEAD_PER_ARRAY = 1024
+# The schema's rule for payload["file"]: a plain name in the suite directory, nothing else.
+PAYLOAD_FILE_RE = re.compile(r"^[A-Za-z0-9._+-]+\.npz$")
 
 SCHEMA_FILE = "golden-case-v1.schema.json"
 SCHEMA_VERSION = "1.0.0"
@@ -183,11 +193,10 @@ def write_case(directory: str | Path, manifest: Mapping[str, Any],
 def read_manifest(path: str | Path) -> tuple[dict, bytes]:
     """Parse one manifest and verify its content hash; returns (manifest, raw bytes)."""
     path = Path(path)
-    data = path.read_bytes()
-    try:
-        manifest = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptFileError(f"{path}: not valid JSON (truncated or malformed): {exc}") from exc
+    # A directory, FIFO or device where the manifest belongs, an oversized or deeply nested
+    # file: CorruptFileError, before anything unbounded is read or parsed.
+    data = read_regular_bytes(path, MAX_MANIFEST_BYTES)
+    manifest = parse_json_bytes(data, path, max_depth=MAX_MANIFEST_DEPTH)
     if not isinstance(manifest, dict) or not isinstance(manifest.get("content_hash"), str):
         raise CorruptFileError(f"{path}: not a golden-case manifest (no content_hash string)")
     try:
@@ -206,13 +215,15 @@ def read_payload(directory: str | Path, manifest: Mapping[str, Any]) -> dict[str
     entry = manifest.get("payload")
     if entry is None:
         return None
+    bound = _payload_bound(directory, manifest)
     path = Path(directory) / entry["file"]
     if not path.exists():
         raise CorruptFileError(f"{path}: payload file missing (manifest {manifest['case_id']})")
     expected_keys = tuple(sorted(entry["arrays"]))
-    raw = path.read_bytes()
+    raw = read_regular_bytes(path, bound)  # regular file of at most the declared size
     file_ok = hashlib.sha256(raw).hexdigest() == entry["sha256"]
-    arrays = load_npz(path, required=expected_keys)  # CorruptFileError on zip/CRC/missing key
+    # CorruptFileError on zip/CRC/missing key, a compressed member or a header that lies
+    arrays = npz_from_bytes(raw, path, required=expected_keys)
     extra = sorted(set(arrays) - set(expected_keys))
     if extra:
         raise TamperedFileError(f"{path}: arrays {extra} are not listed in the manifest")
@@ -231,6 +242,37 @@ def read_payload(directory: str | Path, manifest: Mapping[str, Any]) -> dict[str
         raise TamperedFileError(f"{path}: file sha256 differs from the manifest although every "
                                 f"array matches its digest (the container was rewritten)")
     return arrays
+
+
+def _payload_bound(directory, manifest: Mapping[str, Any]) -> int:
+    """The payload entry's shape checked (the schema's rule, applied by every reader) and the
+    most bytes its file may have: the declared arrays plus the container's overhead."""
+    entry = manifest["payload"]
+    where = f"{directory}/{manifest.get('case_id')}.json"
+    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) \
+            or not isinstance(entry.get("arrays"), dict) or not isinstance(entry.get("sha256"), str):
+        raise CorruptFileError(f"{where}: payload must name a file, its sha256 and its arrays")
+    if not PAYLOAD_FILE_RE.match(entry["file"]) or entry["file"] in (".npz", "..npz"):
+        raise CorruptFileError(f"{where}: payload file {entry['file']!r} is not a plain .npz name "
+                               f"in the suite directory (pattern {PAYLOAD_FILE_RE.pattern})")
+    total = 0
+    for key, spec in entry["arrays"].items():
+        try:
+            itemsize = np.dtype(spec["dtype"]).itemsize
+            shape = [int(n) for n in spec["shape"]]
+            if any(n < 0 for n in shape) or any(type(n) is not int for n in spec["shape"]):
+                raise ValueError("negative or non-integer extent")
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CorruptFileError(f"{where}: payload array {key!r} has no valid dtype and shape: "
+                                   f"{exc}") from None
+        count = 1
+        for n in shape:
+            count *= n
+        total += count * itemsize + _PAYLOAD_OVERHEAD_PER_ARRAY + 2 * len(key)
+        if total > MAX_PAYLOAD_BYTES:
+            raise CorruptFileError(f"{where}: payload declares more than {MAX_PAYLOAD_BYTES} "
+                                   f"bytes of arrays")
+    return total + _PAYLOAD_OVERHEAD_PER_ARRAY
 
 
 def read_case(directory: str | Path, case_id: str) -> tuple[dict, dict | None]:
@@ -259,7 +301,11 @@ def validate_manifest(manifest: Mapping[str, Any]) -> list[str]:
         raise ImportError("schema validation needs jsonschema: pip install jsonschema") from exc
     validator = jsonschema.Draft7Validator(load_schema())
     errors = []
-    for err in sorted(validator.iter_errors(manifest), key=lambda e: list(e.absolute_path)):
+    try:
+        found = sorted(validator.iter_errors(manifest), key=lambda e: list(e.absolute_path))
+    except RecursionError:  # read_manifest bounds the depth; a manifest built in memory may not
+        raise CorruptFileError("manifest nested too deeply to validate") from None
+    for err in found:
         where = "/".join(str(p) for p in err.absolute_path) or "(root)"
         errors.append(f"{where}: {err.message}")
     return errors
