@@ -6,7 +6,8 @@ dependencies (numba, CuPy, torch, jax, dask) inside ``func``, so ``refopt --help
 
 Ctrl-C (SIGINT) and SIGTERM end any command with one line on stderr and exit status 130 or 143
 (128 + the signal number), never a traceback; what was finished before is kept (sweeps append
-each run as it ends, checkpoints and golden files are written atomically).
+each run as it ends, checkpoints and golden files are written atomically). An ``OSError`` that
+reaches the dispatcher (an output path that is a file or lies under one) is one line and exit 2.
 """
 from __future__ import annotations
 
@@ -66,6 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         _say(f"{command}: terminated (SIGTERM); finished work is kept")
         return 128 + signal.SIGTERM
+    except OSError as exc:
+        # A path the user gave that cannot be used (an --out that is a file or lies under one,
+        # no permission, disk full): one line, not a traceback. Commands report their own
+        # errors first; this is the fallback.
+        where = getattr(exc, "filename", None)
+        _say(f"{command}: error: {where + ': ' if where else ''}"
+             f"{getattr(exc, 'strerror', None) or exc}")
+        return 2
     finally:
         if previous is not None:
             try:

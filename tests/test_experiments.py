@@ -424,3 +424,48 @@ def test_sweep_command_refuses_a_second_writer_in_one_line(tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     assert main(["sweep", str(spec), "--workers", "1", "--out", str(tmp_path / "afile" / "r")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"steps": 1.9}, r"steps must be an integer >= 1, got 1\.9"),
+    ({"steps": True}, "steps must be an integer"),
+    ({"record_every": 0}, r"record_every must be an integer >= 1, got 0"),
+    ({"rules": [{"hyper": {"lr": 0.1}}]}, r"rules\[0\] must be a name or an object with a string"),
+    ({"objectives": [{"constants": {}}]}, r"objectives\[0\] must be a name"),
+    ({"rules": "adam"}, "rules must be a list"),
+])
+def test_expand_sweep_refuses_what_it_used_to_guess(change, match):
+    with pytest.raises(ValueError, match=match):
+        expand_sweep({**SWEEP, **change})
+    assert expand_sweep({**SWEEP, "steps": 40.0}) == expand_sweep(SWEEP)  # an integral float
+
+
+def test_run_sweep_refuses_zero_workers(tmp_path):
+    with pytest.raises(ValueError, match=r"max_workers \(--workers\) must be None or an integer"):
+        run_sweep(SWEEP, tmp_path / "r.jsonl", max_workers=0)
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["report", "--workers", "0", "--smoke"], "--workers must be an integer >= 1"),
+    (["report", "--smoke", "--out", "{file}"], "is a file, not a folder"),
+    (["report", "--smoke", "--out", "{file}/sub"], "is a file, not a folder"),
+    (["golden", "build", "--out", "{file}", "--pattern", "adam_torch_defaults_float64"],
+     "File exists"),
+    (["bench", "--quick", "--threads", "999", "--out", "{dir}/b"], r"--threads must be in \[1, "),
+    (["sweep", "{spec}", "--scheduler", "foo"], "scheduler"),
+    (["sweep", "{badspec}"], r"steps must be an integer >= 1, got 1\.9"),
+])
+def test_user_errors_are_one_line_and_a_nonzero_exit(tmp_path, capsys, argv, match):
+    from refopt.cli import main
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "s.json").write_text(json.dumps(SWEEP))
+    (tmp_path / "bad.json").write_text(json.dumps({**SWEEP, "steps": 1.9}))
+    if "--scheduler" in argv:
+        pytest.importorskip("distributed")
+    argv = [a.format(file=tmp_path / "afile", dir=tmp_path, spec=tmp_path / "s.json",
+                     badspec=tmp_path / "bad.json") for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert re.search(match, err), err

@@ -34,13 +34,53 @@ def register(subparsers) -> None:
     s.set_defaults(func=run_sweep_cmd)
 
 
+_PATH_ERRORS = (FileExistsError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+                PermissionError)
+
+
+def _os_error(scheduler, out, exc) -> str:
+    if scheduler is not None and not isinstance(exc, _PATH_ERRORS):
+        return _scheduler_hint(scheduler, exc)
+    return f"{getattr(exc, 'filename', None) or out}: {getattr(exc, 'strerror', None) or exc}"
+
+
+def _scheduler_hint(address, exc) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"--scheduler {address}: cannot use this Dask scheduler: {text}"
+
+
 def run_report_cmd(args) -> int:
     from .report import run_report
 
     config = "tiny" if args.smoke else ("full" if args.full else "quick")
-    summary = run_report(args.out, config=config, include_proofs=not args.skip_proofs,
-                         max_workers=args.workers, scheduler=args.scheduler,
-                         progress=sys.stderr.isatty())
+    if args.workers is not None and args.workers < 1:
+        print(f"refopt report: --workers must be an integer >= 1, got {args.workers}",
+              file=sys.stderr)
+        return 2
+    from pathlib import Path
+
+    out = Path(args.out)
+    bad = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if bad is not None:
+        print(f"refopt report: --out {args.out}: {bad} is a file, not a folder", file=sys.stderr)
+        return 2
+    try:
+        summary = run_report(args.out, config=config, include_proofs=not args.skip_proofs,
+                             max_workers=args.workers, scheduler=args.scheduler,
+                             progress=sys.stderr.isatty())
+    except (OSError, TimeoutError) as exc:
+        print(f"refopt report: {_os_error(args.scheduler, out, exc)}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError) as exc:
+        if args.scheduler is None:
+            raise
+        print(f"refopt report: {_scheduler_hint(args.scheduler, exc)}", file=sys.stderr)
+        return 2
+    except ImportError as exc:  # --scheduler without dask[distributed]
+        if args.scheduler is None:
+            raise
+        print(f"refopt report: {exc}", file=sys.stderr)
+        return 2
     counts = ", ".join(f"{k}: {n}" for k, n in summary["counts"].items())
     print(f"wrote {summary['path']} ({summary['seconds']:.0f} s); claims: {counts}")
     return 0
@@ -62,11 +102,17 @@ def run_sweep_cmd(args) -> int:
     try:
         records = run_sweep(sweep, out, max_workers=args.workers, scheduler=args.scheduler,
                             limit=args.limit, progress=sys.stderr.isatty())
-    except (ValueError, TypeError, ResultsLockedError) as exc:
+    except ResultsLockedError as exc:
         print(f"refopt sweep: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:  # --out under a file, no permission, disk full
-        print(f"refopt sweep: {out}: {exc.strerror or exc}", file=sys.stderr)
+    except (ValueError, TypeError) as exc:
+        print(f"refopt sweep: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, TimeoutError) as exc:  # --out under a file, disk full, no scheduler
+        print(f"refopt sweep: {_os_error(args.scheduler, out, exc)}", file=sys.stderr)
+        return 2
+    except ImportError as exc:  # --scheduler without dask[distributed]
+        print(f"refopt sweep: {exc}", file=sys.stderr)
         return 2
     print(f"{len(records)} runs in {out}")
     return 0

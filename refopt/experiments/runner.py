@@ -105,15 +105,19 @@ def expand_sweep(sweep: Mapping) -> list[dict]:
     unknown = sorted(set(sweep) - allowed)
     if unknown:
         raise ValueError(f"sweep has unknown key(s) {unknown}; accepted: {sorted(allowed)}")
-    steps = int(sweep.get("steps", 100))
-    if steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {sweep.get('steps')!r}")
+    steps = _count("steps", sweep.get("steps", 100))
+    record_every = (_count("record_every", sweep["record_every"]) if "record_every" in sweep
+                    else max(1, steps // 50))
+    for key in ("rules", "objectives", "seeds"):
+        if not isinstance(sweep[key], (list, tuple)):
+            raise ValueError(f"{key} must be a list, got {type(sweep[key]).__name__}")
     seeds = list(sweep["seeds"])
     if not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         raise ValueError(f"seeds must be a non-empty list of integers >= 0, got {seeds!r}")
     specs = []
-    for rule in sweep["rules"]:
-        rule = {"name": rule} if isinstance(rule, str) else dict(rule)
+    rules = [_named("rules", i, r) for i, r in enumerate(sweep["rules"])]
+    objectives = [_named("objectives", i, o) for i, o in enumerate(sweep["objectives"])]
+    for rule in rules:
         grid = dict(rule.get("grid", {}))
         names = sorted(grid)
         for values in itertools.product(*(list(grid[n]) for n in names)) if names else [()]:
@@ -121,18 +125,43 @@ def expand_sweep(sweep: Mapping) -> list[dict]:
             if sweep.get("task", "optimize") == "optimize" and canonical_name(rule["name"]) == \
                     "adamx":
                 _check_horizon(hyper, steps)
-            for obj in sweep["objectives"]:
-                obj = {"name": obj} if isinstance(obj, str) else dict(obj)
+            for obj in objectives:
                 for seed in seeds:
                     spec = {"task": sweep.get("task", "optimize"), "rule": rule["name"],
                             "hyper": hyper, "objective": obj["name"],
                             "constants": dict(obj.get("constants", {})), "seed": seed,
                             "steps": steps, "x0": dict(sweep.get("x0", {})),
-                            "record_every": int(sweep.get("record_every", max(1, steps // 50)))}
+                            "record_every": record_every}
                     if "lr_schedule" in sweep:
                         spec["lr_schedule"] = sweep["lr_schedule"]
                     specs.append(jsonable(spec))
     return specs
+
+
+def _count(name: str, value: Any) -> int:
+    """An integer >= 1 (``1.9`` or ``True`` refused, ``2.0`` accepted), else ValueError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                       np.floating)):
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if isinstance(value, (float, np.floating)) and not (math.isfinite(value)
+                                                         and float(value).is_integer()):
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if int(value) < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _named(key: str, i: int, entry: Any) -> dict:
+    """A rules/objectives entry: a name, or a mapping with a string "name"."""
+    if isinstance(entry, str):
+        return {"name": entry}
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+        raise ValueError(f"{key}[{i}] must be a name or an object with a string \"name\", got "
+                         f"{entry!r}")
+    for sub in ("hyper", "grid", "constants"):
+        if sub in entry and not isinstance(entry[sub], Mapping):
+            raise ValueError(f"{key}[{i}].{sub} must be an object, got {entry[sub]!r}")
+    return dict(entry)
 
 
 def _check_horizon(hyper: Mapping, steps: int) -> None:
@@ -457,6 +486,11 @@ def run_sweep(specs: Sequence[Mapping] | Mapping, out: str | os.PathLike, *,
                          f"got {executor!r}")
     if limit is not None and int(limit) < 0:
         raise ValueError(f"limit must be None or an integer >= 0, got {limit!r}")
+    if max_workers is not None and (isinstance(max_workers, bool)
+                                    or not isinstance(max_workers, (int, np.integer))
+                                    or max_workers < 1):
+        raise ValueError(f"max_workers (--workers) must be None or an integer >= 1, got "
+                         f"{max_workers!r}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with _ResultsLock(out):
@@ -564,7 +598,10 @@ def _run_dask(todo: list[dict], scheduler: Any, finished) -> None:
         raise ImportError("running a sweep on a Dask cluster needs dask[distributed] "
                           "(pip install 'refopt[dask]')") from exc
     own = not isinstance(scheduler, Client)
-    client = Client(scheduler) if own else scheduler
+    try:
+        client = Client(scheduler) if own else scheduler
+    except (ValueError, TypeError) as exc:  # a malformed address
+        raise ValueError(f"scheduler (--scheduler) {scheduler!r}: {exc}") from exc
     try:
         futures = [client.submit(run_one, spec, key=f"refopt-run-{run_key(spec)}", pure=False)
                    for spec in todo]

@@ -108,9 +108,12 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"refopt bench: --rules: {exc}", file=sys.stderr)
         return 2
-    if args.threads is not None and args.threads < 1:
-        print(f"refopt bench: --threads must be >= 1, got {args.threads}", file=sys.stderr)
-        return 2
+    if args.threads is not None:
+        most = _max_threads()
+        if not 1 <= args.threads <= most:
+            print(f"refopt bench: --threads must be in [1, {most}] (numba's thread pool on this "
+                  f"machine), got {args.threads}", file=sys.stderr)
+            return 2
     many = tuple(args.many) if args.many is not None else (QUICK_MANY if args.quick
                                                            else DEFAULT_MANY)
     if many != (0, 0) and not (many[0] >= 1 and many[1] >= 1):
@@ -165,6 +168,15 @@ def _stats(samples: list[float]) -> dict:
 
 
 # -- the run ------------------------------------------------------------------------------------
+
+def _max_threads() -> int:
+    """The most threads numba can run here (NUMBA_NUM_THREADS), else the CPU count."""
+    try:
+        import numba
+        return int(numba.config.NUMBA_NUM_THREADS)
+    except ImportError:  # pragma: no cover - numba is an extra
+        return os.cpu_count() or 1
+
 
 def benchmark(sizes, rules, backends, *, threads=None, quick=False, note="", many=(0, 0),
               progress: Callable[[str], None] = lambda msg: None) -> dict:
