@@ -49,6 +49,9 @@ def _real(name: str, value: Any) -> float:
         raise TypeError(f"{name} must be a real number, got {value!r}")
     try:
         return float(value)
+    except OverflowError:  # an int beyond float's range, e.g. 10**400
+        raise ValueError(f"{name} must be finite, got an integer of {value.bit_length()} bits "
+                         f"(beyond float64's range)") from None
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a real number, got {value!r}") from None
 

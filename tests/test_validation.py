@@ -406,3 +406,36 @@ def test_sweep_planning_leaves_a_bad_adamx_spec_to_its_run(tmp_path, hyper):
     with pytest.raises((TypeError, ValueError)):
         run_sweep([good, bad], out, max_workers=1)
     assert len(run_sweep([good], out, max_workers=1)) == 1  # recorded, not rerun
+
+
+# == reliability (issue 13, item 8) — kept together at the end of the file =====================
+
+def test_an_integer_lr_beyond_float_range_is_a_value_error_naming_lr():
+    with pytest.raises(ValueError, match=r"^lr must be finite"):
+        refopt.get_rule("adam", lr=10 ** 400)
+
+
+def test_a_buffer_tuple_shorter_than_the_step_tuple_is_refused_by_name():
+    rule = refopt.get_rule("adam")
+    params = [np.ones(2), np.ones(2)]
+    state = rule.init(params)
+    short = state._replace(exp_avg=state.exp_avg[:1])
+    with pytest.raises(ValueError, match=r"state.exp_avg holds 1 tensors but params has 2"):
+        rule.step(params, [np.ones(2)] * 2, short)
+
+
+@pytest.mark.parametrize("name", ["alphaadam", "adams", "adamx"])
+def test_numpy_integer_step_counters_do_not_wrap(name):
+    rule = refopt.get_rule(name)
+    params = [np.linspace(-1, 1, 4)]
+    grads = [np.full(4, 0.5)]
+    state = rule.init(params)
+    for _ in range(255):
+        params2, state = rule.step(params, grads, state)
+    as_uint8 = state._replace(step=tuple(np.uint8(t) for t in state.step))
+    p_ref, s_ref = rule.step(params, grads, state)
+    p_u8, s_u8 = rule.step(params, grads, as_uint8)
+    assert s_u8.step == (256,) and type(s_u8.step[0]) is int
+    assert np.array_equal(p_u8[0], p_ref[0]) and np.all(np.isfinite(p_u8[0]))
+    with pytest.raises(ValueError, match=r"state.step\[0\] must be an integer >= 0"):
+        rule.step(params, grads, state._replace(step=(np.int8(-1),)))

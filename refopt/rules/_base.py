@@ -114,6 +114,8 @@ class Rule:
         params = V.as_param_list("params", params)
         grads = V.check_grads(params, grads)
         self._check_state(params, state)
+        if not all(type(t) is int for t in state.step):  # NumPy counters wrap: Python ints
+            state = state._replace(step=tuple(int(t) for t in state.step))
         lr = self.hyper["lr"] if lr is None else V.finite_nonneg("lr", lr)
         if has_complex(params):  # stepped as (real, imag) pairs: see refopt.rules._complex
             return step_as_pairs(self.step_with_info, params, grads, state, self.buffers,
@@ -172,6 +174,9 @@ class Rule:
             if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)) or t < 0:
                 raise ValueError(f"state.step[{i}] must be an integer >= 0, got {t!r}")
         for b in self.buffers:
+            if len(getattr(state, b)) != len(params):
+                raise ValueError(f"state.{b} holds {len(getattr(state, b))} tensors but params "
+                                 f"has {len(params)}")
             for i, (p, s) in enumerate(zip(params, getattr(state, b))):
                 if not isinstance(s, array_type):
                     raise TypeError(f"state.{b}[{i}] must be a {array_type.__module__}."
