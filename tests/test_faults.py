@@ -502,3 +502,20 @@ def test_fuzz_full_count(request):
     run = settings(max_examples=FULL_DRAWS, deadline=None, database=None,
                    suppress_health_check=list(HealthCheck))(given(_draw())(_property))
     run()
+
+
+@pytest.mark.parametrize("steps", [[-1], [1.5], [True], [1, 1]])
+def test_load_state_validates_the_step_list_even_when_rehashed(tmp_path, steps):
+    from refopt import checkpoint as C
+
+    rule, (s1,) = _adamx_states(1)
+    save_state(tmp_path / "c", rule, s1)
+    arrays = _io.load_npz(tmp_path / "c.npz")
+    meta = json.loads(arrays.pop(C.META_KEY).tobytes())
+    meta["step"] = steps
+    meta["meta_sha256"] = C._meta_hash(meta)  # a consistent rewrite, not a crash
+    text = json.dumps(meta).encode()
+    _io.atomic_savez(tmp_path / "c.npz", {**arrays, C.META_KEY: np.frombuffer(text, np.uint8)})
+    (tmp_path / "c.json").write_bytes(text)
+    with pytest.raises((CorruptFileError, TamperedFileError)):
+        load_state(tmp_path / "c")
