@@ -126,3 +126,31 @@ def test_official_adams_passes_its_code_form_declared(monkeypatch):
     assert "accepted an invalid case" in bad["adams_official_invalid-lr-inf_float64"].message
     assert all(r.status in ("pass", "ok*", "adv") for r in rep.results
                if r.counted and r.result != "invalid")
+
+
+def test_heavyball_cautious_adamw_fails_with_its_real_causes(monkeypatch):
+    """heavyball 3.2 AdamW(caution=True) is a torch-eps Cautious AdamW with three differences
+    (docs/conformance.md): under its default torch.compile a 0-d float64 param is never
+    updated; with compile off, float64 defaults and float64 storage, what is left is its eps
+    floor max(sqrt(v_hat), eps) where refopt adds eps. Both are named."""
+    hb = pytest.importorskip("heavyball", reason="extra refopt[conformance]")
+    import heavyball.utils as hb_utils
+
+    rep = verify_rule("cadamw", hb.AdamW, options={"caution": True},
+                      variant={"bias_correction": "torch"}, cases="cadamw_torch_variant_float64")
+    r = rep.results[0]
+    assert r.status == "FAIL" and "never changed param.0 (0-d" in r.diagnosis.message, \
+        rep.table()
+    monkeypatch.setattr(hb_utils, "compile_mode", None)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)   # its lr warmup factor is a default-dtype tensor
+    try:
+        rep = verify_rule("cadamw", hb.AdamW, options={"caution": True,
+                                                       "storage_dtype": "float64"},
+                          variant={"bias_correction": "torch"}, dtype="float64",
+                          cases="cadamw_torch_[tv]*")
+    finally:
+        torch.set_default_dtype(default)
+    failed = [r for r in rep.results if r.status == "FAIL"]
+    assert len(failed) >= 2, rep.table()
+    assert all(r.diagnosis.keys == ["eps_floor"] for r in failed), rep.table()

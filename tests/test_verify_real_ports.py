@@ -234,3 +234,17 @@ def test_every_baseline_mistake_is_diagnosed_as_itself(rule):
             assert r.status == "FAIL" and m.key in r.diagnosis.keys, (case.case_id, m.key,
                                                                        r.diagnosis.message)
     assert visible >= 2, f"no visible mistake for {rule}"
+
+
+def test_a_broken_case_of_another_rule_does_not_block_verify(tmp_path):
+    import shutil
+
+    from refopt.golden import SUITE_DIR
+
+    suite = tmp_path / "suite"
+    shutil.copytree(SUITE_DIR, suite)
+    victim = sorted(suite.glob("adams_paper_defaults_float64.json"))[0]
+    victim.write_text("{not json")
+    rep = verify_rule("adamx", torch_ports.AdamX, cases="adamx_official_defaults_*",
+                      directory=suite)
+    assert rep.results and rep.exit_status == 0, rep.table()

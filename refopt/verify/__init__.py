@@ -432,7 +432,8 @@ def load_cases(rule: str, *, dtype: str | None = None, cases: str = "*",
     if dtype not in (None, "float32", "float64"):
         raise ValueError(f"dtype must be 'float32', 'float64' or None, got {dtype!r}")
     target = canonical_name(rule)
-    found = load_suite(pattern=cases or "*", dtype=dtype, directory=directory)
+    # Only the selected rule's cases are read: a broken case of another rule does not block it.
+    found = load_suite(pattern=cases or "*", dtype=dtype, directory=directory, rule=target)
     return [c for c in found if canonical_name(c.rule) == target
             and fnmatch.fnmatchcase(c.case_id, cases or "*")
             and (dtype is None or str(c.dtype) == dtype)]

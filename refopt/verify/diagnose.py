@@ -65,6 +65,15 @@ class _Mutant:
     """Mixin: ``mistake`` names the planted mistake; helpers shared by the mutants."""
 
     mistake: str = ""
+    # Store the moments in float32 as soon as they are computed (a float32 buffer updated in
+    # place): the update of the same step already sees the rounded value.
+    state_store: bool = False
+
+    def _stored(self, x):
+        if not self.state_store:
+            return x
+        with np.errstate(over="ignore"):
+            return np.asarray(x).astype(np.float32).astype(np.asarray(x).dtype)
 
     def _decay_in(self, param, grad, dtype_type):
         """Weight decay before the update, as planted: returns (param, grad)."""
@@ -102,8 +111,8 @@ class AdamXMutant(_Mutant, AdamX):
             j1, j2 = sc["one_minus_beta1_t"], sc["one_minus_beta2_t"]
         exp_avg = k1 * bufs["exp_avg"] + j1 * grad
         exp_avg_sq = k2 * bufs["exp_avg_sq"] + j2 * (grad * grad)
-        exp_avg = round_to_bits(exp_avg, self.hyper["state_dtype"])
-        exp_avg_sq = round_to_bits(exp_avg_sq, self.hyper["state_dtype"])
+        exp_avg = self._stored(round_to_bits(exp_avg, self.hyper["state_dtype"]))
+        exp_avg_sq = self._stored(round_to_bits(exp_avg_sq, self.hyper["state_dtype"]))
         num, second = exp_avg, exp_avg_sq
         if self.mistake == "extra_bias_correction":
             # Adam's correction applied on top of the betas that already fold it in.
@@ -131,7 +140,7 @@ class AdamSMutant(_Mutant, AdamS):
             b1 = self.hyper["betas"][0]
             # m_0 = 0, so the t = 1 value does not matter; avoid 0/0.
             c_old = f(1.0 - b1 ** (t - 1)) if t > 1 else f(1)
-        exp_avg = sc["beta1"] * bufs["exp_avg"] + sc["one_minus_beta1"] * grad
+        exp_avg = self._stored(sc["beta1"] * bufs["exp_avg"] + sc["one_minus_beta1"] * grad)
         m_for_nu = (exp_avg if self.mistake == "adams_m_t_denominator" else bufs["exp_avg"])
         m_for_nu = m_for_nu / (c if self.mistake == "adams_m_t_denominator" else c_old)
         nu = sc["beta2"] * (m_for_nu * m_for_nu) + sc["one_minus_beta2"] * (grad * grad)
@@ -169,8 +178,9 @@ class AlphaAdamMutant(_Mutant, AlphaAdam):
             param, grad = planted
         else:
             param = param * sc["decay"]
-        exp_avg = sc["beta1"] * bufs["exp_avg"] + sc["one_minus_beta1"] * grad
-        exp_avg_sq = sc["beta2"] * bufs["exp_avg_sq"] + sc["one_minus_beta2"] * (grad * grad)
+        exp_avg = self._stored(sc["beta1"] * bufs["exp_avg"] + sc["one_minus_beta1"] * grad)
+        exp_avg_sq = self._stored(sc["beta2"] * bufs["exp_avg_sq"]
+                                  + sc["one_minus_beta2"] * (grad * grad))
         score = self.mask_product(bufs["exp_avg"], exp_avg, grad, t)
         if self.mistake == "eps_inside_sqrt":
             u = safe_divide(exp_avg, np.sqrt(exp_avg_sq / (sc["denom_div"] * sc["denom_div"])
@@ -196,7 +206,8 @@ class AlphaAdamMutant(_Mutant, AlphaAdam):
 
 
 class AdamFamilyEpsInsideSqrt(_Mutant):
-    """Adam, AdamW and C-AdamW with eps inside the square root: sqrt(v/denom_div^2 + eps)."""
+    """Adam, AdamW and C-AdamW with eps inside the square root, sqrt(v/denom_div^2 + eps), or
+    (``mistake = "eps_floor"``) eps as a floor, max(sqrt(v)/denom_div, eps)."""
 
     mistake = "eps_inside_sqrt"
 
@@ -210,7 +221,10 @@ class AdamFamilyEpsInsideSqrt(_Mutant):
             grad = grad + sc["weight_decay"] * param
         exp_avg, exp_avg_sq = adam_moments(bufs["exp_avg"], bufs["exp_avg_sq"], grad, sc)
         div = f(sc.get("denom_div", 1.0))
-        denom = np.sqrt(exp_avg_sq / (div * div) + sc["eps"])
+        if self.mistake == "eps_floor":
+            denom = np.maximum(np.sqrt(exp_avg_sq) / div, f(sc["eps"]))
+        else:
+            denom = np.sqrt(exp_avg_sq / (div * div) + sc["eps"])
         num = exp_avg
         if self.name == "cadamw":
             mask = (exp_avg * grad > 0).astype(param.dtype)
@@ -227,12 +241,14 @@ class AdamFamilyEpsInsideSqrt(_Mutant):
 _MUTANTS = {"adamx": AdamXMutant, "adams": AdamSMutant, "alphaadam": AlphaAdamMutant}
 
 
-def _baseline_eps_mutant(case):
+def _baseline_eps_mutant(case, mistake="eps_inside_sqrt"):
     from ..registry import RULES
 
     base = RULES[canonical_name(case.rule)].cls
     cls = type(f"{base.__name__}EpsInsideSqrt", (AdamFamilyEpsInsideSqrt, base), {})
-    return cls(**case.hyper)
+    rule = cls(**case.hyper)
+    rule.mistake = mistake
+    return rule
 
 
 # -- mistakes composed from any rule --------------------------------------------------------
@@ -466,6 +482,9 @@ MISTAKES: tuple = (
     # -- the baselines (adam, adamw, cadamw) and the eps styles of the Adam family --------
     Mistake("eps_inside_sqrt", "eps inside the square root: sqrt(v_hat + eps) instead of "
             "sqrt(v_hat) + eps", BASELINES, _eps, _baseline_eps_mutant),
+    Mistake("eps_floor", "eps as a floor, max(sqrt(v_hat), eps), instead of added, "
+            "sqrt(v_hat) + eps (heavyball's default clamp)", BASELINES, _eps,
+            lambda c: _baseline_eps_mutant(c, "eps_floor")),
     Mistake("torch_style_eps", "torch-style eps: sqrt(v)/sqrt(1-b2^t) + eps with step size "
             "lr/(1-b1^t), where the case has HF style (sqrt(v) + eps, step size "
             "lr*sqrt(1-b2^t)/(1-b1^t)); if the port means it, declare --variant "
@@ -542,11 +561,43 @@ def _ignored_option_mistakes(case) -> list:
     return out
 
 
+def _in_place(rule):
+    """``rule`` with its moments stored in float32 the moment they are computed (a float32
+    buffer updated in place), where refopt has a mutant of it; else None."""
+    import copy
+    import warnings
+
+    from .._validation import HyperparameterWarning
+
+    if isinstance(rule, _Mutant):
+        out = copy.copy(rule)
+    elif type(rule) in (AdamX, AdamS, AlphaAdam):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", HyperparameterWarning)
+            out = _MUTANTS[rule.name](**rule.hyper)
+        out.mistake = ""
+    else:
+        return None
+    out.state_store = True
+    return out
+
+
+def _float32_state_readings(built) -> list:
+    """Both ways a library keeps float32 state: rounded after the step (the next step sees
+    it) and updated in place (the same step's update sees it already)."""
+    out = []
+    for rule in (built if isinstance(built, list) else [built]):
+        out.append(StateRounded(rule))
+        inplace = _in_place(rule)
+        if inplace is not None:
+            out.append(inplace)
+    return out
+
+
 def _state_rounded(mistake: Mistake) -> Mistake:
     """The same mistake with float32 state next to float64 params."""
     def build(c, inner=mistake.build):
-        built = inner(c)
-        return [StateRounded(b) for b in (built if isinstance(built, list) else [built])]
+        return _float32_state_readings(inner(c))
     return Mistake(f"state_float32+{mistake.key}", "state stored in float32 (params float64) "
                    "and " + mistake.title, mistake.rules, mistake.applies, build)
 
@@ -554,7 +605,7 @@ def _state_rounded(mistake: Mistake) -> Mistake:
 STATE_FLOAT32 = Mistake("state_float32", "state (exp_avg, exp_avg_sq) stored in float32 next to "
                         "float64 params, as libraries with a float32 storage_dtype keep it",
                         ("*",), lambda c: str(c.dtype) == "float64",
-                        lambda c: StateRounded(_with(c)))
+                        lambda c: _float32_state_readings(_with(c)))
 
 
 def mistakes_for(case) -> list:
@@ -683,13 +734,37 @@ def diagnose(case, run: PortRun, port_name: str = "") -> Diagnosis:
         except (ValueError, TypeError, FloatingPointError, PortError) as exc:
             candidates.append(Candidate(mistake, None, f"{type(exc).__name__}: {exc}"))
     candidates.sort(key=lambda c: c.score)
+    hints = frozen_tensor_hints(case, run) + name_collision_hints(case, run, port_name)
     matches = [c for c in candidates if c.comparison is not None and c.comparison.passed]
     if matches:
         # The simplest explanation: one mistake before float32 state plus one.
         fewest = min(_components(c.mistake.key) for c in matches)
         matches = [c for c in matches if _components(c.mistake.key) == fewest]
     return Diagnosis(matches=matches, closest=candidates[0] if candidates else None,
-                     hints=name_collision_hints(case, run, port_name))
+                     hints=hints)
+
+
+def frozen_tensor_hints(case, run: PortRun) -> list:
+    """A tensor the port never moved while the reference did: a whole tensor skipped (a 0-d
+    tensor left out of a fused or compiled path, a None-grad check gone wrong)."""
+    from .adapters import expected_histories
+
+    expected = expected_histories(case)["param"]
+    frozen = []
+    for i, (got, want) in enumerate(zip(run.params, expected)):
+        got, want = np.asarray(got), np.asarray(want)
+        if got.shape[0] < 2 or got.size == 0 or got.shape != want.shape:
+            continue
+        still = all(np.array_equal(got[k], got[0], equal_nan=True) for k in range(got.shape[0]))
+        moved = not all(np.array_equal(want[k], want[0], equal_nan=True)
+                        for k in range(want.shape[0]))
+        if still and moved:
+            shape = "0-d " if got.ndim == 1 else ""
+            frozen.append(f"param.{i} ({shape}shape {list(got.shape[1:])})")
+    if not frozen:
+        return []
+    return [f"the port never changed {', '.join(frozen)} while the reference moved it: a tensor "
+            f"skipped by the port"]
 
 
 def replace_tolerance(case, **changes):
