@@ -282,38 +282,39 @@ class StateRounded(_Wrapped):
         return params, state._replace(**narrowed)
 
 
-class DecayAfterStep(_Wrapped):
-    """Decoupled weight decay applied after the update: the rule without decay, then
-    theta * (1 - lr*wd)."""
+class _DecayMoved(_Wrapped):
+    """The case's rule with weight_decay = 0 and the decay theta * (1 - lr*wd) applied by hand,
+    before the step (``first``) or after it."""
+
+    first = False
 
     def __init__(self, case):
         self.wd = _wd(case)
         self.lr0 = float(case.hyper.get("lr", 0.0))
         super().__init__(_with(case, weight_decay=0.0))
 
-    def step(self, params, grads, state, *, lr=None):
+    def _decay(self, params, lr):
         from ..rules._base import decay_factor
 
+        return [p * p.dtype.type(decay_factor(lr, self.wd)) for p in params]
+
+    def step(self, params, grads, state, *, lr=None):
         lr = self.lr0 if lr is None else lr
+        if self.first:
+            return self.rule.step(self._decay(params, lr), grads, state, lr=lr)
         params, state = self.rule.step(params, grads, state, lr=lr)
-        return [p * p.dtype.type(decay_factor(lr, self.wd)) for p in params], state
+        return self._decay(params, lr), state
 
 
-class DecoupledDecay(_Wrapped):
+class DecayAfterStep(_DecayMoved):
+    """Decoupled weight decay applied after the update instead of before it."""
+
+
+class DecoupledDecay(_DecayMoved):
     """Weight decay decoupled and applied first, theta * (1 - lr*wd), where the rule couples it
     to the gradient (SGD, Adam, AdaX's L2 mode)."""
 
-    def __init__(self, case):
-        self.wd = _wd(case)
-        self.lr0 = float(case.hyper.get("lr", 0.0))
-        super().__init__(_with(case, weight_decay=0.0))
-
-    def step(self, params, grads, state, *, lr=None):
-        from ..rules._base import decay_factor
-
-        lr = self.lr0 if lr is None else lr
-        params = [p * p.dtype.type(decay_factor(lr, self.wd)) for p in params]
-        return self.rule.step(params, grads, state, lr=lr)
+    first = True
 
 
 class SGDMDampenedFirstStep:
