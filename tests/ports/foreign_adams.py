@@ -24,8 +24,8 @@ def run_case(folder, mistake):
     h = meta["hyper"]
     lr0, eps, wd = (float(h[k]) for k in ("lr", "eps", "weight_decay"))   # "nan" -> nan
     b1, b2 = (float(b) for b in h["betas"])
-    if not (0 <= b1 < 1 and 0 <= b2 < 1 and lr0 >= 0 and eps >= 0 and wd >= 0):
-        # NaN fails every comparison, so it is refused here too.
+    if not (0 <= b1 < 1 and 0 <= b2 < 1 and 0 <= lr0 < float("inf") and eps >= 0 and wd >= 0):
+        # NaN fails every comparison, so it is refused here too; lr = inf has no step.
         (folder / "output.json").write_text(json.dumps({"error": f"invalid hyperparameters {h}"}))
         return
     dt = np.dtype(meta["dtype"]).type
