@@ -355,10 +355,8 @@ def test_a_payload_that_is_no_regular_file_is_refused_quickly(suite, kind):
     assert any(f"{CASE}: CORRUPT" in p and "not a regular file" in p for p in problems), problems
 
 
-@needs_proc
-@pytest.mark.parametrize("kind", ["fifo", "directory", "devzero", "nested"])
-def test_a_manifest_that_is_no_file_or_nested_too_deeply_is_corrupt(suite, kind):
-    path = suite / f"{CASE}.json"
+def _replace_with(path, kind, other: bytes):
+    """Put a FIFO, a directory, a link to /dev/zero or the bytes ``other`` where ``path`` was."""
     path.unlink()
     if kind == "fifo":
         os.mkfifo(path)
@@ -367,7 +365,14 @@ def test_a_manifest_that_is_no_file_or_nested_too_deeply_is_corrupt(suite, kind)
     elif kind == "devzero":
         path.symlink_to("/dev/zero")
     else:
-        path.write_text("[" * 100_000 + "]" * 100_000)
+        path.write_bytes(other)
+
+
+@needs_proc
+@pytest.mark.parametrize("kind", ["fifo", "directory", "devzero", "nested"])
+def test_a_manifest_that_is_no_file_or_nested_too_deeply_is_corrupt(suite, kind):
+    path = suite / f"{CASE}.json"
+    _replace_with(path, kind, ("[" * 100_000 + "]" * 100_000).encode())
     problems = _quick(lambda: check_report(suite, pattern=CASE).problems, limit=20)
     assert any(f"{CASE}: CORRUPT" in p for p in problems), problems
     with pytest.raises(CorruptFileError):
@@ -399,16 +404,7 @@ def test_load_state_refuses_what_is_no_checkpoint_quickly(tmp_path, kind):
     rule, (s1,) = _adamx_states(1)
     save_state(tmp_path / "c", rule, s1)
     path = tmp_path / "c.npz"
-    arrays = _io.load_npz(path)
-    path.unlink()
-    if kind == "fifo":
-        os.mkfifo(path)
-    elif kind == "directory":
-        path.mkdir()
-    elif kind == "devzero":
-        path.symlink_to("/dev/zero")
-    else:
-        path.write_bytes(_deflated(arrays))
+    _replace_with(path, kind, _deflated(_io.load_npz(path)))
     with pytest.raises(CorruptFileError):
         _quick(lambda: load_state(tmp_path / "c"))
 

@@ -215,7 +215,7 @@ class AdamFamilyEpsInsideSqrt(_Mutant):
         from ..rules.adam import adam_moments
 
         f = param.dtype.type
-        if getattr(self, "decoupled", True) or self.name == "cadamw":
+        if getattr(self, "decoupled", True):   # Adam couples (L2); AdamW and C-AdamW do not
             param = param * sc["decay"]
         else:
             grad = grad + sc["weight_decay"] * param
