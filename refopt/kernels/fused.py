@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validation as V
-from ..rules._base import Rule
+from ..rules._base import Rule, normalise_steps
 from ..rules._complex import has_complex, step_as_pairs
 from ..rules.alphaadam import alpha_for
 
@@ -202,6 +202,7 @@ class FusedRule:
                                     f"cannot be updated in place; pass a 0-d array "
                                     f"(np.asarray(x)) or use step()")
         params, grads = self._validate(params, grads, state)
+        state = normalise_steps(state)  # NumPy counters would wrap in t + 1: Python ints
         lr = self.hyper["lr"] if lr is None else V.finite_nonneg("lr", lr)
         if inplace:
             self._check_inplace(params, grads, state)

@@ -114,8 +114,7 @@ class Rule:
         params = V.as_param_list("params", params)
         grads = V.check_grads(params, grads)
         self._check_state(params, state)
-        if not all(type(t) is int for t in state.step):  # NumPy counters wrap: Python ints
-            state = state._replace(step=tuple(int(t) for t in state.step))
+        state = normalise_steps(state)
         lr = self.hyper["lr"] if lr is None else V.finite_nonneg("lr", lr)
         if has_complex(params):  # stepped as (real, imag) pairs: see refopt.rules._complex
             return step_as_pairs(self.step_with_info, params, grads, state, self.buffers,
@@ -191,6 +190,17 @@ class Rule:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())
         return f"{type(self).__name__}({args})"
+
+
+def normalise_steps(state):
+    """``state`` with its step counts as Python ints (checked >= 0 by ``Rule._check_state``).
+
+    A NumPy integer counter (uint8, int64, ...) would wrap or overflow in ``t + 1`` and in the
+    scalars' ``beta ** t``; every backend calls this after validating the state.
+    """
+    if all(type(t) is int for t in state.step):
+        return state
+    return state._replace(step=tuple(int(t) for t in state.step))
 
 
 def decay_factor(lr: float, weight_decay: float) -> float:
