@@ -91,7 +91,33 @@ def betas(value: Any, n: int = 2, *, beta2_open_low: bool = False) -> tuple[floa
     return tuple(out)
 
 
+def _shown(value: Any) -> str:
+    """A one-line description of ``value`` for an error message."""
+    if isinstance(value, np.ndarray):
+        inner = f" ({value.item()!r})" if value.ndim == 0 else ""
+        return f"a {value.ndim}-d numpy.ndarray of dtype {value.dtype}{inner}"
+    text = repr(value)
+    return text if "\n" not in text and len(text) <= 80 else f"a {type(value).__name__}"
+
+
 def choice(name: str, value: Any, allowed: Sequence[Any]) -> Any:
+    """``value`` as the plain ``str`` (or None) of ``allowed`` it equals, else an error naming
+    ``name`` and ``allowed``.
+
+    A ``str`` subclass (``np.str_``) becomes a plain ``str``, a NumPy dtype (``np.dtype("float16")``
+    or ``np.float16``) its name; anything else that is not a ``str`` (a 0-d string array, bytes,
+    a number) is a ``TypeError``: stored as given, it would fail later (JSON, the kernels).
+    """
+    allowed = tuple(allowed)
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        try:
+            value = np.dtype(value).name
+        except TypeError:
+            pass
+    if isinstance(value, str):
+        value = str(value)
+    elif value is not None:
+        raise TypeError(f"{name} must be a str, one of {list(allowed)!r}; got {_shown(value)}")
     if value not in allowed:
         raise ValueError(f"{name} must be one of {list(allowed)!r}, got {value!r}")
     return value

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -56,21 +57,76 @@ def _meta_hash(meta: dict) -> str:
 def save_state(path: str | os.PathLike, rule, state) -> None:
     """Write ``path``.npz (arrays and metadata, one atomic replace), then its ``path``.json copy.
 
-    Everything that can fail (a hyperparameter JSON cannot hold, an object array) fails before
-    anything is written.
+    Everything that can fail fails before anything is written, so a failed save leaves no
+    orphan ``.npz``: a state that is not the rule's (another rule's, step counts that are not
+    integers >= 0, a buffer tuple of the wrong length, a buffer that is not a float32/float64/
+    complex NumPy array of its tensor's shape and dtype), hyperparameters that JSON cannot hold
+    or that do not rebuild the rule (so the checkpoint would not load), a destination that is
+    a directory or another non-regular file.
     """
     json_path, npz_path = _paths(path)
-    arrays = {f"{b}.{i}": np.asarray(x) for b in rule.buffers for i, x in enumerate(getattr(state, b))}
+    steps = _check_savable(rule, state)
+    for p in (npz_path, json_path):
+        if os.path.lexists(p) and not os.path.isfile(p):
+            raise IsADirectoryError(f"{p}: exists and is not a regular file; save_state "
+                                    f"replaces checkpoint files only")
+    arrays = {f"{b}.{i}": getattr(state, b)[i] for b in rule.buffers for i in range(len(steps))}
     meta = {"format": FORMAT, "rule": rule.name, "hyper": _jsonable(dict(rule.hyper)),
-            "step": [int(s) for s in state.step],
-            "digests": {k: _io.array_digest(v) for k, v in arrays.items()}}
+            "step": steps, "digests": {k: _io.array_digest(v) for k, v in arrays.items()}}
     meta["meta_sha256"] = _meta_hash(meta)
     text = json.dumps(meta, indent=2, sort_keys=True, allow_nan=False) + "\n"  # may raise: first
+    try:  # what load_state will do with this metadata: rebuild the rule (its warnings were
+        with warnings.catch_warnings():  # given when the rule was built)
+            warnings.simplefilter("ignore")
+            rebuilt = _rule_of(json.loads(text), "numpy")
+    except _io.CorruptFileError as exc:
+        raise ValueError(f"save_state: {rule.name}'s hyperparameters would not load back: "
+                         f"{exc.__cause__ or exc}") from None
+    if dict(rebuilt.hyper) != dict(rule.hyper):
+        raise ValueError(f"save_state: {rule.name}'s hyperparameters do not survive JSON: "
+                         f"{dict(rule.hyper)} reads back as {dict(rebuilt.hyper)}")
     payload = _io.npz_bytes({**arrays, META_KEY: np.frombuffer(text.encode("utf-8"), np.uint8)})
     _io.atomic_write_bytes(npz_path, payload)
     _io.atomic_write_bytes(json_path, text.encode("utf-8"))
     for p in (npz_path, json_path):
         _io.remove_stale_temporaries(p)
+
+
+def _check_savable(rule, state) -> list[int]:
+    """The step counts of ``state`` as Python ints, after checking that ``state`` is ``rule``'s
+    and holds what a checkpoint stores (TypeError / ValueError naming the field)."""
+    from ._validation import SUPPORTED_DTYPES
+
+    name = getattr(rule, "name", None)
+    if not isinstance(name, str) or getattr(rule, "hyper", None) is None:
+        raise TypeError(f"rule must be a refopt rule (from refopt.get_rule), got "
+                        f"{type(rule).__name__}")
+    state_type = getattr(rule, "state_type", None)
+    if state_type is not None and not isinstance(state, state_type):
+        raise TypeError(f"state must be a {state_type.__name__} from {name}.init, got "
+                        f"{type(state).__name__}")
+    steps = list(getattr(state, "step", ()))
+    for i, t in enumerate(steps):
+        if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)) or t < 0:
+            raise ValueError(f"state.step[{i}] must be an integer >= 0, got {t!r}")
+    for b in rule.buffers:
+        buffers = getattr(state, b)
+        if len(buffers) != len(steps):
+            raise ValueError(f"state.{b} holds {len(buffers)} tensors but state.step holds "
+                             f"{len(steps)}")
+        for i, x in enumerate(buffers):
+            if type(x) is not np.ndarray:
+                raise TypeError(f"state.{b}[{i}] must be a numpy.ndarray (move device arrays "
+                                f"to the host first), got {type(x).__name__}")
+            if x.dtype not in SUPPORTED_DTYPES:
+                raise TypeError(f"state.{b}[{i}] has dtype {x.dtype}; a state holds float32, "
+                                f"float64, complex64 or complex128 arrays")
+            first = getattr(state, rule.buffers[0])[i]
+            if x.shape != first.shape or x.dtype != first.dtype:
+                raise ValueError(f"state.{b}[{i}] has shape {x.shape} and dtype {x.dtype} but "
+                                 f"state.{rule.buffers[0]}[{i}] has {first.shape} and "
+                                 f"{first.dtype}")
+    return [int(t) for t in steps]
 
 
 def _check_meta(meta: Any, where: Path) -> dict:

@@ -93,3 +93,111 @@ def test_cupy_glue_normalises_numpy_integer_step_counters(fake_cupy, name):  # n
     with pytest.raises(ValueError, match=r"^state.step\[0\] must be an integer >= 0"):
         gpu.step_(dev, dev_g, dev_s._replace(step=(np.True_, 0)))
 
+
+# == item 9: option values that are not plain strings; save_state validates before writing ====
+
+@pytest.mark.parametrize("name, key, value, expected", [
+    ("adamx", "state_dtype", np.dtype("float16"), "float16"),
+    ("adamx", "state_dtype", np.float32, "float32"),
+    ("adamx", "coef_form", np.str_("naive"), "naive"),
+    ("adamx", "nonfinite", np.str_("skip"), "skip"),
+    ("alphaadam", "mask_source", np.str_("m_t"), "m_t"),
+    ("cadamw", "scaling", np.str_("count+1"), "count+1"),
+    ("adam", "bias_correction", np.str_("hf"), "hf"),
+    ("adax", "weight_decay_mode", np.str_("decoupled"), "decoupled"),
+])
+def test_string_like_option_values_are_stored_as_plain_str(name, key, value, expected):
+    rule = refopt.get_rule(name, **{key: value})
+    assert type(rule.hyper[key]) is str and rule.hyper[key] == expected
+
+
+@pytest.mark.parametrize("name, key, value", [
+    ("adamx", "nonfinite", np.array("skip")),
+    ("adamx", "nonfinite", np.array(["skip"])),
+    ("adamx", "state_dtype", np.array("float16")),
+    ("alphaadam", "mask_source", np.array("m_t")),
+    ("adam", "bias_correction", b"hf"),
+    ("cadamw", "scaling", 1),
+    ("adamx", "coef_form", ["naive"]),
+])
+def test_option_values_that_are_not_strings_are_refused_at_construction(name, key, value):
+    with pytest.raises(TypeError, match=rf"^{key} must be a str, one of \[") as info:
+        refopt.get_rule(name, **{key: value})
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("value", [np.dtype("int8"), np.float16])
+def test_a_dtype_that_is_not_an_allowed_option_value_is_a_value_error(value):
+    # np.float16 names a state_dtype, not a nonfinite policy; int8 is no state_dtype.
+    key = "state_dtype" if value is not np.float16 else "nonfinite"
+    with pytest.raises(ValueError, match=rf"^{key} must be one of \["):
+        refopt.get_rule("adamx", **{key: value})
+
+
+def test_a_dtype_option_runs_on_numba_and_saves(tmp_path):
+    _numba_or_skip()
+    from refopt.checkpoint import load_state, save_state
+
+    fast = refopt.get_rule("adamx", backend="numba", state_dtype=np.dtype("float16"))
+    ref = refopt.get_rule("adamx", state_dtype="float16")
+    params, grads = [np.linspace(-1, 1, 5, dtype=np.float32)], [np.ones(5, np.float32)]
+    p_f, s_f = fast.step(params, grads, fast.init(params))
+    p_r, _ = ref.step(params, grads, ref.init(params))
+    assert np.array_equal(p_f[0], p_r[0])
+    save_state(tmp_path / "c", fast, s_f)
+    rule, state = load_state(tmp_path / "c")
+    assert rule.hyper["state_dtype"] == "float16" and state.step == (1,)
+
+
+def _bad_states():
+    rule = refopt.get_rule("adam")
+    s = rule.init([np.ones(3)])
+    return rule, [
+        ("negative step", s._replace(step=(-1,)), ValueError, r"state.step\[0\] must be"),
+        ("boolean step", s._replace(step=(True,)), ValueError, r"state.step\[0\] must be"),
+        ("fractional step", s._replace(step=(1.5,)), ValueError, r"state.step\[0\] must be"),
+        ("short buffers", s._replace(exp_avg=()), ValueError, r"state.exp_avg holds 0"),
+        ("list buffer", s._replace(exp_avg=([0.0] * 3,)), TypeError, r"state.exp_avg\[0\] must"),
+        ("int buffer", s._replace(exp_avg=(np.zeros(3, int),)), TypeError, r"dtype int64"),
+        ("object buffer", s._replace(exp_avg=(np.array([None] * 3),)), TypeError, r"dtype object"),
+        ("shape mismatch", s._replace(exp_avg=(np.zeros(4),)), ValueError,
+         r"state.exp_avg_sq\[0\] has shape \(3,\).* state.exp_avg\[0\] has \(4,\)"),
+        ("another rule's", refopt.get_rule("adamx").init([np.ones(3)]), TypeError,
+         r"state must be a AdamState from adam.init, got AdamXState"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_bad_states()[1])),
+                         ids=[c[0] for c in _bad_states()[1]])
+def test_save_state_refuses_what_load_state_would_refuse_and_writes_nothing(tmp_path, case):
+    from refopt.checkpoint import save_state
+
+    rule, cases = _bad_states()
+    _, state, exc, message = cases[case]
+    with pytest.raises(exc, match=message):
+        save_state(tmp_path / "c", rule, state)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_save_state_refuses_a_directory_at_the_json_path_before_writing_the_npz(tmp_path):
+    from refopt.checkpoint import save_state
+
+    rule = refopt.get_rule("adam")
+    (tmp_path / "c.json").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"c.json: exists and is not a regular file"):
+        save_state(tmp_path / "c", rule, rule.init([np.ones(3)]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json"]
+
+
+def test_save_state_refuses_hyperparameters_that_would_not_load_back(tmp_path):
+    from types import MappingProxyType
+
+    from refopt.checkpoint import save_state
+
+    rule = refopt.get_rule("adamx")
+    forged = {**rule.hyper, "state_dtype": "float16", "coef_form": "cubic"}
+    rule.hyper = MappingProxyType(forged)  # set after construction, past its validation
+    with pytest.raises(ValueError, match=r"^save_state: adamx's hyperparameters would not load"):
+        save_state(tmp_path / "c", rule, rule.init([np.ones(3)]))
+    assert list(tmp_path.iterdir()) == []
+

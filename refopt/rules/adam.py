@@ -79,7 +79,7 @@ class Adam(Rule):
 
     def _validate_hyper(self, h):
         h["betas"] = V.betas(h["betas"])
-        V.choice("bias_correction", h["bias_correction"], BIAS_CORRECTIONS)
+        h["bias_correction"] = V.choice("bias_correction", h["bias_correction"], BIAS_CORRECTIONS)
         return h
 
     @property

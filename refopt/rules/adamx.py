@@ -98,9 +98,10 @@ class AdamX(Rule):
     def _validate_hyper(self, h):
         # beta2 = 0 gives c = 0 and v frozen at g_1**2 forever (spec pitfalls): refused.
         h["betas"] = V.betas(h["betas"], beta2_open_low=True)
-        V.choice("coef_form", h["coef_form"], ("expm1", "naive"))
-        V.choice("weight_decay_mode", h["weight_decay_mode"], ("decoupled", "l2"))
-        V.choice("state_dtype", h["state_dtype"], STATE_DTYPES)
+        h["coef_form"] = V.choice("coef_form", h["coef_form"], ("expm1", "naive"))
+        h["weight_decay_mode"] = V.choice("weight_decay_mode", h["weight_decay_mode"],
+                                          ("decoupled", "l2"))
+        h["state_dtype"] = V.choice("state_dtype", h["state_dtype"], STATE_DTYPES)
         return h
 
     def scalars(self, t, lr):

@@ -41,7 +41,8 @@ class AdaX(Rule):
 
     def _validate_hyper(self, h):
         h["betas"] = V.betas(h["betas"], beta2_open_low=True)
-        V.choice("weight_decay_mode", h["weight_decay_mode"], ("l2", "decoupled"))
+        h["weight_decay_mode"] = V.choice("weight_decay_mode", h["weight_decay_mode"],
+                                          ("l2", "decoupled"))
         return h
 
     def scalars(self, t, lr):

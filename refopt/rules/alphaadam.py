@@ -87,11 +87,12 @@ class AlphaAdam(Rule):
 
     def _validate_hyper(self, h):
         h["betas"] = V.betas(h["betas"])
-        V.choice("mask_source", h["mask_source"], ("m_prev", "m_t", "ones"))
+        h["mask_source"] = V.choice("mask_source", h["mask_source"], ("m_prev", "m_t", "ones"))
         h["strict"] = V.boolean("strict", h["strict"])
-        V.choice("alpha_rule", h["alpha_rule"], ALPHA_RULES)
-        V.choice("first_step", h["first_step"], ("unmasked", "cautious", "as_is"))
-        V.choice("bias_correction", h["bias_correction"], ("hf", "torch"))
+        h["alpha_rule"] = V.choice("alpha_rule", h["alpha_rule"], ALPHA_RULES)
+        h["first_step"] = V.choice("first_step", h["first_step"],
+                                   ("unmasked", "cautious", "as_is"))
+        h["bias_correction"] = V.choice("bias_correction", h["bias_correction"], ("hf", "torch"))
         if h["eps"] is None:
             h["eps"] = 1e-6 if h["bias_correction"] == "hf" else 1e-8
         h["eps"] = V.finite_nonneg("eps", h["eps"])

@@ -48,8 +48,9 @@ class CAdamW(Rule):
 
     def _validate_hyper(self, h):
         h["betas"] = V.betas(h["betas"])
-        V.choice("scaling", h["scaling"], ("count", "count+1"))
-        V.choice("bias_correction", h["bias_correction"], BIAS_CORRECTIONS)
+        h["scaling"] = V.choice("scaling", h["scaling"], ("count", "count+1"))
+        h["bias_correction"] = V.choice("bias_correction", h["bias_correction"],
+                                        BIAS_CORRECTIONS)
         return h
 
     def scalars(self, t, lr):
