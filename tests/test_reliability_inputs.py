@@ -201,3 +201,164 @@ def test_save_state_refuses_hyperparameters_that_would_not_load_back(tmp_path):
         save_state(tmp_path / "c", rule, rule.init([np.ones(3)]))
     assert list(tmp_path.iterdir()) == []
 
+
+# == item 10: overlapping memory in an in-place step; a state belongs to its rule ===============
+
+def _aliasing_cases():
+    """(id, builder): builder(rule) -> params, grads, state and the two arrays the error names."""
+    def p_is_buffer(rule):
+        b = rule.buffers[0]
+        p = np.linspace(-1, 1, 6)
+        s = rule.init([p])
+        return [p], [np.ones(6)], s._replace(**{b: (p,)}), ("params[0]", f"state.{b}[0]")
+
+    def shifted_state(rule):
+        b = rule.buffers[0]
+        buf = np.linspace(-1, 1, 7)
+        s = rule.init([buf[1:]])
+        return [buf[1:]], [np.ones(6)], s._replace(**{b: (buf[:6],)}), \
+            ("params[0]", f"state.{b}[0]")
+
+    def grad_shifted(rule):
+        buf = np.linspace(-1, 1, 7)
+        return [buf[:6]], [buf[1:]], rule.init([buf[:6]]), ("params[0]", "grads[0]")
+
+    def grad_reversed(rule):
+        p = np.linspace(-1, 1, 6)
+        return [p], [p[::-1]], rule.init([p]), ("params[0]", "grads[0]")
+
+    def param_twice(rule):
+        p = np.linspace(-1, 1, 6)
+        return [p, p], [np.ones(6), np.ones(6)], rule.init([p, p]), ("params[0]", "params[1]")
+
+    def state_twice(rule):
+        b = rule.buffers[0]
+        ps = [np.linspace(-1, 1, 6), np.linspace(0, 1, 6)]
+        s = rule.init(ps)
+        return ps, [np.ones(6)] * 2, s._replace(**{b: (getattr(s, b)[0],) * 2}), \
+            (f"state.{b}[0]", f"state.{b}[1]")
+
+    def grad_of_other_tensor(rule):
+        ps = [np.linspace(-1, 1, 6), np.linspace(0, 1, 6)]
+        return ps, [np.ones(6), ps[0]], rule.init(ps), ("params[0]", "grads[1]")
+
+    def unstepped_view(rule):
+        buf = np.linspace(-1, 1, 6)
+        ps = [buf, buf[2:4]]  # params[1] has no gradient: it must stay unchanged
+        return ps, [np.ones(6), None], rule.init(ps), ("params[0]", "params[1]")
+
+    return [("param-is-its-state-buffer", p_is_buffer), ("state-shifted-by-one", shifted_state),
+            ("grad-shifted-by-one", grad_shifted), ("grad-reversed", grad_reversed),
+            ("one-param-twice", param_twice), ("one-state-buffer-twice", state_twice),
+            ("grad-is-another-param", grad_of_other_tensor),
+            ("unstepped-tensor-inside-a-stepped-one", unstepped_view)]
+
+
+def _match(names):
+    import re
+
+    return rf"^{re.escape(names[0])} and {re.escape(names[1])} share memory; an in-place step"
+
+
+@pytest.mark.parametrize("name", ["adamx", "alphaadam", "sgdm"])
+@pytest.mark.parametrize("case", _aliasing_cases(), ids=[c[0] for c in _aliasing_cases()])
+def test_numba_in_place_step_refuses_overlapping_memory_naming_the_tensors(name, case):
+    _numba_or_skip()
+    fast = refopt.get_rule(name, backend="numba")
+    params, grads, state, names = case[1](fast)
+    before = [a.copy() for a in params] + [x.copy() for b in fast.buffers
+                                           for x in getattr(state, b)]
+    with pytest.raises(ValueError, match=_match(names)):
+        fast.step_(params, grads, state)
+    after = list(params) + [x for b in fast.buffers for x in getattr(state, b)]
+    assert all(np.array_equal(x, y) for x, y in zip(before, after))  # nothing was written
+
+
+@pytest.mark.parametrize("name", RULE_NAMES)
+def test_numba_in_place_step_with_the_grad_being_the_param_matches_the_reference(name):
+    _numba_or_skip()
+    ref, fast = refopt.get_rule(name), refopt.get_rule(name, backend="numba")
+    x = np.linspace(-1, 1, 9)
+    s_r = ref.init([x])
+    p_r, s_r = ref.step([x], [x.copy()], s_r)
+    p = [x.copy()]
+    s_f = fast.step_(p, [p[0]], fast.init(p))  # grads[0] is params[0]: read before written
+    assert np.array_equal(p[0], p_r[0])
+    assert all(np.array_equal(getattr(s_f, b)[0], getattr(s_r, b)[0]) for b in fast.buffers)
+
+
+def test_numba_in_place_step_accepts_disjoint_views_of_one_buffer():
+    _numba_or_skip()
+    ref, fast = refopt.get_rule("adamx"), refopt.get_rule("adamx", backend="numba")
+    flat = np.linspace(-1, 1, 10)
+    views = [flat[:4], flat[4:10]]  # adjacent, not overlapping (a flat parameter buffer)
+    gbuf = np.linspace(0.5, 2, 20)
+    grads = [gbuf[0:8:2], gbuf[8:20:2]]  # strided: their ranges interleave, no element shared
+    moments = np.zeros(20)
+    state = fast.init(views)._replace(exp_avg=(moments[:4], moments[4:10]),
+                                      exp_avg_sq=(moments[10:14], moments[14:20]))
+    p_r, s_r = ref.step([v.copy() for v in views], [g.copy() for g in grads], ref.init(views))
+    fast.step_(views, grads, state)
+    assert all(np.array_equal(a, b) for a, b in zip(views, p_r))
+    odd = flat[1:2]  # inside the range of a strided gradient of the same buffer, no element shared
+    even = flat[0:10:2]
+    rule = refopt.get_rule("sgdm", backend="numba")
+    rule.step_([odd], [even[:1]], rule.init([odd]))
+
+
+def test_the_reference_step_is_pure_so_aliasing_cannot_change_its_result():
+    rule = refopt.get_rule("adamx")
+    p = np.linspace(-1, 1, 6)
+    s = rule.init([p])
+    aliased = s._replace(exp_avg=(p,))
+    copied = s._replace(exp_avg=(p.copy(),))
+    p1, s1 = rule.step([p], [p], aliased)
+    p2, s2 = rule.step([p.copy()], [p.copy()], copied)
+    assert np.array_equal(p1[0], p2[0]) and np.array_equal(s1.exp_avg[0], s2.exp_avg[0])
+
+
+@pytest.mark.parametrize("case", _aliasing_cases(), ids=[c[0] for c in _aliasing_cases()])
+def test_cupy_glue_in_place_step_refuses_overlapping_memory(fake_cupy, case):  # noqa: F811
+    gpu = refopt.get_rule("adamx", backend="cupy")
+    params, grads, state, names = case[1](gpu.reference)
+    wrap = fake_cupy.ndarray  # the stand-in's arrays over these very host arrays (no copy)
+    d_params = [wrap(p) for p in params]
+    d_grads = [None if g is None else wrap(g) for g in grads]
+    d_state = state._replace(**{b: tuple(wrap(x) for x in getattr(state, b))
+                                for b in gpu.buffers})
+    with pytest.raises(ValueError, match=_match(names)):
+        gpu.step_(d_params, d_grads, d_state)
+
+
+_ADAM_FAMILY = ["adam", "adamw", "cadamw", "alphaadam"]
+
+
+@pytest.mark.parametrize("owner", _ADAM_FAMILY)
+@pytest.mark.parametrize("user", _ADAM_FAMILY)
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_state_of_another_adam_family_rule_is_refused_by_name(owner, user, backend):
+    if backend == "numba":
+        _numba_or_skip()
+    params, grads = [np.ones(3)], [np.ones(3)]
+    state = refopt.get_rule(owner).init(params)
+    rule = refopt.get_rule(user, backend=backend)
+    if owner == user:
+        rule.step(params, grads, state)
+        return
+    with pytest.raises(TypeError, match=rf"^state must be a \w+State from {user}.init, got a "
+                                        rf"\w+State from {owner}.init: a state belongs to the "
+                                        rf"rule that made it$"):
+        rule.step(params, grads, state)
+
+
+def test_load_state_gives_each_rule_its_own_state_type(tmp_path):
+    from refopt.checkpoint import load_state, save_state
+
+    for name in _ADAM_FAMILY:
+        rule = refopt.get_rule(name)
+        save_state(tmp_path / name, rule, rule.init([np.ones(2)]))
+        _, state = load_state(tmp_path / name)
+        assert type(state) is rule.state_type
+        with pytest.raises(TypeError, match=r"a state belongs to the rule that made it"):
+            refopt.get_rule("alphaadam" if name != "alphaadam" else "adamw").step(
+                [np.ones(2)], [np.ones(2)], state)

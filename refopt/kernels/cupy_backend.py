@@ -655,6 +655,19 @@ class CupyRule(FusedRule):
 
         return cupy.ascontiguousarray(a)
 
+    def _address(self, a) -> int:
+        return int(a.data.ptr)
+
+    def _memory_owner(self, a):
+        mem = getattr(a.data, "mem", None)  # the allocation of a cupy MemoryPointer
+        return 0 if mem is None else id(mem)
+
+    def _shares_memory(self, a, b) -> bool:
+        import cupy
+
+        exact = getattr(cupy, "shares_memory", None)
+        return True if exact is None else bool(exact(a, b))
+
     def _empty_like(self, a):
         import cupy
 

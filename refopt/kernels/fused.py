@@ -142,6 +142,18 @@ class FusedRule:
         """A flat C-contiguous view (or copy) of ``a``."""
         raise NotImplementedError
 
+    def _address(self, a) -> int:
+        """The address of ``a``'s first element."""
+        raise NotImplementedError
+
+    def _memory_owner(self, a):
+        """A key equal for arrays that may share memory (their allocation); 0: unknown."""
+        return 0
+
+    def _shares_memory(self, a, b) -> bool:
+        """Whether ``a`` and ``b``, whose address ranges overlap, share an element's memory."""
+        return True
+
     def _contiguous(self, a):
         """``a`` itself if C-contiguous, else a C-contiguous copy."""
         raise NotImplementedError
@@ -308,6 +320,97 @@ class FusedRule:
                 if not (flags.c_contiguous and getattr(flags, "writeable", True)):
                     raise ValueError(f"{label}[{i}] must be C-contiguous and writeable for an "
                                      f"in-place step; use step() or np.ascontiguousarray")
+        self._check_overlap(params, grads, state)
+
+    def _check_overlap(self, params, grads, state) -> None:
+        """Refuse an in-place step whose arrays overlap where that changes the result.
+
+        Written: ``params[i]`` and the state buffers of every tensor with a gradient. Each of
+        them must share no memory with any other array of the call (another written array, a
+        gradient, or an array of a tensor without a gradient, which must stay unchanged).
+        Allowed: ``grads[i]`` that is the very same view (address, shape, strides) as a written
+        array of the same tensor i, as ``step_([x], [x], state)``: every kernel reads an
+        element's inputs before it writes that element, so the result is the reference's.
+
+        Cost: arrays of different memory owners (:meth:`_memory_owner`) are disjoint; only
+        arrays of one owner (views into one buffer, or one array passed twice) have their
+        address ranges compared, and only overlapping ranges of a strided gradient are settled
+        by :meth:`_shares_memory`.
+        """
+        owner = self._memory_owner
+        buffers = [getattr(state, b) for b in self.buffers]
+        keys = [owner(p) for p in params if p.size]
+        keys += [owner(x) for bufs in buffers for x in bufs if x.size]
+        keys += [owner(g) for g in grads if g is not None and g.size]
+        if len(set(keys)) == len(keys):
+            return  # every array its own allocation (the common case): nothing can overlap
+        entries = []  # (label, tensor index, array, written)
+        for i, (p, g) in enumerate(zip(params, grads)):
+            stepped = g is not None
+            entries.append((f"params[{i}]", i, p, stepped))
+            entries.extend((f"state.{b}[{i}]", i, getattr(state, b)[i], stepped)
+                           for b in self.buffers)
+            if stepped:
+                entries.append((f"grads[{i}]", i, g, False))
+        groups: dict = {}
+        for e in entries:
+            if e[2].size:
+                groups.setdefault(self._memory_owner(e[2]), []).append(e)
+        for group in groups.values():
+            if len(group) > 1 and any(e[3] for e in group):
+                self._check_group(group)
+
+    def _check_group(self, group) -> None:
+        spans = []
+        for label, i, a, written in group:
+            start, strides = self._address(a), _strides(a)
+            lo = start + sum((n - 1) * st for n, st in zip(a.shape, strides) if st < 0)
+            hi = start + sum((n - 1) * st for n, st in zip(a.shape, strides) if st > 0)
+            spans.append((lo, hi + a.dtype.itemsize, start, label, i, a, written))
+        spans.sort(key=lambda x: x[0])
+        for k, x in enumerate(spans):
+            for y in spans[k + 1:]:
+                if y[0] >= x[1]:
+                    break  # sorted by start: no later span reaches into x
+                if not (x[6] or y[6]):
+                    continue  # two arrays that are only read
+                if self._same_view(x, y):
+                    continue
+                a, b = x[5], y[5]
+                contiguous = a.flags.c_contiguous and b.flags.c_contiguous
+                if contiguous or self._shares_memory(a, b):
+                    first, second = sorted((x, y), key=_label_order)
+                    raise ValueError(
+                        f"{first[3]} and {second[3]} share memory; an in-place step writes "
+                        f"one while it reads the other, which gives wrong results: pass "
+                        f"separate arrays (copies) or use step()")
+
+    @staticmethod
+    def _same_view(x, y) -> bool:
+        """A gradient that is exactly a written array of its own tensor (see _check_overlap)."""
+        (_, _, sx, lx, ix, ax, wx), (_, _, sy, ly, iy, ay, wy) = x, y
+        grad_and_written = (lx.startswith("grads[") and wy) or (ly.startswith("grads[") and wx)
+        return (grad_and_written and ix == iy and sx == sy and ax.shape == ay.shape
+                and _strides(ax) == _strides(ay))
+
+
+def _strides(a) -> tuple[int, ...]:
+    """``a.strides``, or the C-contiguous strides for an array type without them."""
+    strides = getattr(a, "strides", None)
+    if strides is not None:
+        return tuple(strides)
+    out, step = [], a.dtype.itemsize
+    for n in reversed(a.shape):
+        out.append(step)
+        step *= n
+    return tuple(reversed(out))
+
+
+def _label_order(span) -> tuple:
+    """Error messages name params before state buffers before grads, lower tensors first."""
+    label = span[3]
+    return (span[4], 0 if label.startswith("params") else 2 if label.startswith("grads") else 1,
+            label)
 
 
 # -- per-rule plans: scalars and flags -> one (or, for masked rules, two) kernel calls ------
@@ -493,6 +596,23 @@ class HostArrays:
     def _flat(self, a):
         # A view when ``a`` is C-contiguous (the in-place steps require it), else a C-order copy.
         return a.ravel()
+
+    def _address(self, a) -> int:
+        return a.__array_interface__["data"][0]
+
+    def _memory_owner(self, a):
+        # The end of the ``base`` chain: NumPy arrays of different owners cannot overlap (an
+        # array made from a raw address of another's memory, which has no base to follow, is
+        # not detected).
+        base = a.base
+        while base is not None:
+            if not isinstance(base, np.ndarray):
+                return id(base)
+            a, base = base, base.base
+        return id(a)
+
+    def _shares_memory(self, a, b) -> bool:
+        return bool(np.shares_memory(a, b))
 
     def _contiguous(self, a):
         return np.ascontiguousarray(a)

@@ -35,6 +35,9 @@ from ._complex import has_complex, step_as_pairs
 
 NONFINITE_POLICIES = ("raise", "skip", "propagate")
 
+#: State type -> the name of the rule whose ``init`` makes it (filled as rules are defined).
+STATE_OWNERS: dict[type, str] = {}
+
 
 class Rule:
     """Base class; subclasses set the class attributes and implement ``_update_tensor``.
@@ -52,6 +55,11 @@ class Rule:
     buffers: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[Mapping[str, Any]] = {}
     backend: str = "numpy"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name and cls.state_type is not tuple:  # the first rule of a state type owns it
+            STATE_OWNERS.setdefault(cls.state_type, cls.name)
 
     def __init__(self, **hyper: Any) -> None:
         unknown = sorted(set(hyper) - set(self.defaults))
@@ -165,6 +173,12 @@ class Rule:
     def _check_state(self, params: list[np.ndarray], state, array_type: type = np.ndarray) -> None:
         """Raise if ``state`` does not fit ``params``; ``array_type``: the backend's arrays."""
         if not isinstance(state, self.state_type):
+            owner = next((name for cls, name in STATE_OWNERS.items() if isinstance(state, cls)),
+                         None)
+            if owner is not None:  # a state of another rule (maybe with the same fields)
+                raise TypeError(f"state must be a {self.state_type.__name__} from "
+                                f"{self.name}.init, got a {type(state).__name__} from "
+                                f"{owner}.init: a state belongs to the rule that made it")
             raise TypeError(f"state must be a {self.state_type.__name__} from {self.name}.init, "
                             f"got {type(state).__name__}")
         if len(state.step) != len(params):

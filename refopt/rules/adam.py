@@ -31,10 +31,25 @@ from ._base import COMMON_DEFAULTS, Rule, decay_factor, safe_divide
 BIAS_CORRECTIONS = ("torch", "hf", "none")
 
 
-class AdamState(NamedTuple):
+class AdamMoments(NamedTuple):
+    """The fields of every Adam-family state (two EMAs per tensor). Each rule has its own
+    subclass, so that a state records the rule it belongs to: AlphaAdam refuses AdamW's."""
+
     step: tuple[int, ...]
     exp_avg: tuple[np.ndarray, ...]
     exp_avg_sq: tuple[np.ndarray, ...]
+
+
+class AdamState(AdamMoments):
+    """Adam's state."""
+
+    __slots__ = ()
+
+
+class AdamWState(AdamMoments):
+    """AdamW's state."""
+
+    __slots__ = ()
 
 
 def adam_scalars(beta1: float, beta2: float, t: int, lr: float, weight_decay: float,
@@ -104,5 +119,6 @@ class Adam(Rule):
 class AdamW(Adam):
     __doc__ = __doc__
     name = "adamw"
+    state_type = AdamWState
     defaults = {**Adam.defaults, "weight_decay": 1e-2}
     decoupled = True

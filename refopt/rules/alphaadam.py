@@ -51,7 +51,7 @@ import numpy as np
 
 from .. import _validation as V
 from ._base import COMMON_DEFAULTS, Rule
-from .adam import AdamState, adam_direction, adam_moments, adam_scalars
+from .adam import AdamMoments, adam_direction, adam_moments, adam_scalars
 
 ALPHA_RULES = ("count", "count+1", "norm", "soft", "none")
 
@@ -75,10 +75,16 @@ def alpha_for(rule: str, kept: int, size: int, density_floor: float, alpha_max: 
     return 1.0
 
 
+class AlphaAdamState(AdamMoments):
+    """AlphaAdam's state (AdamMoments' fields): not Adam's, AdamW's or C-AdamW's."""
+
+    __slots__ = ()
+
+
 class AlphaAdam(Rule):
     __doc__ = __doc__
     name = "alphaadam"
-    state_type = AdamState
+    state_type = AlphaAdamState
     buffers = ("exp_avg", "exp_avg_sq")
     defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": None, "weight_decay": 0.0,
                 "mask_source": "m_prev", "strict": True, "alpha_rule": "count",

@@ -32,16 +32,22 @@ import numpy as np
 
 from .. import _validation as V
 from ._base import COMMON_DEFAULTS, Rule, safe_divide
-from .adam import AdamState, adam_moments, adam_scalars
+from .adam import AdamMoments, adam_moments, adam_scalars
 
 #: The two eps placements of public Cautious AdamW code (spec alphaadam.md E5).
 BIAS_CORRECTIONS = ("hf", "torch")
 
 
+class CAdamWState(AdamMoments):
+    """C-AdamW's state (AdamMoments' fields)."""
+
+    __slots__ = ()
+
+
 class CAdamW(Rule):
     __doc__ = __doc__
     name = "cadamw"
-    state_type = AdamState
+    state_type = CAdamWState
     buffers = ("exp_avg", "exp_avg_sq")
     defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-6, "weight_decay": 0.0,
                 "scaling": "count", "bias_correction": "hf", **COMMON_DEFAULTS}
