@@ -197,6 +197,35 @@ def test_float32_state_alone_and_combined_with_a_mistake_is_named():
     assert both.diagnosis.keys == ["state_float32+eps_inside_sqrt"], both.diagnosis.message
 
 
+def test_float32_scalars_are_named_in_float64_and_pass_in_float32():
+    """C-Optim's foreach habit: the port is float32-exact in its scalars, so its float32 cases
+    pass and every failing float64 case is named; torch's float32 sqrt is not correctly rounded,
+    which the match allows for (one ulp in each scalar)."""
+    rep = verify_rule("cadamw", lp.CAdamWFloat32Scalars, cases="cadamw_torch_*")
+    statuses = _statuses(rep)
+    valid = [r for r in rep.results if "invalid" not in r.case_id and r.status != "n/a"]
+    assert {r.status for r in valid if r.case_id.endswith("float32")} == {"pass"}, statuses
+    failed = [r for r in valid if r.status == "FAIL"]
+    assert failed and all(r.case_id.endswith("float64") for r in failed), statuses
+    for r in failed:
+        assert r.diagnosis.keys == ["scalars_float32"], (r.case_id, r.diagnosis.message)
+
+
+def test_float32_state_updated_in_place_with_float32_arithmetic_is_named():
+    """ReaLLM-Forge's habits: m_t in the denominator, named in float32; in float64 the float32
+    buffer is also squared and scaled in float32, which the third float32-state reading
+    reproduces (its last bit up to the library's rounding)."""
+    rep = verify_rule("adams", lp.AdamSFloat32InPlaceMtDenominator,
+                      cases="adams_paper_[dms]*")
+    failed = [r for r in rep.results if r.status == "FAIL"]
+    assert {r.case_id.rsplit("_", 1)[1] for r in failed} == {"float32", "float64"}
+    for r in failed:
+        want = ["adams_m_t_denominator"] if r.case_id.endswith("float32") else \
+            ["state_float32+adams_m_t_denominator"]
+        assert r.diagnosis is not None and r.diagnosis.keys == want, \
+            (r.case_id, r.diagnosis and r.diagnosis.message)
+
+
 def test_no_closest_mistake_is_named_when_none_is_near():
     rep = verify_cases([casekit.make_case("adamx")], torch_ports.AdamS)  # another rule entirely
     msg = rep.results[0].diagnosis.message

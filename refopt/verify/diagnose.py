@@ -37,6 +37,8 @@ key                             mistake                                         
                                 numbers)
 ``state_float32``               state stored in float32 next to float64 params; also  every rule,
                                 ``state_float32+KEY`` with each mistake above          float64
+``scalars_float32``             per-step scalars (lr, betas, bias corrections, ...)   every rule,
+                                computed in float32 next to float64 tensors           float64
 ==============================  ====================================================  ==========
 
 The simplest explanation wins (a single mistake before float32 state plus one); "closest" is
@@ -67,13 +69,15 @@ class _Mutant:
     mistake: str = ""
     # Store the moments in float32 as soon as they are computed (a float32 buffer updated in
     # place): the update of the same step already sees the rounded value.
-    state_store: bool = False
+    state_store: bool | str = False
+    state_rounding: str = "nearest"
 
     def _stored(self, x):
         if not self.state_store:
             return x
-        with np.errstate(over="ignore"):
-            return np.asarray(x).astype(np.float32).astype(np.asarray(x).dtype)
+        narrowed = narrow_to_float32(x, self.state_rounding)
+        # "native": the float32 buffer itself takes part in what follows (StateFloat32Arithmetic)
+        return narrowed if self.state_store == "native" else narrowed.astype(np.asarray(x).dtype)
 
     def _decay_in(self, param, grad, dtype_type):
         """Weight decay before the update, as planted: returns (param, grad)."""
@@ -265,21 +269,147 @@ class _Wrapped:
         return self.rule.init(params)
 
 
+#: How close (in float64 ulps of the value) to a float32 rounding midpoint a value must be for
+#: its last float32 bit to depend on the library: an fma or a sum in another order moves the
+#: float64 result by an ulp or two, which changes the float32 rounding only next to a tie.
+NEAR_TIE_ULPS = 16
+
+
+def narrow_to_float32(x, rounding: str = "nearest") -> np.ndarray:
+    """``x`` rounded to float32: to nearest, or with the values next to a tie (within
+    :data:`NEAR_TIE_ULPS` float64 ulps of a float32 midpoint) rounded ``"up"`` or ``"down"``,
+    the two extremes of what another library's last bit can be. Overflow to inf and the
+    subnormal range are what every library stores, and are left as they are."""
+    x = np.asarray(x)
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32's range is inf
+        out = x.astype(np.float32)
+        if rounding == "nearest" or x.dtype != np.float64:
+            return np.asarray(out, dtype=np.float32)
+        back = out.astype(np.float64)
+        other = np.nextafter(out, np.where(x > back, np.float32(np.inf), np.float32(-np.inf)))
+        middle = (back + other.astype(np.float64)) / 2
+        normal = np.isfinite(out) & np.isfinite(other) & \
+            (np.abs(out) >= np.finfo(np.float32).tiny)
+        near = normal & (x != back) & \
+            (np.abs(x - middle) <= NEAR_TIE_ULPS * np.spacing(np.abs(x)))
+        moves = near & ((other > out) if rounding == "up" else (other < out))
+        out = np.where(moves, other, out)
+    return np.asarray(out, dtype=np.float32)
+
+
 class StateRounded(_Wrapped):
-    """The rule with its state stored in a narrower dtype between steps (float32 buffers next
-    to float64 params, as libraries with a ``storage_dtype`` keep them); the arithmetic stays
+    """The rule with its state stored in float32 between steps (float32 buffers next to
+    float64 params, as libraries with a ``storage_dtype`` keep them); the arithmetic stays
     in the params' dtype."""
 
-    def __init__(self, rule, dtype=np.float32):
+    def __init__(self, rule, rounding: str = "nearest"):
         super().__init__(rule)
-        self.dtype = np.dtype(dtype)
+        self.rounding = rounding
+
+    def freedom(self) -> list:
+        return [StateRounded(self.rule, r) for r in ("down", "up")]
 
     def step(self, params, grads, state, *, lr=None):
         params, state = self.rule.step(params, grads, state, lr=lr)
-        with np.errstate(over="ignore"):  # beyond float32's range is inf, as stored there
-            narrowed = {b: tuple(np.asarray(x).astype(self.dtype).astype(np.asarray(x).dtype)
-                                 for x in getattr(state, b)) for b in self.buffers}
+        narrowed = {b: tuple(narrow_to_float32(x, self.rounding).astype(np.asarray(x).dtype)
+                             for x in getattr(state, b)) for b in self.buffers}
         return params, state._replace(**narrowed)
+
+
+class StateFloat32Arithmetic(_Wrapped):
+    """The rule with float32 buffers that also take part in the arithmetic as float32: a
+    float32 tensor times a Python float stays float32 (in NumPy and in torch), so b1*m, m*m
+    and sqrt(v) round to float32, while a product with the float64 gradient promotes to
+    float64. This is a float32 buffer updated in place by ``mul_``/``add_`` next to float64
+    params (ReaLLM-Forge's AdamS), the third way float32 state shows."""
+
+    def __init__(self, rule, rounding: str = "nearest"):
+        super().__init__(rule)
+        self.rounding = rounding
+        if isinstance(rule, _Mutant):
+            rule.state_rounding = rounding
+
+    def freedom(self) -> list:
+        import copy
+
+        return [StateFloat32Arithmetic(copy.copy(self.rule), r) for r in ("down", "up")]
+
+    def init(self, params):
+        state = self.rule.init(params)
+        return state._replace(**{b: tuple(np.asarray(x).astype(np.float32)
+                                          for x in getattr(state, b)) for b in self.buffers})
+
+    def step(self, params, grads, state, *, lr=None):
+        rule = self.rule
+        lr = rule.hyper["lr"] if lr is None else lr
+        new_params, steps = [], []
+        new_bufs: dict = {b: [] for b in self.buffers}
+        for i, (p, g) in enumerate(zip(params, grads)):
+            old = {b: getattr(state, b)[i] for b in self.buffers}
+            if g is None:
+                new_params.append(p)
+                steps.append(state.step[i])
+                for b in self.buffers:
+                    new_bufs[b].append(old[b])
+                continue
+            t = int(state.step[i]) + 1
+            # Python floats, not float64 scalars: they must not promote the float32 buffers.
+            sc = {k: (float(v) if isinstance(v, (float, np.floating)) else v)
+                  for k, v in rule.scalars(t, lr).items()}
+            with np.errstate(all="ignore"):
+                p_new, b_new, _ = rule._update_tensor(p, g, old, t, sc)
+                for b in self.buffers:
+                    new_bufs[b].append(narrow_to_float32(b_new[b], self.rounding))
+            new_params.append(np.asarray(p_new).astype(p.dtype))
+            steps.append(t)
+        return new_params, state._replace(step=tuple(steps),
+                                          **{b: tuple(v) for b, v in new_bufs.items()})
+
+
+def _as_float32(value):
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        return value
+    if isinstance(value, (float, np.floating)):
+        return np.float32(value)
+    if isinstance(value, tuple):
+        return tuple(_as_float32(v) for v in value)
+    return value
+
+
+def scalars_in_float32(rule, nudge: int = 0):
+    """``rule`` with its per-step scalars (lr, betas, eps, weight decay, the bias corrections,
+    the step size, 1 - lr*wd) computed in float32 arithmetic and applied to float64 tensors:
+    the hyperparameters held as float32 0-d tensors (``torch.tensor(group["lr"])``), as in
+    C-Optim's foreach path. NumPy keeps float32 through the rule's own scalar formulas (a
+    Python number next to a float32 scalar is weak); each result is rounded to float32.
+    ``nudge`` = +-1 moves each step-dependent scalar (a power, sqrt, exp or log of t: the bias
+    corrections, their sqrt, the step size) one float32 ulp up or down: libraries evaluate
+    those functions differently (torch's CPU float32 sqrt of a 0-d tensor is not correctly
+    rounded, NumPy's is), while +, -, *, / of float32 numbers are the same everywhere. The
+    result's ``freedom()`` is the two nudged runs."""
+    import copy
+
+    out = copy.copy(rule)
+    compute = type(rule).scalars
+
+    def scalars(t, lr):
+        narrow = copy.copy(rule)
+        narrow.hyper = {k: _as_float32(v) for k, v in rule.hyper.items()}
+        with np.errstate(all="ignore"):
+            sc = compute(narrow, t, np.float32(lr))
+            later = compute(narrow, t + 1, np.float32(lr)) if nudge else sc
+            return {k: (_nudged(np.float32(v), nudge if later[k] != v else 0)
+                        if isinstance(v, (float, np.floating)) else v) for k, v in sc.items()}
+
+    out.scalars = scalars
+    out.freedom = lambda: [scalars_in_float32(rule, -1), scalars_in_float32(rule, 1)]
+    return out
+
+
+def _nudged(value: np.float32, nudge: int) -> float:
+    if nudge and np.isfinite(value) and value != 0:
+        value = np.nextafter(value, np.float32(np.inf if nudge > 0 else -np.inf))
+    return float(value)
 
 
 class _DecayMoved(_Wrapped):
@@ -562,9 +692,10 @@ def _ignored_option_mistakes(case) -> list:
     return out
 
 
-def _in_place(rule):
+def _in_place(rule, mode=True):
     """``rule`` with its moments stored in float32 the moment they are computed (a float32
-    buffer updated in place), where refopt has a mutant of it; else None."""
+    buffer updated in place), where refopt has a mutant of it; else None. ``mode="native"``
+    keeps the stored moment a float32 array for the rest of the step."""
     import copy
     import warnings
 
@@ -579,19 +710,31 @@ def _in_place(rule):
         out.mistake = ""
     else:
         return None
-    out.state_store = True
+    out.state_store = mode
+    if mode is True:
+        def freedom(base=out):
+            alts = []
+            for rounding in ("down", "up"):
+                alt = copy.copy(base)
+                alt.state_rounding = rounding
+                alts.append(alt)
+            return alts
+        out.freedom = freedom
     return out
 
 
 def _float32_state_readings(built) -> list:
-    """Both ways a library keeps float32 state: rounded after the step (the next step sees
-    it) and updated in place (the same step's update sees it already)."""
+    """The three ways a library keeps float32 state: rounded after the step (the next step
+    sees it), updated in place (the same step's update sees it already), and updated in place
+    with float32 arithmetic wherever no float64 operand promotes it."""
     out = []
     for rule in (built if isinstance(built, list) else [built]):
         out.append(StateRounded(rule))
         inplace = _in_place(rule)
         if inplace is not None:
             out.append(inplace)
+        if hasattr(rule, "_update_tensor") and hasattr(rule, "scalars"):
+            out.append(StateFloat32Arithmetic(_in_place(rule, "native") or rule))
     return out
 
 
@@ -609,15 +752,26 @@ STATE_FLOAT32 = Mistake("state_float32", "state (exp_avg, exp_avg_sq) stored in 
                         lambda c: _float32_state_readings(_with(c)))
 
 
+SCALARS_FLOAT32 = Mistake(
+    "scalars_float32", "per-step scalars in float32 next to float64 tensors: lr, betas, eps and "
+    "weight_decay held as float32 0-d tensors (torch.tensor(group['lr'])), so 1-b1, 1-b2, the "
+    "bias corrections 1-b^t and their sqrt, the step size and 1-lr*wd are float32 "
+    "(C-Optim's foreach path)", ("*",), lambda c: str(c.dtype) == "float64",
+    lambda c: scalars_in_float32(_with(c)))
+
+
 def mistakes_for(case) -> list:
     """The catalogue for ``case``: the rule's known mistakes, the options a port may ignore,
-    and, for float64 cases, float32 state alone and combined with each of them."""
+    and, for float64 cases, float32 scalars, and float32 state alone and combined with each of
+    them."""
     rule = canonical_name(case.rule)
     single = [m for m in MISTAKES if rule in m.rules and m.applies(case)]
     single += _ignored_option_mistakes(case)
-    if str(case.dtype) != "float64" or not RULE_HAS_STATE.get(rule, True):
+    if str(case.dtype) != "float64":
         return single
-    return single + [STATE_FLOAT32] + [_state_rounded(m) for m in single]
+    if not RULE_HAS_STATE.get(rule, True):
+        return single + [SCALARS_FLOAT32]
+    return single + [SCALARS_FLOAT32, STATE_FLOAT32] + [_state_rounded(m) for m in single]
 
 
 #: Rules whose state is worth narrowing (SGD without momentum has none).
@@ -714,6 +868,67 @@ def _components(key: str) -> int:
     return key.count("+") + 1
 
 
+def _nearest_in_envelope(center: dict, alternatives: list, actual: dict) -> dict:
+    """Per element, the point of the envelope of the realisations closest to the port's value
+    (the port's own value where it lies inside).
+
+    The envelope is center +- w, w at a recorded row being the largest, over the alternatives,
+    total variation of (alternative - center) up to that row: a library may round one step's
+    last bit up and the next one's down, and the effects of steps whose updates have opposite
+    signs add up in either order, which the alternatives (all up, all down) alone do not cover.
+    """
+    out = {}
+    for name, tensors in center.items():
+        if name not in actual:
+            continue
+        rows = []
+        for i, c in enumerate(tensors):
+            c64 = np.asarray(c, np.float64)
+            a = np.asarray(actual[name][i], np.float64)
+            if a.shape != c64.shape or c64.ndim == 0:
+                rows.append(c)
+                continue
+            width = np.zeros_like(c64)
+            with np.errstate(invalid="ignore", over="ignore"):
+                for alt in alternatives:
+                    diff = np.asarray(alt[name][i], np.float64) - c64
+                    steps = np.abs(np.diff(diff, axis=0, prepend=diff[:1] * 0))
+                    width = np.maximum(width, np.cumsum(np.where(np.isfinite(steps), steps, 0.0),
+                                                        axis=0))
+                inside = np.clip(a, c64 - width, c64 + width)
+            rows.append(np.where(np.isfinite(c64), inside, c64).astype(np.asarray(c).dtype))
+        out[name] = rows
+    return out
+
+
+#: A mutant's rounding envelope is tried only where it misses by less than this many
+#: tolerances: float32 last bits (2^-24 relative) against a float64 rtol of 1e-10 are about
+#: 1e3 per step; a wrong mistake misses by 1e8 or more.
+FREEDOM_REACH = 1e6
+
+
+def _match(mutant, expected: dict, actual: dict, case, tolerance: dict) -> Comparison:
+    """Compare a mutant's histories with the port's.
+
+    A mutant with ``freedom()`` (float32 scalars or float32 state) is one of several equally
+    faithful realisations of its mistake: which way a library rounds the last float32 bit (an
+    fma or a sum in another order next to a tie, a sqrt that is not correctly rounded) is not
+    part of the mistake. The port is then compared, under the case's tolerance, with the
+    nearest point of the elementwise envelope of the realisations.
+    """
+    actual = {k: v for k, v in actual.items() if k in expected}
+    plain = compare_trajectories(expected, actual, case.steps, tolerance, case.dtype)
+    freedom = getattr(mutant, "freedom", None)
+    if freedom is None or plain.passed or not plain.score < FREEDOM_REACH:
+        return plain
+    alternatives = [run_case(RulePort(alt, rebuild=False), case).as_histories()
+                    for alt in freedom()]
+    enveloped = compare_trajectories(_nearest_in_envelope(expected, alternatives, actual),
+                                     actual, case.steps, tolerance, case.dtype)
+    enveloped.within_envelope = True
+    return enveloped
+
+
 def diagnose(case, run: PortRun, port_name: str = "") -> Diagnosis:
     """Which known mistake reproduces ``run`` (the port's trajectory on ``case``)?"""
     tol = matching_tolerance(case)
@@ -726,9 +941,7 @@ def diagnose(case, run: PortRun, port_name: str = "") -> Diagnosis:
             # A mistake may have several readings; the one closest to the port counts.
             for mutant in (built if isinstance(built, list) else [built]):
                 expected = run_case(RulePort(mutant, rebuild=False), case).as_histories()
-                cmp = compare_trajectories(expected, {k: v for k, v in actual.items()
-                                                      if k in expected}, case.steps, tol,
-                                           case.dtype)
+                cmp = _match(mutant, expected, actual, case, tol)
                 if best is None or cmp.score < best.score:
                     best = cmp
             candidates.append(Candidate(mistake, best))
@@ -741,6 +954,9 @@ def diagnose(case, run: PortRun, port_name: str = "") -> Diagnosis:
         # The simplest explanation: one mistake before float32 state plus one.
         fewest = min(_components(c.mistake.key) for c in matches)
         matches = [c for c in matches if _components(c.mistake.key) == fewest]
+        # A mistake reproduced as it is beats one matched only within a rounding envelope.
+        exact = [c for c in matches if not getattr(c.comparison, "within_envelope", False)]
+        matches = exact or matches
     return Diagnosis(matches=matches, closest=candidates[0] if candidates else None,
                      hints=hints)
 

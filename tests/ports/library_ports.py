@@ -10,6 +10,12 @@ verdict must handle without a wrapper (written here from the spec, sharing no co
   constructor takes it and drops it);
 * :class:`AdamXFloat32State`: float32 state next to float64 params (a ``storage_dtype``);
   :class:`AdamXFloat32StateEpsInsideSqrt` adds one real mistake on top;
+* :class:`CAdamWFloat32Scalars`: torch-style Cautious AdamW whose hyperparameters become
+  float32 0-d tensors at every step (``torch.tensor(group["lr"])``), so the bias corrections,
+  their sqrt and the step size are float32 next to float64 params (C-Optim's foreach habit);
+* :class:`AdamSFloat32InPlaceMtDenominator`: AdamS whose momentum is a float32 buffer updated
+  in place (``mul_``/``add_``) whatever the params' dtype, with the denominator from the updated
+  m_t (ReaLLM-Forge's two habits);
 * :class:`AdamXInvalidCrash`, :class:`AdamXLateRefusal`, :class:`AdamXRefusesAfterChange`:
   wrong ways to refuse an invalid case (a KeyError, a ValueError only at step 2, a ValueError
   after changing the params);
@@ -151,3 +157,67 @@ class AdamXSystemExit(AdamXInvalidCrash):
 class AdamXKeyboardInterrupt(AdamXInvalidCrash):
     def _update(self, p, grad, state, group, t):
         raise KeyboardInterrupt
+
+
+class CAdamWFloat32Scalars(torch.optim.Optimizer):
+    """Cautious AdamW, torch-style eps and the 'count' rescale; every scalar is a float32 0-d
+    tensor, so 1 - b^t, its sqrt (torch's float32 sqrt), lr/(1 - b1^t) and 1 - lr*wd are
+    float32, while the tensors keep the params' dtype."""
+
+    refopt_variant = {"bias_correction": "torch", "scaling": "count"}
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0):
+        _check(lr, betas, eps, weight_decay)
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            lr, b1, b2, wd, eps = (torch.tensor(float(x)) for x in (
+                group["lr"], *group["betas"], group["weight_decay"], group["eps"]))
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g, state = p.grad, self.state[p]
+                if not state:
+                    state.update(step=0, exp_avg=torch.zeros_like(p),
+                                 exp_avg_sq=torch.zeros_like(p))
+                state["step"] += 1
+                t = torch.tensor(state["step"])
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                p.mul_(1 - lr * wd)
+                m.mul_(b1).add_(g * (1 - b1))
+                v.mul_(b2).add_(g * g * (1 - b2))
+                denom = v.sqrt() / (1 - b2 ** t).sqrt() + eps
+                mask = (m * g > 0).to(p.dtype)
+                if mask.numel():
+                    mask = mask / mask.mean().clamp(min=1e-3)
+                p.sub_(lr / (1 - b1 ** t) * _safe_div(m * mask, denom))
+
+
+class AdamSFloat32InPlaceMtDenominator(torch.optim.Optimizer):
+    """AdamS, paper form, with a float32 momentum buffer updated in place and the denominator
+    from the updated m_t (MISTAKE): b2 * m_t^2 + (1 - b2) * g^2."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0):
+        _check(lr, betas, eps, weight_decay)
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], \
+                group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g, state = p.grad, self.state[p]
+                if not state:
+                    state["exp_avg"] = torch.zeros_like(p, dtype=torch.float32)
+                m = state["exp_avg"]
+                p.mul_(1 - lr * wd)
+                m.mul_(b1).add_(g, alpha=1 - b1)
+                denom = (b2 * m.square() + (1 - b2) * g.square()).sqrt() + eps
+                p.sub_(lr * _safe_div(m.to(p.dtype), denom))
