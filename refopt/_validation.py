@@ -29,6 +29,13 @@ class HorizonWarning(HyperparameterWarning):
     ``warnings.filterwarnings("ignore", category=refopt.HorizonWarning)`` where that is meant."""
 
 
+class PrecisionWarning(HyperparameterWarning, RuntimeWarning):
+    """A nonzero hyperparameter that rounds to 0 in a tensor's dtype (float32: below 1.4e-45)
+    where that only loses its (tiny) effect: ``lr`` or a coupled ``weight_decay``. Where the
+    rounding or an overflow changes the result (``eps`` lost, a step size beyond the dtype's
+    range) the step is refused instead (``docs/reliability.md``). Also a RuntimeWarning."""
+
+
 def warn(message: str, category: type = HyperparameterWarning) -> None:
     """Issue a :class:`HyperparameterWarning` pointing at the first caller outside refopt."""
     package = os.path.dirname(os.path.abspath(__file__)) + os.sep

@@ -362,3 +362,127 @@ def test_load_state_gives_each_rule_its_own_state_type(tmp_path):
         with pytest.raises(TypeError, match=r"a state belongs to the rule that made it"):
             refopt.get_rule("alphaadam" if name != "alphaadam" else "adamw").step(
                 [np.ones(2)], [np.ones(2)], state)
+
+
+# == item 11: hyperparameters that round to 0 or overflow in the tensor's dtype ================
+
+def _f32(*values):
+    return [np.asarray(values, dtype=np.float32)]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_an_eps_that_rounds_to_zero_in_float32_is_refused(backend):
+    if backend == "numba":
+        _numba_or_skip()
+    rule = refopt.get_rule("adamx", eps=1e-50, backend=backend)
+    params, grads = _f32(1.0, -1.0), _f32(1e-30, 1e-30)  # g**2 underflows: v = 0 in float32
+    with pytest.raises(ValueError, match=r"^eps=1e-50 rounds to 0 in float32 \(its smallest "
+                                         r"positive value is 1.4e-45\).*pass eps=0"):
+        rule.step(params, grads, rule.init(params))
+    p64 = [p.astype(np.float64) for p in params]  # float64 holds it: computed as before
+    out, _ = rule.step(p64, [g.astype(np.float64) for g in grads], rule.init(p64))
+    assert np.all(np.isfinite(out[0]))
+    zero = refopt.get_rule("adamx", eps=0.0, backend=backend)  # eps = 0 itself stays legal
+    zero.step(params, _f32(0.5, 0.5), zero.init(params))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_an_lr_whose_float32_step_size_overflows_is_refused_before_anything_is_written(backend):
+    if backend == "numba":
+        _numba_or_skip()
+    rule = refopt.get_rule("adam", lr=3.4e38, backend=backend)
+    params, grads = _f32(1.0, 0.0), _f32(0.0, 0.0)
+    state = rule.init(params)
+    with pytest.raises(ValueError, match=r"^lr=3.4e\+38 is too large for float32 tensors: the "
+                                         r"step size .* at t=1 is 3.4e\+39, beyond float32's"):
+        rule.step(params, grads, state)
+    if backend == "numba":
+        before = params[0].copy()
+        with pytest.raises(ValueError, match=r"^lr=3.4e\+38 is too large"):
+            rule.step_(params, grads, state)
+        assert np.array_equal(params[0], before) and state.step == (0,)
+    p64 = [p.astype(np.float64) for p in params]
+    out, _ = rule.step(p64, [g.astype(np.float64) for g in grads], rule.init(p64))
+    assert np.all(np.isfinite(out[0]))  # float64 holds 3.4e39: unchanged
+
+
+def test_a_per_step_lr_beyond_float32_and_a_decay_factor_beyond_it_are_refused():
+    params, grads = _f32(1.0), _f32(0.5)
+    rule = refopt.get_rule("adamx")
+    with pytest.raises(ValueError, match=r"^lr=1e\+39 is too large for float32 tensors"):
+        rule.step(params, grads, rule.init(params), lr=1e39)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", refopt.HyperparameterWarning)  # lr * weight_decay >= 1
+        rule = refopt.get_rule("adamw", lr=1e30, weight_decay=1e10)
+    with pytest.raises(ValueError, match=r"^lr \* weight_decay is too large for float32 tensors: "
+                                         r"the decoupled decay factor"):
+        rule.step(params, grads, rule.init(params))
+
+
+def test_adax_step_size_beyond_float64_late_in_a_run_is_refused_not_inf():
+    rule = refopt.get_rule("adax")
+    params, grads = [np.ones(2)], [np.full(2, 0.5)]
+    late = rule.init(params)._replace(step=(8_000_000,))  # (1+b)^t - 1 = inf at b = 1e-4
+    with pytest.raises(ValueError, match=r"^t=8000001: adax's per-step scalars at lr=0.001 "
+                                         r"overflow float64"):
+        rule.step(params, grads, late)
+    with pytest.raises(ValueError, match=r"^lr=1e\+300 is too large for float64 tensors: the "
+                                         r"step size .* at t=2000001 is inf"):
+        refopt.get_rule("adax", lr=1e300).step(params, grads, late._replace(step=(2_000_000,)))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("alpha_rule", ["count", "soft"])
+def test_alphaadam_density_floor_whose_inverse_overflows_float32_is_refused(backend, alpha_rule):
+    if backend == "numba":
+        _numba_or_skip()
+    rule = refopt.get_rule("alphaadam", density_floor=1e-40, alpha_rule=alpha_rule,
+                           mask_source="m_t", backend=backend)
+    params, grads = _f32(1.0, 2.0), _f32(0.0, 0.0)  # m_t * g = 0: the strict mask keeps nothing
+    with pytest.raises(ValueError, match=r"^density_floor=1e-40 is out of range for float32 "
+                                         r"tensors: alpha = 1/density_floor"):
+        rule.step(params, grads, rule.init(params))
+    p64 = [p.astype(np.float64) for p in params]
+    out, _ = rule.step(p64, [g.astype(np.float64) for g in grads], rule.init(p64))
+    assert np.all(np.isfinite(out[0]))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("name, hyper, named", [
+    ("adamx", {"lr": 1e-50}, "lr"),
+    ("adam", {"weight_decay": 1e-50}, "weight_decay"),
+    ("sgdm", {"weight_decay": 1e-50}, "weight_decay"),
+])
+def test_an_lr_or_coupled_weight_decay_that_rounds_to_zero_warns(backend, name, hyper, named):
+    if backend == "numba":
+        _numba_or_skip()
+    from refopt._validation import PrecisionWarning
+
+    assert issubclass(PrecisionWarning, RuntimeWarning)
+    assert issubclass(PrecisionWarning, refopt.HyperparameterWarning)
+    rule = refopt.get_rule(name, backend=backend, **hyper)
+    zero = refopt.get_rule(name, **{k: 0.0 for k in hyper})
+    params, grads = _f32(1.0, -2.0), _f32(0.5, 0.25)
+    with pytest.warns(PrecisionWarning, match=rf"^{named}=1e-50 rounds to 0 in float32"):
+        out, _ = rule.step(params, grads, rule.init(params))
+    expected, _ = zero.step(params, grads, zero.init(params))
+    assert np.array_equal(out[0], expected[0])  # what it computed before: the value rounded
+
+
+@pytest.mark.parametrize("name", RULE_NAMES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_default_hyperparameters_neither_warn_nor_refuse(name, dtype):
+    rule = refopt.get_rule(name)
+    params = [np.linspace(-1, 1, 5, dtype=dtype)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        state = rule.init(params)
+        for t in range(3):
+            params, state = rule.step(params, [np.full(5, 0.5 - t, dtype=dtype)], state)
+
+
+def test_cupy_glue_refuses_an_eps_that_rounds_to_zero(fake_cupy):  # noqa: F811
+    gpu = refopt.get_rule("adams", eps=1e-50, backend="cupy")
+    params = [fake_cupy.asarray(np.ones(3, np.float32))]
+    with pytest.raises(ValueError, match=r"^eps=1e-50 rounds to 0 in float32"):
+        gpu.step_(params, [fake_cupy.asarray(np.ones(3, np.float32))], gpu.init(params))

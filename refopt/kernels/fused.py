@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validation as V
-from ..rules._base import Rule, normalise_steps
+from ..rules._base import Rule, cast_scalars_checked, normalise_steps
 from ..rules._complex import has_complex, step_as_pairs
 from ..rules.alphaadam import alpha_for
 
@@ -57,9 +57,9 @@ MASK_ALL, MASK_M_PREV, MASK_M_NEW = 0, 1, 2
 
 
 def cast_scalars(rule: Rule, t: int, lr: float, dtype: np.dtype) -> dict[str, Any]:
-    """``rule.scalars(t, lr)`` with every float rounded once to ``dtype``, as the reference does."""
-    kind = np.dtype(dtype).type
-    return {k: (kind(v) if isinstance(v, float) else v) for k, v in rule.scalars(t, lr).items()}
+    """``rule.scalars(t, lr)`` with every float rounded once to ``dtype``, as the reference does
+    (and checked as it does: :func:`refopt.rules._base.cast_scalars_checked`)."""
+    return cast_scalars_checked(rule, t, lr, dtype)
 
 
 @functools.lru_cache(maxsize=None)
@@ -247,6 +247,9 @@ class FusedRule:
                 sc["zero"] = np.dtype(dtype).type(0)  # the kernels' zero, in the dtype
             return sc
 
+        for i, (p, g) in enumerate(zip(params, grads)):  # checked before any kernel runs
+            if g is not None:
+                scalars_for(state.step[i] + 1, p.dtype)
         done = self._batched(params, grads, state, lr, scalars_for) if inplace and not want_info \
             else set()
         state_buffers = {b: getattr(state, b) for b in self.buffers}

@@ -94,6 +94,12 @@ class Rule:
     def _validate_hyper(self, h: dict) -> dict:
         return h
 
+    def dtype_bounds(self) -> dict[str, tuple[str, float]]:
+        """Values, beyond the per-step scalars, that a tensor's dtype must hold as finite:
+        hyperparameter name -> (what the value is, the float64 value). See
+        :func:`cast_scalars_checked`."""
+        return {}
+
     def scalars(self, t: int, lr: float) -> dict[str, float]:
         """Per-step scalars in float64 (Python floats) for step ``t`` (1-based) at rate ``lr``."""
         raise NotImplementedError
@@ -138,9 +144,13 @@ class Rule:
             if policy == "skip":
                 return list(params), state, {"skipped": True, "tensors": [{} for _ in params]}
 
+        sc_cache: dict[tuple, dict] = {}
+        for i, (p, g) in enumerate(zip(params, grads)):  # checked before anything is computed
+            key = (state.step[i] + 1, p.dtype)
+            if g is not None and key not in sc_cache:
+                sc_cache[key] = cast_scalars_checked(self, key[0], lr, p.dtype)
         new_params, steps, infos = [], [], []
         new_bufs: dict[str, list] = {b: [] for b in self.buffers}
-        sc_cache: dict[tuple, dict] = {}
         for i, (p, g) in enumerate(zip(params, grads)):
             t_old = state.step[i]
             old = {b: getattr(state, b)[i] for b in self.buffers}
@@ -153,9 +163,6 @@ class Rule:
                 continue
             t = t_old + 1
             key = (t, p.dtype)
-            if key not in sc_cache:
-                sc_cache[key] = {k: (p.dtype.type(v) if isinstance(v, float) else v)
-                                 for k, v in self.scalars(t, lr).items()}
             # Overflow to inf from finite inputs (e.g. g**2 in float32 at |g| ~ 1e30) is IEEE
             # behaviour, not an error of the caller: no warnings from the reference.
             with np.errstate(all="ignore"):
@@ -204,6 +211,73 @@ class Rule:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())
         return f"{type(self).__name__}({args})"
+
+
+#: Per-step scalar -> the hyperparameter(s) it comes from and what it is (for the messages).
+_SCALAR_SOURCES = {
+    "lr": ("lr", "the learning rate"),
+    "step_size": ("lr", "the step size (lr with its bias correction)"),
+    "decay": ("lr * weight_decay", "the decoupled decay factor 1 - lr*weight_decay"),
+    "weight_decay": ("weight_decay", "the coupled weight decay"),
+    "l2": ("weight_decay", "the coupled weight decay"),
+    "eps": ("eps", "eps"),
+}
+
+
+def cast_scalars_checked(rule: Rule, t: int, lr: float, dtype) -> dict[str, Any]:
+    """``rule.scalars(t, lr)`` with every float rounded once to ``dtype``, after checking that
+    the dtype holds them (issue 13 item 11; ``docs/reliability.md``):
+
+    * a scalar that is not finite in ``dtype`` though the hyperparameters are (``lr = 3.4e38``
+      gives a float32 step size ``lr/(1-beta1)`` of inf; AdaX's step size beyond float64 late
+      in a run), or a value of :meth:`Rule.dtype_bounds` that overflows: ``ValueError`` naming
+      the hyperparameter: the params would become inf or NaN;
+    * a nonzero ``eps`` that rounds to 0: ``ValueError`` (the denominator loses its guard: a
+      float32 gradient of 1e-30 gives v = 0 and inf params); ``eps=0`` itself stays legal;
+    * a nonzero ``lr`` or coupled ``weight_decay`` that rounds to 0: :class:`PrecisionWarning`
+      (the effect lost was below the dtype's smallest number anyway).
+
+    Valid values are untouched: the result is the cast the reference always made.
+    """
+    dtype = np.dtype(dtype)
+    kind = dtype.type
+    try:
+        sc64 = rule.scalars(t, lr)
+    except OverflowError as exc:  # math.expm1 & co. refuse where float arithmetic gives inf
+        raise ValueError(f"t={t}: {rule.name}'s per-step scalars at lr={lr!r} overflow float64 "
+                         f"({exc}), which would make the params inf or NaN") from None
+    with np.errstate(over="ignore"):  # an overflowing cast is reported below, not warned
+        sc = {k: (kind(v) if isinstance(v, float) else v) for k, v in sc64.items()}
+        bounds = {k: (what, v, kind(v)) for k, (what, v) in rule.dtype_bounds().items()}
+    for k, v in sc64.items():
+        if isinstance(v, float) and not np.isfinite(sc[k]):
+            name, what = _SCALAR_SOURCES.get(k, (k, f"the per-step scalar {k}"))
+            value = lr if name == "lr" else rule.hyper.get(name, None)
+            given = f"={value!r}" if value is not None else ""
+            big = float(np.finfo(dtype).max)
+            raise ValueError(f"{name}{given} is too large for {dtype} tensors: {what} at "
+                             f"t={t} is {v:.6g}, beyond {dtype}'s largest finite {big:.6g}, "
+                             f"which would make the params inf or NaN")
+    for k, (what, v, cast) in bounds.items():
+        if not np.isfinite(cast):
+            big = float(np.finfo(dtype).max)
+            raise ValueError(f"{k}={rule.hyper[k]!r} is out of range for {dtype} tensors: "
+                             f"{what} is {v:.6g}, beyond {dtype}'s largest finite {big:.6g}, "
+                             f"which would make the params inf or NaN")
+    eps = sc64.get("eps")
+    if isinstance(eps, float) and eps != 0.0 and sc["eps"] == 0:
+        tiny = float(np.finfo(dtype).smallest_subnormal)
+        raise ValueError(f"eps={eps!r} rounds to 0 in {dtype} (its smallest positive value is "
+                         f"{tiny:.2g}), which removes the guard of the denominator (a tiny "
+                         f"gradient would give inf params): pass eps=0 to mean no eps, or "
+                         f"eps >= {tiny:.2g}")
+    for k, name in (("lr", "lr"), ("weight_decay", "weight_decay"), ("l2", "weight_decay")):
+        v = sc64.get(k)
+        if isinstance(v, float) and v != 0.0 and sc[k] == 0:
+            tiny = float(np.finfo(dtype).smallest_subnormal)
+            V.warn(f"{name}={v!r} rounds to 0 in {dtype} (its smallest positive value is "
+                   f"{tiny:.2g}): it has no effect on {dtype} tensors", V.PrecisionWarning)
+    return sc
 
 
 def normalise_steps(state):

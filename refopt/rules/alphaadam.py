@@ -125,6 +125,14 @@ class AlphaAdam(Rule):
                       f"it applies to mask_source='m_prev' only, not {h['mask_source']!r}")
         return h
 
+    def dtype_bounds(self):
+        # count and soft: alpha (or 1/s) reaches 1/density_floor for a tensor whose mask keeps
+        # nothing, and inf * 0 is NaN in psi = alpha*phi + gamma*(1-phi).
+        if self.hyper["alpha_rule"] in ("count", "soft"):
+            return {"density_floor": ("alpha = 1/density_floor (a mask that keeps nothing)",
+                                      1.0 / self.hyper["density_floor"])}
+        return {}
+
     def scalars(self, t, lr):
         b1, b2 = self.hyper["betas"]
         return adam_scalars(b1, b2, t, lr, self.hyper["weight_decay"],
