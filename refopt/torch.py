@@ -308,8 +308,9 @@ class _RefoptOptimizer(Optimizer):
 
     # Each group is validated by the reference rule itself (its messages, its ranges).
     def _hyper(self, group) -> dict:
-        names = [k for k in self.defaults if k not in ("maximize", "foreach")]
-        return {k: group[k] for k in names}
+        from .registry import RULES
+
+        return {k: group[k] for k in RULES[self.rule_name].cls.defaults if k in group}
 
     def _rule_for(self, group):
         hyper = self._hyper(group)

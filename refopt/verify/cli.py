@@ -116,6 +116,8 @@ def register(subparsers) -> None:
                         "another language, then judge its outputs with 'refopt compare'")
     _common(v)
     v.set_defaults(func=run_verify)
+    from .api import register_api  # --api: framework-API rows for a torch port (api.py)
+    register_api(v, run_verify)
 
     c = subparsers.add_parser(
         "compare", help="judge the trajectories a foreign port wrote (file mode)",
