@@ -23,7 +23,7 @@ from refopt.golden import SUITE_DIR, GoldenCase, check_suite, load_suite
 from refopt.golden import format as F
 from refopt.golden.build import generate, select
 from refopt.golden.catalogue import FLAG_NOTES, catalogue
-from refopt.golden.tolerances import LEGITIMATE, MARGIN, RTOL
+from refopt.golden.tolerances import MARGIN, RTOL, legitimate_for
 
 MANIFESTS = sorted(p for p in SUITE_DIR.glob("*.json") if p.name != "index.json")
 
@@ -673,7 +673,7 @@ def test_measured_spread_is_inside_the_stated_tolerance():
         if m["result"] == "invalid":
             continue
         tol, meas = m["tolerance"], m["tolerance"]["measured"]
-        assert meas["implementations"] == list(LEGITIMATE), path.name
+        assert meas["implementations"] == list(legitimate_for(m["param_dtype"])), path.name
         assert "faithfully rounded" in tol["reason"] and "FMA" in tol["reason"], path.name
         if "ExtremeMagnitude" in m["flags"]:
             assert tol["atol"] == 0.0
@@ -816,8 +816,11 @@ def test_tolerance_rejects_a_planted_mistake(case_id, wrong):
 # -- size, packaging, CLI ------------------------------------------------------------------------
 
 def test_suite_is_small_enough_for_git():
+    # A budget against accidental growth (whole histories of big tensors, compressed-looking
+    # payloads), not a numeric tolerance: 6.1 MiB with the float32 cases' per-coordinate bound
+    # and its measured k per implementation (+0.2 MiB of manifest text in 72 files).
     total = sum(p.stat().st_size for p in SUITE_DIR.iterdir())
-    assert total < 6 * 2 ** 20, total
+    assert total < 8 * 2 ** 20, total
 
 
 def test_pyproject_ships_the_suite_schema_and_format():

@@ -106,16 +106,23 @@ class FloatArith:
       rounded once (FMA) instead of twice;
     * every per-step libm scalar (``pow``, ``exp``, ``expm1``, ``log``, ``log1p``; float64) moves by
       -1, 0 or +1 ulp, each with probability 1/3.
+
+    With ``scalar_dtype="float32"`` the per-step scalars are computed in float32 instead: the
+    hyperparameters held as float32 numbers and every scalar formula (1 - b^t, its sqrt, the
+    step size, 1 - lr*wd, AdamX's exp/log forms) evaluated in float32 arithmetic, as optax's
+    jnp scalars and torch ports with ``torch.tensor(lr)`` do.
     """
 
     def __init__(self, dtype: str = "float64", reorder: bool = True,
-                 faithful_seed: int | None = None) -> None:
+                 faithful_seed: int | None = None, scalar_dtype: str = "float64") -> None:
         self.dtype = np.dtype(dtype)
         self.type = self.dtype.type
         self.reorder = reorder
         self.faithful = faithful_seed is not None
+        self.scalar32 = np.dtype(scalar_dtype) == np.float32
         self.name = (f"{dtype}{'-reordered' if reorder else ''}"
-                     f"{'' if faithful_seed is None else f'-faithful{faithful_seed}'}")
+                     f"{'' if faithful_seed is None else f'-faithful{faithful_seed}'}"
+                     f"{'-scalars32' if self.scalar32 else ''}")
         if self.faithful:
             self._rng = np.random.default_rng(faithful_seed)
             self._draws: list[int] = []
@@ -136,24 +143,33 @@ class FloatArith:
         return x if step == 0 else math.nextafter(x, math.copysign(math.inf, step))
 
     def s(self, x: float) -> float:
-        return float(x)
+        # float32 scalars: NumPy keeps float32 through +, -, *, / with Python numbers (NEP 50)
+        return np.float32(x) if self.scalar32 else float(x)
+
+    def _f32(self, fn, *args):
+        with np.errstate(all="ignore"):
+            return fn(*(np.float32(a) for a in args)).astype(np.float32)
 
     def spow(self, a, b):
+        if self.scalar32:
+            return self._f32(np.power, a, b)
         return self._nudge_scalar(a ** b)
 
     def sexpm1(self, x):
-        return self._nudge_scalar(math.expm1(x))
+        return self._f32(np.expm1, x) if self.scalar32 else self._nudge_scalar(math.expm1(x))
 
     def sexp(self, x):
-        return self._nudge_scalar(math.exp(x))
+        return self._f32(np.exp, x) if self.scalar32 else self._nudge_scalar(math.exp(x))
 
     def slog(self, x):
-        return self._nudge_scalar(math.log(x))
+        return self._f32(np.log, x) if self.scalar32 else self._nudge_scalar(math.log(x))
 
     def slog1p(self, x):
-        return self._nudge_scalar(math.log1p(x))
+        return self._f32(np.log1p, x) if self.scalar32 else self._nudge_scalar(math.log1p(x))
 
     def ssqrt(self, x):
+        if self.scalar32:
+            return self._f32(np.sqrt, x)
         return math.sqrt(x)   # correctly rounded in every IEEE 754 implementation
 
     def e(self, x):

@@ -19,7 +19,11 @@ A value *fails* under the case's ``tolerance`` ``{"mode", "rtol", "atol", "max_u
 
 * ``bitwise``: its bits differ (ULP distance > 0);
 * ``max_ulp``: its ULP distance exceeds ``max_ulp``;
-* ``allclose``: :math:`|x - c| > \mathrm{atol} + \mathrm{rtol}\,|c|`.
+* ``allclose``: :math:`|x - c| > \mathrm{atol} + \mathrm{rtol}\,|c|`, or, where the tolerance
+  also has a ``scaled`` entry (float32 cases), :math:`|x - c| > k_b\,u\,S`: :math:`S` is the
+  element's operand scale (:func:`history_scale`: its largest magnitude so far, accumulated
+  over the steps), :math:`u` = ``scaled["unit"]`` and :math:`k_b` = ``scaled["k"][buffer]``
+  (FORMAT.md section 5). The smaller of the two bounds applies.
 
 The schema also allows ``statistical`` (a distributional comparison, e.g. of stochastic runs);
 refopt has no such comparison, so such a case is refused with a ValueError instead of being
@@ -125,8 +129,47 @@ def check_tolerance_mode(tolerance: Mapping) -> str:
     return mode
 
 
-def violation(actual: np.ndarray, expected: np.ndarray, tolerance: Mapping) -> np.ndarray:
-    """Elementwise error divided by what the tolerance allows (> 1 fails; float64)."""
+def history_scale(expected: np.ndarray, steps: Sequence[int]) -> np.ndarray:
+    """The accumulated operand scale of each element (FORMAT.md section 5, ``scaled``).
+
+    ``expected`` is shaped (len(steps), *shape), row j at step ``steps[j]``. With
+    H_j = max over rows i <= j of |expected[i]| (finite values only; per element),
+    S_0 = 0 and S_k = sum_{j=1..k} (steps[j] - steps[j-1]) * H_j. Returned as float64.
+    """
+    e = np.asarray(expected, dtype=np.float64)
+    steps = np.asarray(steps, dtype=np.float64)
+    if e.shape[:1] != steps.shape:
+        raise ValueError(f"history of {e.shape[0] if e.ndim else 0} rows for {len(steps)} steps")
+    mag = np.where(np.isfinite(e), np.abs(e), 0.0)
+    out = np.zeros_like(mag)
+    if len(steps) > 1:
+        h = np.maximum.accumulate(mag, axis=0)
+        dt = np.diff(steps).reshape((-1,) + (1,) * (e.ndim - 1))
+        out[1:] = np.cumsum(dt * h[1:], axis=0)
+    return out
+
+
+def scaled_allowance(expected: np.ndarray, steps: Sequence[int] | None, tolerance: Mapping,
+                     buffer: str | None) -> np.ndarray | None:
+    """k_b * unit * history_scale(expected, steps), or None where the tolerance has no
+    ``scaled`` bound for ``buffer`` (or no steps are given)."""
+    scaled = (tolerance or {}).get("scaled")
+    if not scaled or steps is None or buffer is None:
+        return None
+    k = (scaled.get("k") or {}).get(buffer)
+    if k is None:
+        return None
+    return float(k) * float(scaled["unit"]) * history_scale(expected, steps)
+
+
+def violation(actual: np.ndarray, expected: np.ndarray, tolerance: Mapping, *,
+              steps: Sequence[int] | None = None, buffer: str | None = None) -> np.ndarray:
+    """Elementwise error divided by what the tolerance allows (> 1 fails; float64).
+
+    ``steps`` (the recorded step of each row) and ``buffer`` (``"param"``, ``"exp_avg"``, ...)
+    enable an ``allclose`` tolerance's ``scaled`` bound; without them only atol + rtol|c|
+    applies.
+    """
     mode = check_tolerance_mode(tolerance)
     if mode in ("bitwise", "max_ulp"):
         ulp = ulp_distance(actual, expected)
@@ -137,6 +180,9 @@ def violation(actual: np.ndarray, expected: np.ndarray, tolerance: Mapping) -> n
         err, _ = abs_rel_errors(actual, expected)
         e = np.abs(np.asarray(expected, dtype=np.float64))
         allowed = float(tolerance.get("atol") or 0.0) + float(tolerance.get("rtol") or 0.0) * e
+        scaled = scaled_allowance(expected, steps, tolerance, buffer)
+        if scaled is not None:
+            allowed = np.minimum(allowed, scaled)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             v = np.where(err == 0.0, 0.0, err / allowed)
         return np.where(np.isnan(v), np.inf, v)
@@ -227,7 +273,7 @@ def compare_trajectories(expected: Mapping[str, Sequence[np.ndarray]],
             compared.append(label)
             err, rel = abs_rel_errors(a, e)
             ulp = ulp_distance(a, e)
-            v = violation(a, e, tolerance)
+            v = violation(a, e, tolerance, steps=steps, buffer=name)
             if np.any(~inside):
                 r = float(np.max(rel[~inside])) if rel[~inside].size else 0.0
                 beyond_rel = r if beyond_rel is None else max(beyond_rel, r)
