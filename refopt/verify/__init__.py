@@ -69,6 +69,7 @@ class CaseResult:
     message: str = ""
     flags: list = field(default_factory=list)
     invariants: InvariantReport | None = None
+    hyper: dict = field(default_factory=dict)   # the case's hyperparameters (for patterns)
 
     @property
     def counted(self) -> bool:
@@ -86,7 +87,13 @@ class CaseResult:
             d.update({"first_divergence": None if c.first_divergence is None else
                       str(c.first_divergence), "max_abs": _finite(c.worst_abs),
                       "max_rel": _finite(c.worst_rel), "max_ulp": _finite(c.worst_ulp),
-                      "min_lre": c.min_lre, "compared": c.compared})
+                      "min_lre": c.min_lre, "compared": c.compared,
+                      "max_rel_after_horizon": None if c.beyond_horizon_rel is None
+                      else _finite(c.beyond_horizon_rel),
+                      "buffers": {name: ("within tolerance" if div is None else div.to_dict())
+                                  for name, div in c.buffer_divergence.items()}})
+            if c.first_divergence is not None:
+                d["first_divergence_values"] = c.first_divergence.to_dict()
         if self.diagnosis is not None:
             d["diagnosis"] = self.diagnosis.message
             d["matching_mistakes"] = self.diagnosis.keys
@@ -129,46 +136,34 @@ class Report:
                 return r
         raise KeyError(case_id)
 
-    def table(self) -> str:
-        """The per-case table, then one line per failure diagnosis and a summary."""
-        head = ("case", "status", "first divergence", "max abs", "max rel", "max ulp", "min LRE",
+    def table(self, failures_only: bool = False, colour: bool = False) -> str:
+        """The per-case table, failures first; then the notes (identical ones grouped), where
+        each failing case first leaves the tolerance per buffer, the pattern across cases, and
+        a summary. ``failures_only`` keeps the FAIL and ERROR rows; ``colour`` marks the
+        status with ANSI colours (for a terminal)."""
+        head = ("case", "status", "first divergence", "max rel", "max ulp", "min LRE",
                 "after horizon")
-        rows = []
-        for r in self.results:
-            c = r.comparison
-            after = "-" if r.invariants is None else r.invariants.summary()
-            if c is None:
-                rows.append((r.case_id, r.status, "-", "-", "-", "-", "-", after))
-            else:
-                rows.append((r.case_id, r.status,
-                             "-" if c.first_divergence is None else str(c.first_divergence),
-                             f"{c.worst_abs:.2e}", f"{c.worst_rel:.2e}", _ulp(c.worst_ulp),
-                             f"{c.min_lre:.1f}", after))
+        shown = sorted(self.results, key=lambda r: STATUS_ORDER.get(r.status, 9))
+        if failures_only:
+            shown = [r for r in shown if r.status in (FAIL, ERROR)]
+        rows = [_row(r) for r in shown]
         widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
         fmt = "  ".join(f"{{:<{w}}}" for w in widths)
         lines = [f"refopt verify: rule {self.rule}, port {self.port}", fmt.format(*head),
                  fmt.format(*("-" * w for w in widths))]
-        lines += [fmt.format(*row) for row in rows]
-        details = []
-        grouped: dict = {}   # one line for each reason many cases were not run
-        for r in self.results:
-            if r.status == NOT_RUN and r.message:
-                grouped.setdefault(r.message, []).append(r.case_id)
-        for r in self.results:
-            if r.status == NOT_RUN and len(grouped.get(r.message, ())) > 1:
-                ids = grouped[r.message]
-                if ids[0] == r.case_id:
-                    details.append(f"  {len(ids)} cases [n/a] ({_id_summary(ids)}): {r.message}")
-                continue
-            if r.status in (FAIL, ERROR) or (r.status == NOT_RUN and r.message):
-                text = r.message
-                if r.diagnosis is not None:
-                    text = (text + ". " if text else "") + "diagnosis: " + r.diagnosis.message
-                details.append(f"  {r.case_id} [{r.status}]: {text}")
-            elif r.message:
-                details.append(f"  {r.case_id} [{r.status}]: {r.message}")
+        for r, row in zip(shown, rows):
+            line = fmt.format(*row)
+            if colour and r.status in _COLOURS:
+                at = len(row[0]) + (widths[0] - len(row[0])) + 2
+                line = line[:at] + _COLOURS[r.status] + r.status + "\033[0m" + \
+                    line[at + len(r.status):]
+            lines.append(line)
+        details = _grouped_notes(shown)
         if details:
             lines += ["", "notes:"] + details
+        per_buffer = _buffer_lines([r for r in shown if r.status == FAIL])
+        if per_buffer:
+            lines += ["", "first divergence per buffer (golden vs port):"] + per_buffer
         pattern = failure_pattern(self.results)
         if pattern:
             lines += ["", "pattern: " + pattern]
@@ -183,7 +178,72 @@ class Report:
 
     def to_dict(self) -> dict:
         return {"rule": self.rule, "port": self.port, "passed": self.passed,
-                "exit_status": self.exit_status, "cases": [r.to_dict() for r in self.results]}
+                "exit_status": self.exit_status, "pattern": failure_pattern(self.results),
+                "cases": [r.to_dict() for r in self.results]}
+
+
+#: Row order of the table: what needs attention first.
+STATUS_ORDER = {FAIL: 0, ERROR: 1, ADVISORY: 2, ACCEPTABLE: 3, PASS: 4, NOT_RUN: 5}
+_COLOURS = {FAIL: "\033[31m", ERROR: "\033[35m", ADVISORY: "\033[33m", ACCEPTABLE: "\033[36m",
+            PASS: "\033[32m"}
+#: At most this many failing cases get their per-buffer lines in the table (all in --json).
+BUFFER_LINES = 12
+
+
+def _row(r: CaseResult) -> tuple:
+    c = r.comparison
+    after = []
+    if c is not None and c.beyond_horizon_rel is not None:
+        after.append(f"rel {c.beyond_horizon_rel:.1e}")
+    if r.invariants is not None:
+        after.append(r.invariants.summary())
+    after_text = ", ".join(after) or "-"
+    if c is None:
+        return (r.case_id, r.status, "-", "-", "-", "-", after_text)
+    return (r.case_id, r.status, "-" if c.first_divergence is None else str(c.first_divergence),
+            f"{c.worst_rel:.2e}", _ulp(c.worst_ulp), f"{c.min_lre:.1f}", after_text)
+
+
+def _note_text(r: CaseResult) -> str:
+    text = r.message
+    if r.status == ACCEPTABLE and r.comparison is not None and \
+            r.comparison.first_divergence is not None:
+        d = r.comparison.first_divergence
+        text = (text + "; " if text else "") + f"at {d}: refopt gives {d.expected!r}, the " \
+            f"port {d.actual!r}"
+    if r.diagnosis is not None:
+        text = (text + ". " if text else "") + "diagnosis: " + r.diagnosis.message
+    return text
+
+
+def _grouped_notes(results) -> list:
+    """One line per case with something to say; identical texts of several cases in one."""
+    groups: dict = {}
+    for r in results:
+        text = _note_text(r)
+        if text and (r.status != PASS or r.message):
+            groups.setdefault((r.status, text), []).append(r.case_id)
+    out = []
+    for (status, text), ids in groups.items():
+        if len(ids) == 1:
+            out.append(f"  {ids[0]} [{status}]: {text}")
+        else:
+            out.append(f"  {len(ids)} cases [{status}] ({_id_summary(ids)}): {text}")
+    return out
+
+
+def _buffer_lines(failed) -> list:
+    out = []
+    with_cmp = [r for r in failed if r.comparison is not None
+                and r.comparison.first_divergence is not None]
+    for r in with_cmp[:BUFFER_LINES]:
+        parts = [f"{name} {'within tolerance' if div is None else div.detail()}"
+                 for name, div in r.comparison.buffer_divergence.items()]
+        out.append(f"  {r.case_id}: " + "; ".join(parts))
+    if len(with_cmp) > BUFFER_LINES:
+        out.append(f"  ... and {len(with_cmp) - BUFFER_LINES} more failing cases (--json has "
+                   f"every one)")
+    return out
 
 
 def _id_summary(ids: list) -> str:
@@ -213,6 +273,8 @@ def failure_pattern(results) -> str:
             parts.append(f"all {len(diagnosed)} diagnosed failures match "
                          + " / ".join(sorted(common)))
     good = [r for r in results if r.status in (PASS, ACCEPTABLE, ADVISORY)]
+    parts += _hyper_patterns([r for r in bad if r.result != "invalid"],
+                             [r for r in good if r.result != "invalid"])
     for dtype in ("float32", "float64"):
         if all(r.dtype == dtype for r in bad) and good and not any(r.dtype == dtype
                                                                    for r in good):
@@ -222,6 +284,29 @@ def failure_pattern(results) -> str:
         if len(kinds) == 1:
             parts.append(f"all {len(bad)} errors: {kinds.pop()}")
     return "; ".join(parts)
+
+
+def _hyper_patterns(bad, good) -> list:
+    """Hyperparameters that separate the failing valid cases from the passing ones: every
+    failure has weight_decay > 0 and no pass does; every failure has bias_correction='torch'
+    and no pass does."""
+    if not bad or not good:
+        return []
+    out = []
+    keys = sorted(set().union(*(r.hyper for r in bad)) & set().union(*(r.hyper for r in good)))
+    for key in keys:
+        fails = [r.hyper.get(key) for r in bad]
+        passes = [r.hyper.get(key) for r in good]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in fails + passes):
+            if all(v != 0 for v in fails) and all(v == 0 for v in passes):
+                out.append(f"every failing case has {key} != 0, every passing one {key} = 0")
+            elif all(v == 0 for v in fails) and all(v != 0 for v in passes):
+                out.append(f"every failing case has {key} = 0, every passing one {key} != 0")
+            continue
+        f_values = {repr(v) for v in fails}
+        if len(f_values) == 1 and not f_values & {repr(v) for v in passes}:
+            out.append(f"every failing case has {key}={fails[0]!r}, no passing one does")
+    return out[:3]
 
 
 def _invalid_kind(case) -> tuple[str, str]:
@@ -285,7 +370,7 @@ def judge(case, run: PortRun | None, error: BaseException | None = None, *,
     ValueError for a tolerance mode refopt cannot judge (``statistical``, or an unknown one).
     """
     base = dict(case_id=case.case_id, dtype=str(case.dtype), result=case.result,
-                flags=list(case.flags))
+                flags=list(case.flags), hyper=dict(case.hyper or {}))
     if case.result != "invalid":
         try:
             check_tolerance_mode(case.tolerance)
@@ -380,22 +465,27 @@ def _invalid_reason(case) -> str:
 def verify_cases(cases: Iterable, port: Any, *, options: Mapping | None = None,
                  adapter: str = "auto", rule: str | None = None, diagnose: bool = True,
                  port_name: str | None = None, variant: Mapping | None = None,
-                 strict: bool = False) -> Report:
-    """Run ``cases`` (GoldenCase objects) through ``port`` and judge each (see verify_rule)."""
+                 strict: bool = False, progress=None) -> Report:
+    """Run ``cases`` (GoldenCase objects) through ``port`` and judge each (see verify_rule).
+    ``progress(done, total, case_id)``, if given, is called before each case and at the end."""
     p = make_port(port, options, adapter, port_name, variant=variant)
     name = getattr(p, "name", port_name or repr(port))
     results = []
     cases = list(cases)
     with watch_user_interrupt():
-        for case in cases:
+        for k, case in enumerate(cases):
+            if progress is not None:
+                progress(k, len(cases), case.case_id)
             results.append(_verify_one(p, _with_probe_inputs(case), name, diagnose, strict))
+        if progress is not None:
+            progress(len(cases), len(cases), "")
     rule_name = rule or (cases[0].rule if cases else "?")
     return Report(rule=rule_name, port=name, results=results)
 
 
 def _verify_one(p, case, name: str, diagnose: bool, strict: bool) -> CaseResult:
     not_run = dict(case_id=case.case_id, dtype=str(case.dtype), result=case.result,
-                   status=NOT_RUN, flags=list(case.flags))
+                   status=NOT_RUN, flags=list(case.flags), hyper=dict(case.hyper or {}))
     try:
         p.configure(case)
     except NotApplicable as exc:

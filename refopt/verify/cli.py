@@ -82,6 +82,11 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="also write the report as JSON (atomically)")
     p.add_argument("--no-diagnose", action="store_true",
                    help="skip the known-mistake diagnosis of failures")
+    p.add_argument("--failures-only", action="store_true",
+                   help="list only the FAIL and ERROR cases (the notes, pattern and summary "
+                        "stay; --json keeps every case)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress line on the terminal")
 
 
 def register(subparsers) -> None:
@@ -159,8 +164,38 @@ def _check_variant(args) -> str | None:
     return None
 
 
+def _colour_wanted(stream) -> bool:
+    """ANSI colours only on a terminal, and never under NO_COLOR (https://no-color.org)."""
+    return hasattr(stream, "isatty") and stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def terminal_progress(label: str, quiet: bool = False, stream=None):
+    """A ``progress(done, total, case_id)`` callback that redraws one line on a terminal
+    (case count, the case, elapsed time and an estimate of what is left), or None where the
+    stream is not a terminal or ``quiet``."""
+    import time
+
+    stream = stream or sys.stderr
+    if quiet or not (hasattr(stream, "isatty") and stream.isatty()):
+        return None
+    start = time.monotonic()
+
+    def progress(done: int, total: int, case_id: str) -> None:
+        elapsed = time.monotonic() - start
+        if done >= total:
+            stream.write("\r\033[K")
+            stream.flush()
+            return
+        left = f", about {elapsed / done * (total - done):.0f} s left" if done else ""
+        stream.write(f"\r\033[K{label}: case {done + 1}/{total} {case_id} "
+                     f"({elapsed:.0f} s{left})")
+        stream.flush()
+    return progress
+
+
 def _finish(report, args) -> int:
-    print(report.table())
+    print(report.table(failures_only=getattr(args, "failures_only", False),
+                       colour=_colour_wanted(sys.stdout)))
     if args.json:
         from .._io import atomic_write_json
 
@@ -214,7 +249,9 @@ def run_verify(args) -> int:
         report = verify_cases(cases, target, options=dict(args.option), adapter=args.adapter,
                               rule=args.rule, diagnose=not args.no_diagnose,
                               port_name=args.target, variant=dict(args.variant),
-                              strict=args.strict)
+                              strict=args.strict,
+                              progress=terminal_progress(f"refopt verify {args.rule}",
+                                                         args.quiet))
     except (TypeError, ValueError) as exc:
         print(f"refopt verify: {exc}", file=sys.stderr)
         return 2

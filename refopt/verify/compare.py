@@ -203,6 +203,31 @@ class Divergence:
         where = f"[{','.join(map(str, self.index))}]" if self.index else ""
         return f"t={self.step} {self.name}{where}"
 
+    def detail(self) -> str:
+        """Where, and the two values with just enough digits to tell them apart:
+        ``t=3 param.2[1,0]: golden 0.12345, port 0.12412 (rel 5.4e-03)``."""
+        golden, port = _distinct(self.expected, self.actual)
+        text = f"{self}: golden {golden}, port {port}"
+        if math.isfinite(self.expected) and math.isfinite(self.actual) and self.expected != 0:
+            text += f" (rel {abs(self.actual - self.expected) / abs(self.expected):.1e})"
+        return text
+
+    def to_dict(self) -> dict:
+        return {"step": self.step, "tensor": self.name, "index": list(self.index),
+                "expected": _json_number(self.expected), "actual": _json_number(self.actual)}
+
+
+def _distinct(a: float, b: float) -> tuple[str, str]:
+    for digits in range(6, 18):
+        x, y = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if x != y:
+            return x, y
+    return repr(a), repr(b)
+
+
+def _json_number(x: float):
+    return x if math.isfinite(x) else str(x)
+
 
 @dataclass
 class Comparison:
@@ -223,6 +248,9 @@ class Comparison:
     compared: list = field(default_factory=list)   # names compared, e.g. ["param.0", "exp_avg.0"]
     beyond_horizon_rel: float | None = None
     notes: list = field(default_factory=list)
+    #: Per buffer ("param", "exp_avg", ...): where it first leaves the tolerance (None: it stays
+    #: inside), in the order compared. A wrong coefficient of v shows as exp_avg_sq off first.
+    buffer_divergence: dict = field(default_factory=dict)
 
 
 def horizon_mask(steps: np.ndarray, tolerance: Mapping) -> np.ndarray:
@@ -248,6 +276,7 @@ def compare_trajectories(expected: Mapping[str, Sequence[np.ndarray]],
     min_lre = max_lre(dt)
     beyond_rel = None
     first: Divergence | None = None
+    by_buffer: dict = {}
     compared = []
     if "param" not in actual:
         raise ValueError("the port's trajectory has no params")
@@ -258,6 +287,7 @@ def compare_trajectories(expected: Mapping[str, Sequence[np.ndarray]],
         if len(act_list) != len(exp_list):
             raise ValueError(f"{name}: the port returned {len(act_list)} tensors, the case has "
                              f"{len(exp_list)}")
+        by_buffer.setdefault(name, None)
         for i, (e, a) in enumerate(zip(exp_list, act_list)):
             label = f"{name}.{i}"
             e = np.asarray(e)
@@ -293,7 +323,9 @@ def compare_trajectories(expected: Mapping[str, Sequence[np.ndarray]],
                 # Earliest step first; at the same step, params before buffers.
                 if first is None or cand.step < first.step:
                     first = cand
+                if by_buffer[name] is None or cand.step < by_buffer[name].step:
+                    by_buffer[name] = cand
     return Comparison(passed=first is None, score=score, first_divergence=first,
                       worst_abs=worst_abs, worst_rel=worst_rel, worst_ulp=worst_ulp,
                       min_lre=min_lre, compared=compared, beyond_horizon_rel=beyond_rel,
-                      notes=notes)
+                      notes=notes, buffer_divergence=by_buffer)
