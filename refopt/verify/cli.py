@@ -119,6 +119,17 @@ def register(subparsers) -> None:
     v.add_argument("--write-inputs", default=None, metavar="DIR",
                    help="file mode: write each selected case's inputs under DIR for a port in "
                         "another language, then judge its outputs with 'refopt compare'")
+    v.add_argument("--cases-from", default=None, metavar="FILE",
+                   help="run the cases of a golden-format file (a case's .json, e.g. one that "
+                        "--fuzz saved) or of a folder of them, instead of the committed suite")
+    v.add_argument("--fuzz", default=None, type=_positive_int, metavar="N",
+                   help="instead of the suite, draw up to N random cases (judged with the "
+                        "suite's tolerance model), stop at the first failure, shrink it and "
+                        "save the minimal case under --fuzz-out")
+    v.add_argument("--seed", default=0, type=int, metavar="S",
+                   help="seed of --fuzz (default 0; the same seed draws the same cases)")
+    v.add_argument("--fuzz-out", default="refopt-fuzz", metavar="DIR",
+                   help="where --fuzz saves the minimal failing case (default ./refopt-fuzz)")
     _common(v)
     v.set_defaults(func=run_verify)
     from .api import register_api  # --api: framework-API rows for a torch port (api.py)
@@ -203,6 +214,51 @@ def _finish(report, args) -> int:
     return report.exit_status
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+def _cases_from(args):
+    """(suite directory, case pattern) for --cases-from, or an error line."""
+    from pathlib import Path
+
+    path = Path(args.cases_from)
+    if path.is_dir():
+        return path, args.cases, None
+    if path.is_file() and path.suffix == ".json":
+        return path.parent, path.stem, None
+    return None, None, (f"--cases-from {args.cases_from}: not a golden case file (.json) or a "
+                        f"folder of them")
+
+
+def run_fuzz(args, target) -> int:
+    from . import Report
+    from .fuzz import fuzz
+
+    try:
+        result = fuzz(args.rule, target, args.fuzz, seed=args.seed, dtype=args.dtype,
+                      options=dict(args.option), variant=dict(args.variant),
+                      save_to=args.fuzz_out,
+                      progress=terminal_progress(f"refopt verify {args.rule} --fuzz",
+                                                 args.quiet))
+    except (TypeError, ValueError) as exc:
+        print(f"refopt verify: {exc}", file=sys.stderr)
+        return 2
+    if result.minimal is not None:
+        print(Report(rule=result.rule, port=args.target, results=[result.minimal]).table())
+        print()
+    print(result.summary())
+    if result.failure is not None:
+        return 1
+    return 0 if result.passed else 2
+
+
 def run_verify(args) -> int:
     from . import load_cases, verify_cases
     from .files import write_inputs
@@ -211,8 +267,24 @@ def run_verify(args) -> int:
     if problem:
         print(f"refopt verify: {problem}", file=sys.stderr)
         return 2
+    suite, pattern = args.suite, args.cases
+    if args.cases_from:
+        suite, pattern, problem = _cases_from(args)
+        if problem:
+            print(f"refopt verify: {problem}", file=sys.stderr)
+            return 2
+    if args.fuzz:
+        if not args.target:
+            print("refopt verify: --fuzz needs a TARGET", file=sys.stderr)
+            return 2
+        try:
+            target = load_target(args.target)
+        except (ImportError, ValueError) as exc:
+            print(f"refopt verify: cannot import {args.target!r}: {exc}", file=sys.stderr)
+            return 2
+        return run_fuzz(args, target)
     try:
-        cases = load_cases(args.rule, dtype=args.dtype, cases=args.cases, directory=args.suite)
+        cases = load_cases(args.rule, dtype=args.dtype, cases=pattern, directory=suite)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
         print(f"refopt verify: {exc}", file=sys.stderr)
         return 2
