@@ -22,9 +22,10 @@ the hyperparameters are the same Python floats, the terms in t (``beta ** t``, A
 form) are computed on the device in float64 when ``jax_enable_x64`` is on (XLA's pow/expm1 may
 differ from the host's libm by an ulp, which the suite allows) and in float32 otherwise (which the
 float32 tolerances allow: optax-style float32 scalars), then rounded once to each leaf's dtype;
-an ``eps`` that rounds to 0 in a leaf's dtype is refused as the reference refuses it. ``update``
-comes jitted (``jax.jit``; calling it inside your own ``jit`` just inlines it), and AlphaAdam's and
-C-AdamW's per-tensor alpha is computed on the device in the same precision.
+an ``eps`` that rounds to 0 in a leaf's dtype is refused as the reference refuses it. As with
+optax's own transformations, ``update`` is a pure function to be jitted by the caller
+(``jax.jit(tx.update)`` or inside a jitted train step); AlphaAdam's and C-AdamW's per-tensor alpha
+is computed on the device in the same precision.
 Not offered, as optax has
 no such notion: per-tensor step counts for missing gradients, ``maximize`` and the ``nonfinite``
 policy (non-finite gradients propagate; wrap the transformation in ``optax.apply_if_finite`` to
@@ -158,8 +159,8 @@ def _cast(sc: dict, dtype) -> dict:
         raise ValueError(f"eps={eps!r} rounds to 0 in {np.dtype(dtype)} (its smallest positive "
                          f"value is {tiny:.2g}), which removes the guard of the denominator: "
                          f"pass eps=0 to mean no eps, or eps >= {tiny:.2g}")
-    return {k: jnp.asarray(v).astype(dtype) if not isinstance(v, float) else
-            jnp.asarray(np.asarray(v, dtype)) for k, v in sc.items()}
+    return {k: v.astype(dtype) if not isinstance(v, float) else np.asarray(v, dtype)[()]
+            for k, v in sc.items()}
 
 
 def _validated(name: str, learning_rate, **hyper):
@@ -218,7 +219,7 @@ def _transformation(rule, learning_rate, state_type, buffers, kernel, extra=()):
         fields.update({k: treedef.unflatten(v) for k, v in extras.items()})
         return treedef.unflatten(new_updates), state_type(count=t, **fields)
 
-    return GradientTransformation(init, jax.jit(update))
+    return GradientTransformation(init, update)
 
 
 def _round_state(x, state_dtype):
