@@ -152,3 +152,13 @@ def test_colour_and_progress_only_on_a_terminal(monkeypatch):
     shown = tty.getvalue()
     assert "case 1/2 adams_paper_defaults_float32" in shown and "case 2/2" in shown
     assert shown.endswith("\r\033[K")                              # the line is cleared
+
+
+def test_option_values_are_typed_usage_errors(capsys):
+    """A value for one of the rule's hyperparameters must be one the rule takes (issue 18):
+    --option lr=abc used to deselect every case silently."""
+    assert refopt_main(["verify", "adams", "numpy", "--option", "lr=abc"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["refopt verify: --option lr='abc': lr must be a real number, got 'abc'"]
+    assert refopt_main(["verify", "adams", "numpy", "--variant", "bias_correction=maybe"]) == 2
+    assert "bias_correction must be a bool" in capsys.readouterr().err

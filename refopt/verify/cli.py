@@ -172,6 +172,21 @@ def _check_variant(args) -> str | None:
         if name not in known:
             return (f"--variant {name}: {args.rule} has no hyperparameter {name!r} (it has "
                     f"{', '.join(sorted(known))})")
+    # A value given for one of the rule's hyperparameters also selects cases: it must be a
+    # value the rule takes (``--option lr=abc`` is a usage error, not a selection of nothing).
+    import warnings
+
+    from ..registry import get_rule
+    for flag, pairs in (("--variant", args.variant), ("--option", args.option)):
+        for name, value in pairs:
+            if name not in known:
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    get_rule(args.rule, **{name: value})
+            except (ValueError, TypeError) as exc:
+                return f"{flag} {name}={value!r}: {exc}"
     return None
 
 
