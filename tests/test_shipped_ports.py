@@ -420,3 +420,29 @@ def test_cli_verify_api_refuses_a_port_that_is_not_a_torch_optimizer(ro, suite, 
                           "adams_paper_defaults_float32"])
     captured = capsys.readouterr()
     assert status == 2 and "torch.optim.Optimizer subclass" in captured.err
+
+
+@pytest.mark.parametrize("name", list(TORCH_CLASSES.values()))
+def test_cuda_paths_agree_with_each_other_and_with_cpu(rt, name):
+    """CUDA tensors: foreach (the default there) and single-tensor agree bit for bit in float64
+    and with the CPU run to float64 rounding (divisions by per-step scalars are divisions on
+    CUDA too, not reciprocal multiplies)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here (torch.cuda.is_available() is False)")
+    cls = getattr(rt, name)
+    runs = {}
+    for device, foreach in (("cpu", False), ("cuda", False), ("cuda", True)):
+        rng = np.random.default_rng(7)
+        params = [torch.tensor(rng.standard_normal(s), device=device) for s in ((64, 3), (5,))]
+        opt = cls(params, lr=1e-2, foreach=foreach)
+        for t in range(10):
+            for p in params:
+                p.grad = torch.tensor(rng.standard_normal(tuple(p.shape)), device=device)
+            opt.step()
+        runs[device, foreach] = [p.cpu() for p in params]
+    for x, y in zip(runs["cuda", False], runs["cuda", True]):
+        assert torch.equal(x, y)
+    for x, y in zip(runs["cuda", True], runs["cpu", False]):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-13, atol=0)
