@@ -14,10 +14,10 @@ plus the baselines ``adam``, ``adamw``, ``cadamw``, ``adax`` and ``sgdm``.
 >>> round(float(params[0][0]), 10)
 0.9452786425
 """
-from ._validation import HorizonWarning, HyperparameterWarning
+from ._validation import HorizonWarning, HyperparameterWarning, PrecisionWarning
 from .registry import RULES, get_rule
 from .trajectory import Trajectory, trajectory
 
 __version__ = "0.1.0"
-__all__ = ["RULES", "HorizonWarning", "HyperparameterWarning", "Trajectory", "get_rule",
+__all__ = ["RULES", "HorizonWarning", "HyperparameterWarning", "PrecisionWarning", "Trajectory", "get_rule",
            "trajectory", "__version__"]
