@@ -19,5 +19,5 @@ from .registry import RULES, get_rule
 from .trajectory import Trajectory, trajectory
 
 __version__ = "0.1.0"
-__all__ = ["RULES", "HorizonWarning", "HyperparameterWarning", "PrecisionWarning", "Trajectory", "get_rule",
-           "trajectory", "__version__"]
+__all__ = ["RULES", "HorizonWarning", "HyperparameterWarning", "PrecisionWarning", "Trajectory",
+           "get_rule", "trajectory", "__version__"]
