@@ -119,6 +119,10 @@ def register(subparsers) -> None:
     v.add_argument("--write-inputs", default=None, metavar="DIR",
                    help="file mode: write each selected case's inputs under DIR for a port in "
                         "another language, then judge its outputs with 'refopt compare'")
+    v.add_argument("--force", action="store_true",
+                   help="with --write-inputs: a DIR that is not empty is accepted after the "
+                        "case folders refopt wrote there (the port's outputs in them included) "
+                        "are deleted; anything else in DIR is left alone")
     v.add_argument("--cases-from", default=None, metavar="FILE",
                    help="run the cases of a golden-format file (a case's .json, e.g. one that "
                         "--fuzz saved) or of a folder of them, instead of the committed suite")
@@ -158,6 +162,11 @@ def _check_outputs(args, command: str) -> str | None:
     inputs = getattr(args, "write_inputs", None)
     if inputs and os.path.exists(inputs) and not os.path.isdir(inputs):
         return f"--write-inputs {inputs} is a file; give a directory"
+    if inputs and os.path.isdir(inputs) and os.listdir(inputs) and not args.force:
+        return (f"--write-inputs {inputs} is not empty; pass --force to delete the case "
+                f"folders refopt wrote there (old outputs included), or give an empty directory")
+    if getattr(args, "force", False) and not inputs:
+        return "--force applies only with --write-inputs DIR"
     return None
 
 
@@ -311,7 +320,11 @@ def run_verify(args) -> int:
         if args.target:
             print("refopt verify: give either TARGET or --write-inputs, not both", file=sys.stderr)
             return 2
-        written = write_inputs(cases, args.write_inputs)
+        try:
+            written = write_inputs(cases, args.write_inputs, force=args.force)
+        except ValueError as exc:
+            print(f"refopt verify: --write-inputs {args.write_inputs}: {exc}", file=sys.stderr)
+            return 2
         print(f"wrote the inputs of {len(written)} cases under {args.write_inputs}; run your port "
               f"on them, then: refopt compare {args.rule} {args.write_inputs}")
         return 0

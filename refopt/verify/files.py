@@ -2,9 +2,18 @@
 
 ``refopt verify RULE --write-inputs DIR`` writes one folder per golden case with everything a port
 needs (hyperparameters, initial params, the gradient of every step, the learning rate of every
-step, the steps to record); the port runs each case and writes its trajectory next to the inputs;
-``refopt compare RULE DIR`` judges those outputs exactly as ``refopt verify`` judges an in-process
-port, diagnoses included. The format is documented in ``refopt/verify/PORTING.md``.
+step, the steps to record), twice: as JSON + ``.npz`` and as a flat layout that C reads with
+``fscanf``/``fread`` (``case.txt``, ``hyper.txt``, ``shapes.txt`` and raw little-endian ``.bin``
+arrays); the port runs each case and writes its trajectory next to the inputs; ``refopt compare
+RULE DIR`` judges those outputs exactly as ``refopt verify`` judges an in-process port, diagnoses
+included. The format is documented in ``refopt/verify/PORTING.md`` ("Ports in other languages").
+
+The inputs never say what is expected: an invalid case has the same files as a valid one (its
+stored case has no payload, so it gets a probe of four tensors and eight steps); the port must
+validate the hyperparameters itself and refuse (``output/error.txt`` or ``output.json
+{"error": ...}``) to pass. A port may declare a case it does not implement unsupported
+(``output/unsupported.txt`` or ``output.json {"unsupported": ...}``): ``n/a``, not counted.
+Outputs older than their inputs are refused (``stale``), never judged.
 
 Closed-loop cases are *replayed*: the inputs hold the gradients the reference computed along its
 own trajectory, so a foreign port needs no objective function; it is checked open loop on those
@@ -19,18 +28,31 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import zlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
-from .._io import atomic_savez, atomic_write_bytes, atomic_write_json, load_json, load_npz
+from .._io import (CorruptFileError, atomic_savez, atomic_write_bytes, atomic_write_json,
+                   load_json, load_npz, read_regular_bytes)
 
 FORMAT = "refopt-port-inputs"
-FORMAT_VERSION = "1.0.0"
+FORMAT_VERSION = "2.0.0"
 INPUTS_JSON, INPUTS_NPZ = "inputs.json", "inputs.npz"
-OUTPUT_NPZ, OUTPUT_JSON = "output.npz", "output.json"
+CASE_TXT, HYPER_TXT, SHAPES_TXT = "case.txt", "hyper.txt", "shapes.txt"
+OUTPUT_NPZ, OUTPUT_JSON, OUTPUT_DIR = "output.npz", "output.json", "output"
+ERROR_TXT, UNSUPPORTED_TXT = "error.txt", "unsupported.txt"
+INDEX_JSON = "index.json"
+#: Bounds of the reads of what a port wrote (a message file, output.json).
+MAX_MESSAGE_BYTES = 64 << 10
+MAX_OUTPUT_JSON_BYTES = 1 << 20
+# Per-step extras of AlphaAdam in output/ (raw files): little-endian dtype, one row per
+# recorded step after 0; "mask" rows are shaped like the tensor, the others are scalars.
+INFO_FILES = {"mask": ("u1", True), "alpha": ("<f8", False), "kept": ("<i8", False)}
+_TOKEN_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.:/=")
 
 
 def _json_value(value: Any) -> Any:
@@ -57,6 +79,72 @@ def _hex_value(value: Any) -> Any:
     return _json_value(value)
 
 
+def _token(name: str, text: str) -> str:
+    if not text or not set(text) <= _TOKEN_CHARS:
+        raise ValueError(f"hyperparameter {name}: {text!r} cannot be written as one token of "
+                         f"hyper.txt (letters, digits and _+-.:/= only)")
+    return text
+
+
+def hyper_lines(hyper: dict) -> list[str]:
+    """``hyper.txt``: one ``name type value text`` line per scalar hyperparameter (tuples
+    flattened as ``name.0``, ``name.1``); see PORTING.md."""
+    lines = []
+
+    def emit(name, v):
+        if isinstance(v, (tuple, list)):
+            for k, item in enumerate(v):
+                emit(f"{name}.{k}", item)
+        elif v is None:
+            lines.append(f"{name} none - none")
+        elif isinstance(v, (bool, np.bool_)):
+            lines.append(f"{name} bool {int(bool(v))} {'true' if v else 'false'}")
+        elif isinstance(v, str):
+            lines.append(f"{name} str {_token(name, v)} {v}")
+        elif isinstance(v, (int, np.integer, float, np.floating)):
+            try:
+                x = float(v)
+            except OverflowError:
+                raise ValueError(f"hyperparameter {name}: {v!r} is beyond float64") from None
+            lines.append(f"{name} f64 {x.hex()} {x!r}")
+        else:
+            raise ValueError(f"hyperparameter {name}: a {type(v).__name__} cannot be written "
+                             f"to hyper.txt")
+
+    for key in sorted(hyper):
+        emit(_token("name", key), hyper[key])
+    return lines
+
+
+def _port_hyper(case) -> dict:
+    """The hyperparameters as the port sees them: AlphaAdam's ``None`` (= the mode's default)
+    spelled out as the rule resolves it, so that an invalid case (stored unresolved) reads like
+    a valid one (stored resolved)."""
+    h = dict(case.hyper)
+    if case.rule == "alphaadam":
+        if h.get("eps", 0) is None and h.get("bias_correction") in ("hf", "torch"):
+            h["eps"] = 1e-6 if h["bias_correction"] == "hf" else 1e-8
+        if h.get("density_floor", 0) is None:
+            h["density_floor"] = 1e-2 if h.get("alpha_rule") == "soft" else 1e-3
+    return h
+
+
+def file_mode_case(case):
+    """``case`` as the file mode runs it. An invalid case stored without payload gets a probe
+    shaped like an ordinary case (four tensors of shapes (), (1,), (2, 3), (7,), eight steps,
+    every step recorded; values drawn from the case id), so its inputs do not tell it apart."""
+    if case.result != "invalid" or (case.init_params and int(case.n_steps or 0) > 0):
+        return case
+    dt = np.dtype(case.dtype or "float64")
+    rng = np.random.default_rng(zlib.crc32(case.case_id.encode()))
+    shapes, n = [(), (1,), (2, 3), (7,)], 8
+    init = [np.asarray(rng.normal(size=s), dtype=dt) for s in shapes]
+    grads = [np.asarray(rng.normal(size=(n,) + s), dtype=dt) for s in shapes]
+    return replace(case, init_params=init, grads=grads, grad_fn=None, n_steps=n,
+                   steps=np.arange(n + 1, dtype=np.int64), expected_params=[],
+                   expected_state={})
+
+
 def replay_case(case):
     """``case`` with an explicit gradient stream: closed-loop cases get the gradients the
     reference computed on its own trajectory (the payload's ``grad.*`` when the loader kept them,
@@ -75,61 +163,131 @@ def replay_case(case):
     return replace(case, grads=[np.asarray(g) for g in tr.grads], grad_fn=None)
 
 
-def _case_inputs(case, replayed: bool) -> tuple[dict, dict]:
+def _case_inputs(case, replayed: bool) -> tuple[dict, dict, dict]:
+    """(inputs.json, arrays, flat text files) of one case. Nothing in them says the case's
+    expected result: no ``result``, no flags."""
     dt = np.dtype(case.dtype)
     n = int(case.n_steps)
+    hyper = _port_hyper(case)
     lr = np.array([float(case.lr_schedule[k]) if case.lr_schedule is not None
-                   else float(case.hyper["lr"]) for k in range(n)], dtype=np.float64)
+                   else float(hyper["lr"]) for k in range(n)], dtype=np.float64)
     arrays = {"steps": np.asarray(case.steps, dtype=np.int64), "lr": lr}
-    tensors = []
+    tensors, shape_lines = [], []
     for i, p in enumerate(case.init_params):
         arrays[f"param.{i}"] = np.asarray(p, dtype=dt)
         arrays[f"grad.{i}"] = np.asarray(case.grads[i], dtype=dt).reshape((n,) + np.shape(p))
         tensors.append({"index": i, "shape": list(np.shape(p))})
+        shape = [int(d) for d in np.shape(p)]
+        shape_lines.append(" ".join(str(x) for x in [i, int(np.prod(shape)), len(shape)] + shape))
+    record = [int(s) for s in case.steps]
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "case_id": case.case_id,
-        "rule": case.rule, "dtype": str(dt), "result": case.result,
-        "hyper": {k: _json_value(v) for k, v in case.hyper.items()},
-        "hyper_hex": {k: _hex_value(v) for k, v in case.hyper.items()},
-        "n_steps": n, "record_steps": [int(s) for s in case.steps], "tensors": tensors,
+        "rule": case.rule, "dtype": str(dt),
+        "hyper": {k: _json_value(v) for k, v in hyper.items()},
+        "hyper_hex": {k: _hex_value(v) for k, v in hyper.items()},
+        "n_steps": n, "record_steps": record, "tensors": tensors,
+        "lr_schedule": case.lr_schedule is not None,
         "replayed_closed_loop": bool(replayed),
-        "flags": list(case.flags),
         "arrays": {k: {"file": f"{k}.bin", "dtype": np.asarray(v).dtype.newbyteorder("<").str,
                        "shape": list(np.shape(v))} for k, v in arrays.items()},
-        "output": {"npz": OUTPUT_NPZ, "refusal": OUTPUT_JSON,
+        "output": {"npz": OUTPUT_NPZ, "json": OUTPUT_JSON, "raw": f"{OUTPUT_DIR}/<key>.<i>.bin",
                    "params": "param.<i> shaped (len(record_steps), *shape), dtype as the case",
                    "optional_buffers": "exp_avg.<i>, exp_avg_sq.<i> in the same form",
-                   "optional_alphaadam": "in output.npz only: mask.<i> (bool, shaped "
-                                         "(len(record_steps) - 1, *shape)), alpha.<i> (float64) "
+                   "optional_alphaadam": "mask.<i> (bool; raw: uint8 0/1), shaped "
+                                         "(len(record_steps) - 1, *shape), alpha.<i> (float64) "
                                          "and kept.<i> (int64), shaped (len(record_steps) - 1,): "
-                                         "the values of the steps record_steps[1:]"},
+                                         "the values of the steps record_steps[1:]",
+                   "refusal": f"{OUTPUT_DIR}/{ERROR_TXT} or {OUTPUT_JSON} {{\"error\": ...}}",
+                   "unsupported": f"{OUTPUT_DIR}/{UNSUPPORTED_TXT} or {OUTPUT_JSON} "
+                                  f"{{\"unsupported\": ...}}"},
     }
-    return meta, arrays
+    case_txt = [f"format {FORMAT}", f"format_version {FORMAT_VERSION}",
+                f"case_id {_token('case_id', case.case_id)}", f"rule {case.rule}",
+                f"dtype {dt}", f"n_steps {n}", f"n_tensors {len(case.init_params)}",
+                f"n_record {len(record)}", "record_steps " + " ".join(map(str, [len(record)]
+                                                                       + record)),
+                f"lr_schedule {int(case.lr_schedule is not None)}",
+                "lr_per_step " + " ".join([str(n)] + [float(x).hex() for x in lr])]
+    texts = {CASE_TXT: "\n".join(case_txt) + "\n",
+             HYPER_TXT: "\n".join(hyper_lines(hyper)) + "\n",
+             SHAPES_TXT: "\n".join(shape_lines) + ("\n" if shape_lines else "")}
+    return meta, arrays, texts
 
 
-def write_inputs(cases: Iterable, directory: str | os.PathLike) -> list[str]:
+class DirectoryNotEmpty(ValueError):
+    """``write_inputs`` into a directory that already holds something, without ``force``."""
+
+
+def _is_case_folder(path: Path) -> bool:
+    """A folder refopt's write_inputs made: a real directory whose inputs.json has this
+    format and names the folder as its case."""
+    if path.is_symlink() or not path.is_dir():
+        return False
+    try:
+        meta = load_json(path / INPUTS_JSON, max_bytes=MAX_OUTPUT_JSON_BYTES * 16)
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT \
+        and meta.get("case_id") == path.name
+
+
+def clear_inputs(directory: str | os.PathLike) -> list[str]:
+    """Delete what :func:`write_inputs` wrote under ``directory``: every case folder (with the
+    port's outputs in it) and ``index.json``; anything else is left alone. Returns the case ids
+    removed."""
+    root = Path(directory)
+    removed = []
+    for entry in sorted(root.iterdir()):
+        if _is_case_folder(entry):
+            shutil.rmtree(entry)
+            removed.append(entry.name)
+    index = root / INDEX_JSON
+    if index.is_file() and not index.is_symlink():
+        try:
+            is_ours = (load_json(index, max_bytes=MAX_OUTPUT_JSON_BYTES * 16) or {}).get(
+                "format") == FORMAT
+        except (OSError, ValueError, AttributeError):
+            is_ours = False
+        if is_ours:
+            index.unlink()
+    return removed
+
+
+def write_inputs(cases: Iterable, directory: str | os.PathLike, *,
+                 force: bool = False) -> list[str]:
     """Write each case's inputs under ``directory/<case_id>/``; returns the case ids written.
 
     Every array is written twice: in ``inputs.npz`` and as a raw little-endian C-order ``.bin``
-    file (for languages without an NPY reader). ``directory/index.json`` lists the cases.
+    file; the metadata twice too: ``inputs.json`` and the flat ``case.txt``, ``hyper.txt`` and
+    ``shapes.txt``. ``directory/index.json`` lists the cases. A directory that holds anything
+    is refused (:class:`DirectoryNotEmpty`) unless ``force``, which first deletes what an
+    earlier ``write_inputs`` wrote there (:func:`clear_inputs`): stale outputs never survive.
     """
-    from . import _with_probe_inputs
-
     root = Path(directory)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"{root} is a file; give a directory")
+    if root.is_dir() and any(root.iterdir()):
+        if not force:
+            raise DirectoryNotEmpty(f"{root} is not empty; pass --force (force=True) to delete "
+                                    f"the case folders refopt wrote there, or give an empty "
+                                    f"directory")
+        clear_inputs(root)
     written = []
     for case in cases:
-        case = _with_probe_inputs(case)
+        case = file_mode_case(case)
         replayed = case.grads is None and case.result != "invalid"
-        meta, arrays = _case_inputs(replay_case(case), replayed)
+        meta, arrays, texts = _case_inputs(replay_case(case), replayed)
         folder = root / case.case_id
         atomic_savez(folder / INPUTS_NPZ, arrays)
         for key, value in arrays.items():
             le = np.ascontiguousarray(value, dtype=np.asarray(value).dtype.newbyteorder("<"))
             atomic_write_bytes(folder / f"{key}.bin", le.tobytes())
-        atomic_write_json(folder / INPUTS_JSON, meta)
+        for name, text in texts.items():
+            atomic_write_bytes(folder / name, text.encode("ascii"))
+        atomic_write_json(folder / INPUTS_JSON, meta)   # last: a complete folder has it
         written.append(case.case_id)
-    atomic_write_json(root / "index.json", {"format": FORMAT, "format_version": FORMAT_VERSION,
-                                            "cases": written})
+    atomic_write_json(root / INDEX_JSON, {"format": FORMAT, "format_version": FORMAT_VERSION,
+                                          "cases": written})
     return written
 
 
@@ -138,38 +296,123 @@ class NoOutput(Exception):
 
 
 class PortRefused(Exception):
-    """The port reported an error for the case (``output.json`` with ``"error"``)."""
+    """The port reported an error for the case (``error.txt`` or ``output.json`` "error")."""
+
+
+class PortUnsupported(Exception):
+    """The port declared the case unsupported (``unsupported.txt`` or ``output.json``
+    "unsupported"): not run."""
+
+
+class StaleOutput(Exception):
+    """An output file older than the case's inputs (left from an earlier run)."""
+
+
+def _mtime_ns(path: Path) -> int:
+    return os.stat(path).st_mtime_ns
+
+
+def _inputs_mtime(folder: Path) -> int:
+    """When the case's inputs were written (the newest of refopt's files)."""
+    names = [INPUTS_JSON, INPUTS_NPZ, CASE_TXT, HYPER_TXT, SHAPES_TXT]
+    return max((_mtime_ns(folder / n) for n in names if (folder / n).exists()), default=0)
+
+
+def _check_fresh(folder: Path, paths: list[Path], since: int) -> None:
+    stale = [p for p in paths if _mtime_ns(p) < since]
+    if stale:
+        names = ", ".join(str(p.relative_to(folder)) for p in stale[:3])
+        more = f" and {len(stale) - 3} more" if len(stale) > 3 else ""
+        raise StaleOutput(f"stale output: {names}{more} older than the case's inputs (left "
+                          f"from an earlier run?): not judged; rerun the port on {folder}")
+
+
+def _message(path: Path) -> str:
+    raw = read_regular_bytes(path, MAX_MESSAGE_BYTES)
+    text = raw.decode("utf-8", errors="replace").strip()
+    return text.splitlines()[0].strip() if text else "(no message)"
+
+
+def _raw_array(path: Path, dtype, count: int, what: str) -> np.ndarray:
+    """Exactly ``count`` values of ``dtype`` from a raw file, bounded by that size."""
+    dtype = np.dtype(dtype)
+    want = count * dtype.itemsize
+    try:
+        raw = read_regular_bytes(path, want)
+    except CorruptFileError as exc:
+        raise ValueError(f"{path}: {what}: expected {count} values of {dtype.str} ({want} "
+                         f"bytes): {exc}") from None
+    if len(raw) != want:
+        raise ValueError(f"{path}: {what}: {len(raw)} bytes, expected {count} values of "
+                         f"{dtype.str} ({want} bytes)")
+    return np.frombuffer(raw, dtype=dtype, count=count).copy()
 
 
 def read_output(folder: str | os.PathLike, case, buffers: tuple = ()):
     """The port's trajectory for ``case`` from ``folder`` as a :class:`PortRun`.
 
-    Raises :class:`PortRefused` for an ``output.json`` with an ``"error"`` and :class:`NoOutput`
-    when neither an ``output.npz`` nor ``output/param.<i>.bin`` files exist.
+    Raises :class:`PortRefused` for a refusal (``output/error.txt`` or ``output.json`` with an
+    ``"error"``), :class:`PortUnsupported` for ``output/unsupported.txt`` or ``output.json``
+    with ``"unsupported"``, :class:`StaleOutput` when an output file is older than the inputs,
+    and :class:`NoOutput` when the port wrote neither params nor a message.
     """
     from .adapters import PortRun
 
     folder = Path(folder)
+    since = _inputs_mtime(folder)
+    out_dir = folder / OUTPUT_DIR
+    for name, exc in ((ERROR_TXT, PortRefused), (UNSUPPORTED_TXT, PortUnsupported)):
+        path = out_dir / name
+        if path.exists():
+            _check_fresh(folder, [path], since)
+            raise exc(_message(path))
     if (folder / OUTPUT_JSON).exists():
-        report = load_json(folder / OUTPUT_JSON)
+        _check_fresh(folder, [folder / OUTPUT_JSON], since)
+        report = load_json(folder / OUTPUT_JSON, max_bytes=MAX_OUTPUT_JSON_BYTES)
         if isinstance(report, dict) and report.get("error"):
             raise PortRefused(str(report["error"]))
+        if isinstance(report, dict) and report.get("unsupported"):
+            raise PortUnsupported(str(report["unsupported"]))
     dt = np.dtype(case.dtype)
     n_rec = len(case.steps)
+    n_info = int(np.count_nonzero(np.asarray(case.steps) != 0))
     shapes = [tuple(np.shape(p)) for p in case.init_params]
+    sizes = [int(np.prod(s)) for s in shapes]
+    keys = ("param",) + tuple(b for b in buffers if b != "param")
     if (folder / OUTPUT_NPZ).exists():
+        _check_fresh(folder, [folder / OUTPUT_NPZ], since)
         data = load_npz(folder / OUTPUT_NPZ, required=tuple(f"param.{i}"
                                                             for i in range(len(shapes))))
-    elif (folder / "output").is_dir():
-        data = {}
-        for path in sorted((folder / "output").glob("*.bin")):
-            raw = np.fromfile(path, dtype=dt.newbyteorder("<"))
-            data[path.stem] = raw.astype(dt)
+    elif out_dir.is_dir():
+        data, read = {}, []
+        for key in keys:
+            for i, size in enumerate(sizes):
+                path = out_dir / f"{key}.{i}.bin"
+                if path.exists():
+                    data[f"{key}.{i}"] = _raw_array(path, dt.newbyteorder("<"), n_rec * size,
+                                                    f"{key}.{i} shaped {(n_rec,) + shapes[i]}"
+                                                    ).astype(dt)
+                    read.append(path)
+        for key, (code, per_step) in INFO_FILES.items():
+            for i, size in enumerate(sizes):
+                path = out_dir / f"{key}.{i}.bin"
+                if path.exists():
+                    count = n_info * (size if per_step else 1)
+                    a = _raw_array(path, code, count, f"{key}.{i}")
+                    if key == "mask":
+                        if a.size and a.max() > 1:
+                            raise ValueError(f"{path}: mask values must be 0 or 1 (uint8)")
+                        a = a.astype(bool)
+                    data[f"{key}.{i}"] = a
+                    read.append(path)
         missing = [f"param.{i}" for i in range(len(shapes)) if f"param.{i}" not in data]
         if missing:
-            raise NoOutput(f"{folder / 'output'}: missing {missing}")
+            raise NoOutput(f"{out_dir}: missing {', '.join(m + '.bin' for m in missing)}")
+        _check_fresh(folder, read, since)
     else:
-        raise NoOutput(f"{folder}: no {OUTPUT_NPZ}, output/*.bin or {OUTPUT_JSON}")
+        raise NoOutput(f"{folder}: no {OUTPUT_DIR}/param.<i>.bin, {OUTPUT_NPZ}, "
+                       f"{OUTPUT_DIR}/{ERROR_TXT}, {OUTPUT_DIR}/{UNSUPPORTED_TXT} or "
+                       f"{OUTPUT_JSON}")
 
     def history(key, shape):
         a = np.asarray(data[key])
@@ -186,8 +429,7 @@ def read_output(folder: str | os.PathLike, case, buffers: tuple = ()):
             state[b] = [history(f"{b}.{i}", s) for i, s in enumerate(shapes)]
     # AlphaAdam's optional per-step extras, as in the golden payload: at record_steps[1:].
     info = {}
-    n_info = int(np.count_nonzero(np.asarray(case.steps) != 0))
-    for key, per_step in (("mask", True), ("alpha", False), ("kept", False)):
+    for key, (_, per_step) in INFO_FILES.items():
         if all(f"{key}.{i}" in data for i in range(len(shapes))):
             arrays = []
             for i, shape in enumerate(shapes):
@@ -206,8 +448,12 @@ def listed_cases(directory: str | os.PathLike) -> list[dict]:
     root = Path(directory)
     out = []
     for path in sorted(root.glob(f"*/{INPUTS_JSON}")):
-        meta = load_json(path)
-        if isinstance(meta, dict) and meta.get("format") == FORMAT:
+        try:
+            meta = load_json(path, max_bytes=MAX_OUTPUT_JSON_BYTES * 16)
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, dict) and meta.get("format") == FORMAT \
+                and isinstance(meta.get("case_id"), str) and isinstance(meta.get("rule"), str):
             out.append(meta)
     return out
 
@@ -223,7 +469,7 @@ def compare_directory(rule: str, directory: str | os.PathLike, cases: Iterable |
     import fnmatch
 
     from ..registry import RULES, canonical_name
-    from . import CaseResult, ERROR, Report, _with_probe_inputs, judge, load_cases
+    from . import CaseResult, ERROR, NOT_RUN, Report, judge, load_cases
 
     target = canonical_name(rule)
     present = {m["case_id"]: m for m in listed_cases(directory)
@@ -236,17 +482,22 @@ def compare_directory(rule: str, directory: str | os.PathLike, cases: Iterable |
     buffers = tuple(RULES[target].cls.buffers)
     results = []
     for case in selected:
-        case = replay_case(_with_probe_inputs(case))
+        case = replay_case(file_mode_case(case))
         folder = Path(directory) / case.case_id
+        base = dict(case_id=case.case_id, dtype=str(case.dtype), result=case.result,
+                    flags=list(case.flags), hyper=dict(case.hyper or {}))
         try:
             run = read_output(folder, case, buffers)
         except PortRefused as exc:
             results.append(judge(case, None, exc, port_name=str(directory),
                                  with_diagnosis=diagnose))
             continue
-        except (NoOutput, ValueError) as exc:
-            results.append(CaseResult(case.case_id, str(case.dtype), case.result, ERROR,
-                                      message=str(exc), flags=list(case.flags)))
+        except PortUnsupported as exc:
+            results.append(CaseResult(status=NOT_RUN, message=f"not run: the port declares it unsupported: "
+                                              f"{exc}", **base))
+            continue
+        except (NoOutput, StaleOutput, ValueError) as exc:
+            results.append(CaseResult(status=ERROR, message=str(exc), **base))
             continue
         results.append(judge(case, run, None, port_name=str(directory), with_diagnosis=diagnose))
     return Report(rule=target, port=f"files in {directory}", results=results)
