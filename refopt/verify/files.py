@@ -45,7 +45,7 @@ INPUTS_JSON, INPUTS_NPZ = "inputs.json", "inputs.npz"
 CASE_TXT, HYPER_TXT, SHAPES_TXT = "case.txt", "hyper.txt", "shapes.txt"
 OUTPUT_NPZ, OUTPUT_JSON, OUTPUT_DIR = "output.npz", "output.json", "output"
 ERROR_TXT, UNSUPPORTED_TXT = "error.txt", "unsupported.txt"
-INDEX_JSON = "index.json"
+INDEX_JSON, INDEX_TXT = "index.json", "index.txt"
 #: Bounds of the reads of what a port wrote (a message file, output.json).
 MAX_MESSAGE_BYTES = 64 << 10
 MAX_OUTPUT_JSON_BYTES = 1 << 20
@@ -233,7 +233,7 @@ def _is_case_folder(path: Path) -> bool:
 
 def clear_inputs(directory: str | os.PathLike) -> list[str]:
     """Delete what :func:`write_inputs` wrote under ``directory``: every case folder (with the
-    port's outputs in it) and ``index.json``; anything else is left alone. Returns the case ids
+    port's outputs in it), ``index.json`` and ``index.txt``; anything else is left alone. Returns the case ids
     removed."""
     root = Path(directory)
     removed = []
@@ -250,6 +250,9 @@ def clear_inputs(directory: str | os.PathLike) -> list[str]:
             is_ours = False
         if is_ours:
             index.unlink()
+            text = root / INDEX_TXT
+            if text.is_file() and not text.is_symlink():
+                text.unlink()
     return removed
 
 
@@ -259,7 +262,7 @@ def write_inputs(cases: Iterable, directory: str | os.PathLike, *,
 
     Every array is written twice: in ``inputs.npz`` and as a raw little-endian C-order ``.bin``
     file; the metadata twice too: ``inputs.json`` and the flat ``case.txt``, ``hyper.txt`` and
-    ``shapes.txt``. ``directory/index.json`` lists the cases. A directory that holds anything
+    ``shapes.txt``. ``directory/index.json`` and ``index.txt`` list the cases. A directory that holds anything
     is refused (:class:`DirectoryNotEmpty`) unless ``force``, which first deletes what an
     earlier ``write_inputs`` wrote there (:func:`clear_inputs`): stale outputs never survive.
     """
@@ -288,6 +291,9 @@ def write_inputs(cases: Iterable, directory: str | os.PathLike, *,
         written.append(case.case_id)
     atomic_write_json(root / INDEX_JSON, {"format": FORMAT, "format_version": FORMAT_VERSION,
                                           "cases": written})
+    # The same list for C: the number of cases, then one case id (folder name) per line.
+    atomic_write_bytes(root / INDEX_TXT, "".join(f"{x}\n" for x in [len(written)] + written)
+                       .encode("ascii"))
     return written
 
 
