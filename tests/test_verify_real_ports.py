@@ -277,3 +277,18 @@ def test_a_broken_case_of_another_rule_does_not_block_verify(tmp_path):
     rep = verify_rule("adamx", torch_ports.AdamX, cases="adamx_official_defaults_*",
                       directory=suite)
     assert rep.results and rep.exit_status == 0, rep.table()
+
+
+def test_api_rows_construct_the_port_the_way_verify_does():
+    """--api builds the optimizer like verify: hyperparameters also in the param groups (the
+    official AdamS reads weight_decay from there only) and refopt's option names that reach
+    only **kwargs dropped where the port refuses them (heavyball's habit); before, every row of
+    both raised (KeyError: 'weight_decay'; TypeError: unknown keyword arguments)."""
+    from refopt.verify.api import check_api
+
+    groups = check_api("adams", lp.AdamSReadsGroups, variant={"bias_correction": True})
+    assert [r.status for r in groups.rows if r.status != "n/a"] == ["pass"] * 4, groups.table()
+    refusing = check_api("adamx", lp.AdamXRefusesUnknownKwargs)
+    assert not any("unknown keyword" in r.reason for r in refusing.rows), refusing.table()
+    assert [r.status for r in refusing.rows if r.status != "n/a"] == ["pass"] * 4, \
+        refusing.table()

@@ -100,8 +100,9 @@ def _grads(seed: int, n_steps: int = _STEPS) -> list:
 class _Harness:
     """Builds the port with the case's kwargs and runs it on given gradient streams."""
 
-    def __init__(self, torch, cls, kwargs: dict):
+    def __init__(self, torch, cls, kwargs: dict, unnamed: list = (), name: str = ""):
         self.torch, self.cls, self.kwargs = torch, cls, dict(kwargs)
+        self.unnamed, self.name = list(unnamed), name or cls.__qualname__
         rng = np.random.default_rng(12345)
         self.init = [rng.standard_normal(s) for s in _SHAPES]
 
@@ -109,7 +110,18 @@ class _Harness:
         return [self.torch.tensor(np.array(v, copy=True)) for v in (values or self.init)]
 
     def build(self, params, **over):
-        return self.cls(params, **{**self.kwargs, **over})
+        """Constructed as ``refopt verify`` constructs it: keywords that reach only its
+        ``**kwargs`` may be refused, and the common hyperparameters also go into every param
+        group that does not hold them (ports that read them from the groups only)."""
+        from .adapters import COMMON, construct
+
+        kwargs = {**self.kwargs, **over}
+        opt = construct(self.cls, (params,), kwargs, self.unnamed, self.name)
+        for group in opt.param_groups:
+            for key in COMMON:
+                if key in kwargs:
+                    group.setdefault(key, kwargs[key])
+        return opt
 
     def run(self, opt, params, grads, negate=False):
         for step in grads:
@@ -276,21 +288,34 @@ _CHECKS: dict[str, Callable] = {"state_dict": _check_state_dict,
                                 "tensor_lr": _check_tensor_lr, "foreach": _check_foreach}
 
 
-def _configure(rule: str, cls, options, variant) -> tuple[dict, str]:
+def _configure(rule: str, cls, options, variant) -> tuple[dict, str, list]:
+    """The kwargs of the first golden case the port can be built for (fewest keywords that
+    reach only its ``**kwargs`` first, then the ``defaults`` cases), its id, and those
+    keywords."""
+    import torch
+
     from . import load_cases
-    from .adapters import NotApplicable, TorchOptimizerPort
+    from .adapters import NotApplicable, TorchOptimizerPort, construct
 
     port = TorchOptimizerPort(cls, options, variant=variant)
-    cases = [c for c in load_cases(rule, dtype="float64") if c.result == "valid"]
-    cases.sort(key=lambda c: ("defaults" not in c.case_id, c.case_id))
-    reasons = []
-    for case in cases:
+    configured, reasons = [], []
+    for case in (c for c in load_cases(rule, dtype="float64") if c.result == "valid"):
         try:
             kwargs = port.configure(case)
         except NotApplicable as exc:
             reasons.append(str(exc))
             continue
-        return kwargs, case.case_id
+        configured.append((len(port.unnamed(case)), "defaults" not in case.case_id,
+                           case.case_id, kwargs, port.unnamed(case)))
+    for *_, case_id, kwargs, unnamed in sorted(configured, key=lambda c: c[:3]):
+        try:
+            construct(cls, ([torch.zeros(1, dtype=torch.float64)],), kwargs, unnamed, port.name)
+        except NotApplicable as exc:
+            reasons.append(str(exc))
+            continue
+        except Exception:    # the port's own error: the rows will show it
+            pass
+        return kwargs, case_id, unnamed
     raise ValueError(f"the port can express no golden case of {rule}"
                      + (f" ({reasons[0]})" if reasons else ""))
 
@@ -304,13 +329,13 @@ def check_api(rule: str, cls: Any, *, options: Mapping | None = None,
         raise TypeError(f"--api checks a torch.optim.Optimizer subclass, got "
                         f"{type(cls).__name__ if not isinstance(cls, type) else cls.__name__}")
     name = port_name or f"{cls.__module__}:{cls.__qualname__}"
-    kwargs, case_id = _configure(rule, cls, options, variant)
+    kwargs, case_id, unnamed = _configure(rule, cls, options, variant)
     kwargs.pop("lr", None)
     kwargs.pop("learning_rate", None)
     kwargs["lr"] = 1e-2
     if "weight_decay" in kwargs:
         kwargs["weight_decay"] = 0.05
-    h = _Harness(torch, cls, kwargs)
+    h = _Harness(torch, cls, kwargs, unnamed, name)
     rows = []
     for check, fn in _CHECKS.items():
         try:
