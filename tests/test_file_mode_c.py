@@ -6,7 +6,8 @@ reads only the flat layout (``case.txt``, ``hyper.txt``, ``shapes.txt``, raw ``.
 judged with ``refopt compare``: every case passes except the one the port declares unsupported
 (``n/a``). Each planted mistake (``-DMISTAKE_*``) fails with its cause named by the diagnosis.
 Also: the inputs do not reveal an invalid case; ``--write-inputs`` refuses a non-empty
-directory unless ``--force``; ``compare`` refuses outputs older than their inputs.
+directory unless ``--force``; ``compare`` refuses outputs older than their inputs (these two
+with the Python stand-in port ``tests/ports/foreign_adams.py``: no compiler needed).
 """
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from refopt.cli import main as refopt_main
+
+FOREIGN = Path(__file__).resolve().parent / "ports" / "foreign_adams.py"
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "c"
 SOURCES = ["port.c", "refopt_io.c"]
@@ -140,10 +144,15 @@ def test_inputs_do_not_reveal_an_invalid_case(tmp_path):
     assert shapes == "0 1 0\n1 1 1 1\n2 6 2 2 3\n3 7 1 7\n"   # an ordinary case's tensors
 
 
-def test_write_inputs_refuses_a_non_empty_directory_unless_force(build, tmp_path, capsys):
+def _foreign(directory: Path) -> None:
+    """The Python stand-in port (no compiler needed for the file-mode rules below)."""
+    subprocess.run([sys.executable, str(FOREIGN), str(directory)], check=True, timeout=120)
+
+
+def test_write_inputs_refuses_a_non_empty_directory_unless_force(tmp_path, capsys):
     d = tmp_path / "cases"
     _write("adams", d, "--cases", "adams_paper_defaults_*")
-    _run(build(), d)
+    _foreign(d)
     (d / "notes.txt").write_text("mine")
     capsys.readouterr()
     assert refopt_main(["verify", "adams", "--write-inputs", str(d), "--cases",
@@ -162,10 +171,10 @@ def test_write_inputs_refuses_a_non_empty_directory_unless_force(build, tmp_path
         "2", "adams_paper_decay_float32", "adams_paper_decay_float64"]
 
 
-def test_compare_refuses_outputs_older_than_their_inputs(build, tmp_path, capsys):
+def test_compare_refuses_outputs_older_than_their_inputs(tmp_path):
     d = tmp_path / "cases"
     _write("adams", d, "--cases", "adams_paper_de*_float64")
-    _run(build(), d)
+    _foreign(d)
     stale = d / "adams_paper_decay_float64" / "output" / "param.2.bin"
     inputs = (d / "adams_paper_decay_float64" / "inputs.json").stat().st_mtime_ns
     os.utime(stale, ns=(inputs - 10**9, inputs - 10**9))
@@ -176,7 +185,7 @@ def test_compare_refuses_outputs_older_than_their_inputs(build, tmp_path, capsys
     row = rows["adams_paper_decay_float64"]
     assert row["status"] == "ERROR" and "stale output: output/param.2.bin" in row["message"]
     # A port that refuses a valid case is an ERROR with its message, not a pass.
-    _run(build(), d)
+    _foreign(d)
     (d / "adams_paper_decay_float64" / "output" / "error.txt").write_text("no thanks\n")
     status, report = _compare("adams", d, tmp_path)
     row = {c["case_id"]: c for c in report["cases"]}["adams_paper_decay_float64"]
