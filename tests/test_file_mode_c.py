@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from refopt.cli import main as refopt_main
+from refopt.verify.files import compare_directory
 
 FOREIGN = Path(__file__).resolve().parent / "ports" / "foreign_adams.py"
 
@@ -101,9 +102,14 @@ def test_c_port_passes_every_case_it_supports(rule, build, tmp_path, capsys):
     refused = [c for c in passed if c["result"] == "invalid"]
     assert refused and all("refused as required" in c["message"] for c in refused)
     assert f"{len(refused)} refused" in said
-    # The state it wrote was compared too.
+    # The state it wrote was compared too, and the invariants that need it were checked.
     valid = [c for c in passed if c["result"] == "valid"]
     assert all(any(k.startswith("exp_avg.") for k in c["compared"]) for c in valid)
+    needs = {"adamx": "adamx_v_between_min_max_g2", "alphaadam": "alphaadam_kept_fraction"}
+    if rule in needs:
+        res = compare_directory(rule, d, pattern=f"{rule}_*_logcosh_float64").results[0]
+        checked = {r.id: r.status for r in res.invariants.results}
+        assert res.status == "pass" and checked[needs[rule]] == "pass", res.message
 
 
 @pytest.mark.parametrize("rule, mistake, key", [
@@ -190,3 +196,21 @@ def test_compare_refuses_outputs_older_than_their_inputs(tmp_path):
     status, report = _compare("adams", d, tmp_path)
     row = {c["case_id"]: c for c in report["cases"]}["adams_paper_decay_float64"]
     assert status == 1 and row["status"] == "ERROR" and "no thanks" in row["message"]
+
+
+def test_unsupported_json_and_malformed_outputs(tmp_path):
+    d = tmp_path / "cases"
+    _write("adams", d, "--cases", "adams_paper_de*_float32")
+    _foreign(d)
+    decay, defaults = d / "adams_paper_decay_float32", d / "adams_paper_defaults_float32"
+    (decay / "output.json").write_text('{"unsupported": "no weight decay here"}')
+    with open(defaults / "output" / "param.1.bin", "ab") as fh:     # one value too many
+        fh.write(b"\0\0\0\0")
+    rep = compare_directory("adams", d)
+    rows = {r.case_id: r for r in rep.results}
+    assert rows[decay.name].status == "n/a" and "no weight decay here" in rows[decay.name].message
+    bad = rows[defaults.name]
+    assert bad.status == "ERROR" and "param.1" in bad.message and "expected" in bad.message
+    for p in (defaults / "output").iterdir():
+        p.unlink()
+    assert compare_directory("adams", d).by_id(defaults.name).status == "ERROR"   # no output
