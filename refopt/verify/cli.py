@@ -3,7 +3,7 @@
 ::
 
     refopt verify RULE TARGET [--dtype float32|float64] [--option NAME=VALUE ...] [--cases PATTERN]
-    refopt verify RULE --write-inputs DIR [--dtype ...] [--cases ...]     # file mode, step 1
+    refopt verify RULE --write-inputs DIR [--force] [--dtype ...] [--cases ...]  # file mode, 1
     refopt compare RULE DIR [--dtype ...] [--cases ...]                    # file mode, step 2
 
 TARGET is ``module:attribute`` importable from the current directory (a torch.optim.Optimizer
@@ -162,10 +162,11 @@ def _check_outputs(args, command: str) -> str | None:
     inputs = getattr(args, "write_inputs", None)
     if inputs and os.path.exists(inputs) and not os.path.isdir(inputs):
         return f"--write-inputs {inputs} is a file; give a directory"
-    if inputs and os.path.isdir(inputs) and os.listdir(inputs) and not args.force:
+    force = getattr(args, "force", False)
+    if inputs and os.path.isdir(inputs) and os.listdir(inputs) and not force:
         return (f"--write-inputs {inputs} is not empty; pass --force to delete the case "
                 f"folders refopt wrote there (old outputs included), or give an empty directory")
-    if getattr(args, "force", False) and not inputs:
+    if force and not inputs:
         return "--force applies only with --write-inputs DIR"
     return None
 
@@ -321,7 +322,7 @@ def run_verify(args) -> int:
             print("refopt verify: give either TARGET or --write-inputs, not both", file=sys.stderr)
             return 2
         try:
-            written = write_inputs(cases, args.write_inputs, force=args.force)
+            written = write_inputs(cases, args.write_inputs, force=getattr(args, "force", False))
         except ValueError as exc:
             print(f"refopt verify: --write-inputs {args.write_inputs}: {exc}", file=sys.stderr)
             return 2

@@ -233,8 +233,8 @@ def _is_case_folder(path: Path) -> bool:
 
 def clear_inputs(directory: str | os.PathLike) -> list[str]:
     """Delete what :func:`write_inputs` wrote under ``directory``: every case folder (with the
-    port's outputs in it), ``index.json`` and ``index.txt``; anything else is left alone. Returns the case ids
-    removed."""
+    port's outputs in it), ``index.json`` and ``index.txt``; anything else is left alone.
+    Returns the case ids removed."""
     root = Path(directory)
     removed = []
     for entry in sorted(root.iterdir()):
@@ -262,9 +262,10 @@ def write_inputs(cases: Iterable, directory: str | os.PathLike, *,
 
     Every array is written twice: in ``inputs.npz`` and as a raw little-endian C-order ``.bin``
     file; the metadata twice too: ``inputs.json`` and the flat ``case.txt``, ``hyper.txt`` and
-    ``shapes.txt``. ``directory/index.json`` and ``index.txt`` list the cases. A directory that holds anything
-    is refused (:class:`DirectoryNotEmpty`) unless ``force``, which first deletes what an
-    earlier ``write_inputs`` wrote there (:func:`clear_inputs`): stale outputs never survive.
+    ``shapes.txt``. ``directory/index.json`` and ``index.txt`` list the cases. A directory that
+    holds anything is refused (:class:`DirectoryNotEmpty`) unless ``force``, which first deletes
+    what an earlier ``write_inputs`` wrote there (:func:`clear_inputs`): stale outputs never
+    survive.
     """
     root = Path(directory)
     if root.exists() and not root.is_dir():
@@ -499,8 +500,8 @@ def compare_directory(rule: str, directory: str | os.PathLike, cases: Iterable |
                                  with_diagnosis=diagnose))
             continue
         except PortUnsupported as exc:
-            results.append(CaseResult(status=NOT_RUN, message=f"not run: the port declares it unsupported: "
-                                              f"{exc}", **base))
+            results.append(CaseResult(status=NOT_RUN, message=f"not run: the port declares it "
+                                                              f"unsupported: {exc}", **base))
             continue
         except (NoOutput, StaleOutput, ValueError) as exc:
             results.append(CaseResult(status=ERROR, message=str(exc), **base))
