@@ -274,7 +274,7 @@ def failure_pattern(results) -> str:
                          + " / ".join(sorted(common)))
     good = [r for r in results if r.status in (PASS, ACCEPTABLE, ADVISORY)]
     parts += _hyper_patterns([r for r in bad if r.result != "invalid"],
-                             [r for r in good if r.result != "invalid"])
+                             [r for r in results if r.status == PASS and r.result == "valid"])
     for dtype in ("float32", "float64"):
         if all(r.dtype == dtype for r in bad) and good and not any(r.dtype == dtype
                                                                    for r in good):
@@ -290,7 +290,7 @@ def _hyper_patterns(bad, good) -> list:
     """Hyperparameters that separate the failing valid cases from the passing ones: every
     failure has weight_decay > 0 and no pass does; every failure has bias_correction='torch'
     and no pass does."""
-    if not bad or not good:
+    if len(bad) < 2 or len(good) < 2:   # one case on either side is no pattern
         return []
     out = []
     keys = sorted(set().union(*(r.hyper for r in bad)) & set().union(*(r.hyper for r in good)))
