@@ -188,9 +188,15 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _default_sigint() -> None:
+    # A test run started in the background of a non-interactive shell inherits SIGINT ignored,
+    # and Python keeps an inherited SIG_IGN: the CLI would never see the signal under test.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _sweep_cli(spec: Path, *extra: str) -> subprocess.Popen:
     return _python("import sys; from refopt.cli import main; sys.exit(main(sys.argv[1:]))",
-                   "sweep", str(spec), *extra)
+                   "sweep", str(spec), *extra, preexec_fn=_default_sigint)
 
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
