@@ -12,42 +12,22 @@ those too; refopt never ships their code.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
-import types
 from pathlib import Path
 
 import pytest
 
 from refopt.verify import verify_rule
 
+sys.path.insert(0, str(Path(__file__).parent / "ports"))
+import public_ports  # noqa: E402
+
 torch = pytest.importorskip("torch", reason="torch is optional (extra refopt[torch])")
 
 
 def _timm_adamw():
-    """timm's AdamWLegacy from the installed package, without ``timm/__init__``."""
-    spec = importlib.util.find_spec("timm")
-    if spec is None:
-        pytest.skip("timm is optional (extra refopt[conformance]; make test installs it)")
-    try:
-        return importlib.import_module("timm.optim.adamw").AdamWLegacy
-    except ImportError:
-        pass  # timm/__init__ needs torchvision: load the optimizer module on its own
-    root = Path(spec.origin).parent
-    saved = {k: sys.modules.get(k) for k in ("timm", "timm.optim")}
-    try:
-        for name, path in (("timm", root), ("timm.optim", root / "optim")):
-            stub = types.ModuleType(name)
-            stub.__path__ = [str(path)]
-            sys.modules[name] = stub
-        return importlib.import_module("timm.optim.adamw").AdamWLegacy
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
+    return public_ports.timm_adamw()
 
 
 def test_timm_cautious_adamw_passes_as_the_torch_eps_cadamw():

@@ -145,7 +145,6 @@ def test_colour_and_progress_only_on_a_terminal(monkeypatch):
     assert terminal_progress("x", quiet=True, stream=_Tty()) is None
     tty = _Tty()
     progress = terminal_progress("refopt verify adams", stream=tty)
-    verify_rule("adams", "numpy", cases="adams_paper_defaults_*")  # the API prints nothing
     rep = verify_cases(refopt.verify.load_cases("adams", cases="adams_paper_defaults_*"),
                        "numpy", rule="adams", progress=progress)
     assert rep.passed

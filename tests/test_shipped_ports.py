@@ -6,12 +6,9 @@ and the ``--api`` framework check (refopt.verify.api) on refopt's ports and on p
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import io
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -372,23 +369,10 @@ def test_api_names_what_a_port_gets_wrong(rt):
 
 
 def _timm_adamw():
-    spec = importlib.util.find_spec("timm")
-    if spec is None:
-        pytest.skip("timm is optional (extra refopt[conformance])")
-    root = Path(spec.origin).parent
-    saved = {k: sys.modules.get(k) for k in ("timm", "timm.optim")}
-    try:
-        for name, path in (("timm", root), ("timm.optim", root / "optim")):
-            stub = types.ModuleType(name)
-            stub.__path__ = [str(path)]
-            sys.modules[name] = stub
-        return importlib.import_module("timm.optim.adamw").AdamWLegacy
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
+    sys.path.insert(0, str(Path(__file__).parent / "ports"))
+    import public_ports
+
+    return public_ports.timm_adamw()
 
 
 def test_api_on_public_ports(rt):

@@ -262,6 +262,25 @@ def _cases_from(args):
                         f"folder of them")
 
 
+def _target(args):
+    """The imported TARGET, or the exit status 2 after one line on stderr (an import that
+    fails, or a refopt backend that cannot run here)."""
+    try:
+        target = load_target(args.target)
+    except (ImportError, ValueError) as exc:
+        print(f"refopt verify: cannot import {args.target!r}: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(target, str):  # a backend: say at once if it cannot run here
+        from ..registry import get_rule
+
+        try:
+            get_rule(args.rule, backend=target)
+        except (ImportError, RuntimeError) as exc:
+            print(f"refopt verify: {exc}", file=sys.stderr)
+            return 2
+    return target
+
+
 def run_fuzz(args, target) -> int:
     from . import Report
     from .fuzz import fuzz
@@ -269,6 +288,7 @@ def run_fuzz(args, target) -> int:
     try:
         result = fuzz(args.rule, target, args.fuzz, seed=args.seed, dtype=args.dtype,
                       options=dict(args.option), variant=dict(args.variant),
+                      adapter=args.adapter, strict=args.strict,
                       save_to=args.fuzz_out,
                       progress=terminal_progress(f"refopt verify {args.rule} --fuzz",
                                                  args.quiet))
@@ -302,12 +322,8 @@ def run_verify(args) -> int:
         if not args.target:
             print("refopt verify: --fuzz needs a TARGET", file=sys.stderr)
             return 2
-        try:
-            target = load_target(args.target)
-        except (ImportError, ValueError) as exc:
-            print(f"refopt verify: cannot import {args.target!r}: {exc}", file=sys.stderr)
-            return 2
-        return run_fuzz(args, target)
+        target = _target(args)
+        return target if isinstance(target, int) else run_fuzz(args, target)
     try:
         cases = load_cases(args.rule, dtype=args.dtype, cases=pattern, directory=suite)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
@@ -333,19 +349,9 @@ def run_verify(args) -> int:
         print("refopt verify: TARGET (module:attribute) or --write-inputs DIR is required",
               file=sys.stderr)
         return 2
-    try:
-        target = load_target(args.target)
-    except (ImportError, ValueError) as exc:
-        print(f"refopt verify: cannot import {args.target!r}: {exc}", file=sys.stderr)
-        return 2
-    if isinstance(target, str):  # a backend: say at once if it cannot run here
-        from ..registry import get_rule
-
-        try:
-            get_rule(args.rule, backend=target)
-        except (ImportError, RuntimeError) as exc:
-            print(f"refopt verify: {exc}", file=sys.stderr)
-            return 2
+    target = _target(args)
+    if isinstance(target, int):
+        return target
     try:
         report = verify_cases(cases, target, options=dict(args.option), adapter=args.adapter,
                               rule=args.rule, diagnose=not args.no_diagnose,

@@ -179,6 +179,7 @@ def _shrinks(spec, rule: str):
 
 def fuzz(rule: str, port: Any, n_draws: int, *, seed: int = 0, dtype: str | None = None,
          options: Mapping | None = None, variant: Mapping | None = None,
+         adapter: str = "auto", strict: bool = False,
          save_to: str | Path | None = None, progress: Callable | None = None) -> FuzzResult:
     """Draw up to ``n_draws`` random cases of ``rule`` and run each through ``port``; stop at the
     first failure, shrink it and (with ``save_to``, a directory) save the minimal case."""
@@ -198,7 +199,7 @@ def fuzz(rule: str, port: Any, n_draws: int, *, seed: int = 0, dtype: str | None
         with warnings.catch_warnings():   # an idle option of a random draw is the draw's
             warnings.simplefilter("ignore", HyperparameterWarning)
             rep = verify_cases([case], port, options=options, variant=variant, rule=rule,
-                               diagnose=with_diagnosis)
+                               adapter=adapter, strict=strict, diagnose=with_diagnosis)
         return rep.results[0], case
 
     with tempfile.TemporaryDirectory(prefix="refopt-fuzz-") as tmp:
