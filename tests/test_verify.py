@@ -260,7 +260,7 @@ def test_optax_port_passes(optax_ports, rule, name, options):
     ("alphaadam", "alphaadam_cautious", "alphaadam_mask_from_m_t")])
 def test_optax_planted_mistake_fails_with_its_diagnosis(optax_ports, rule, name, key):
     rep = verify_cases([casekit.make_case(rule)], getattr(optax_ports, name))
-    assert rep.results[0].status == "FAIL"
+    assert rep.results[0].status == "FAIL", rep.results[0].message
     assert rep.results[0].diagnosis.keys == [key]
 
 
@@ -746,3 +746,15 @@ def test_cli_verify_an_unusable_backend_exits_2_with_the_reason(capsys):
         pytest.skip("CuPy and a GPU are usable here")
     assert refopt_main(["verify", "adams", "cupy"]) == 2
     assert reason in capsys.readouterr().err
+
+
+def test_adamx_naive_coefficient_form_is_named():
+    """The official AdamNX code forms beta2_t by pow, which cancels for beta2 near 1: a fuzz
+    draw with beta2 = 0.9999 found it diagnosed as float32 scalars before this mistake existed."""
+    case = casekit.make_case("adamx", n_steps=4, betas=(0.95, 0.9999))
+    import refopt
+
+    naive = lambda **hyper: refopt.get_rule("adamx", **{**hyper, "coef_form": "naive"})  # noqa: E731
+    rep = verify_cases([case], naive, rule="adamx")
+    assert rep.results[0].status == "FAIL", rep.results[0].message
+    assert rep.results[0].diagnosis.keys == ["adamx_naive_coef"], rep.table()

@@ -32,6 +32,8 @@ key                             mistake                                         
 ``alphaadam_mask_from_m_t``     the mask from :math:`m_t`: Cautious, not AlphaAdam    alphaadam
 ``alphaadam_no_mask``           no mask at all: plain AdamW                           alphaadam
 ``plain_adamw``                 torch.optim.AdamW with the same hyperparameters      adamx, adams
+``adamx_naive_coef``            AdamX beta2_t in the naive pow form (and              adamx
+                                ``adamx_expm1_coef`` the reverse)
 ``sgdm_dampened_first_step``    first momentum buffer (1-dampening)*g instead of g    sgdm
 ``ignores:NAME``                an option taken by name and ignored (the default's    every rule
                                 numbers)
@@ -598,6 +600,17 @@ MISTAKES: tuple = (
             _decoupled, lambda c: _mutant(c, "wd_coupled")),
     Mistake("wd_after_step", "decoupled weight decay applied after the step instead of before it",
             ("adamx", "adams", "alphaadam"), _decoupled, lambda c: _mutant(c, "wd_after_step")),
+    Mistake("adamx_naive_coef", "AdamX's beta2_t in the naive form (1 - b2^((1-b2)(t-1))) / "
+            "(1 - b2^((1-b2)t)), which cancels for b2 near 1, where the case has the expm1 form "
+            "(the official AdamNX code; declare --variant coef_form=naive if the port means it)",
+            # Visible in float64 only where the pow form loses more than ~6 digits to the
+            # cancellation (1 - b2 <= 1e-3); at b2 = 0.99 it stays within rtol 1e-10.
+            ("adamx",), lambda c: c.hyper.get("coef_form", "expm1") == "expm1"
+            and str(c.dtype) == "float64" and 1.0 - float(c.hyper["betas"][1]) <= 1e-3,
+            lambda c: _with(c, coef_form="naive")),
+    Mistake("adamx_expm1_coef", "AdamX's beta2_t in the stable expm1 form where the case has "
+            "the naive form (coef_form='naive')", ("adamx",),
+            lambda c: c.hyper.get("coef_form") == "naive", lambda c: _with(c, coef_form="expm1")),
     Mistake("alphaadam_mask_from_m_t",
             "mask from the updated m_t (m_t*g > 0) instead of m_{t-1}: this is Cautious "
             "(C-AdamW, arXiv 2411.16085), not AlphaAdam", ("alphaadam",),
@@ -671,7 +684,7 @@ MISTAKES: tuple = (
 #: missing_bias_correction, alphaadam's and the baselines' is hf_style_eps, cadamw's scaling and
 #: alphaadam's count+1 are count_rescale).
 _COMMON_HYPER = ("lr", "betas", "eps", "weight_decay", "nonfinite")
-_NAMED_RESETS = {"bias_correction": None, "scaling": None, "alpha_rule": "count+1"}
+_NAMED_RESETS = {"bias_correction": None, "scaling": None, "alpha_rule": "count+1", "coef_form": None}
 
 
 def _ignored_option_mistakes(case) -> list:
