@@ -4,7 +4,8 @@ Every golden case of AdamX, AdamS and AlphaAdam (float32 and float64, the invali
 included) is written with ``refopt verify RULE --write-inputs``, run by the C binary, which
 reads only the flat layout (``case.txt``, ``hyper.txt``, ``shapes.txt``, raw ``.bin``), and
 judged with ``refopt compare``: every case passes except the one the port declares unsupported
-(``n/a``). Each planted mistake (``-DMISTAKE_*``) fails with its cause named by the diagnosis.
+(``n/a``). Each planted mistake (``-DMISTAKE_*``) fails with its cause named by the diagnosis,
+also where it shows only after the pointwise horizon.
 Also: the inputs do not reveal an invalid case; ``--write-inputs`` refuses a non-empty
 directory unless ``--force``; ``compare`` refuses outputs older than their inputs (these two
 with the Python stand-in port ``tests/ports/foreign_adams.py``: no compiler needed).
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from refopt.cli import main as refopt_main
-from refopt.verify.files import compare_directory
+from refopt.verify.files import compare_directory, port_case_id
 
 FOREIGN = Path(__file__).resolve().parent / "ports" / "foreign_adams.py"
 
@@ -134,11 +135,25 @@ def test_each_planted_mistake_fails_with_its_cause_named(rule, mistake, key, bui
     assert f"match {key}" in out
 
 
+def test_a_planted_mistake_seen_only_after_the_horizon_is_named(build, tmp_path, capsys):
+    """AlphaAdam's float32 Rosenbrock case has pointwise horizon 0: the C port with the mask
+    from m_t matches "up to the horizon" and fails only the final loss; the diagnosis names
+    the mistake by the final loss (flagged as the weaker evidence)."""
+    d = tmp_path / "cases"
+    _write("alphaadam", d, "--cases", "alphaadam_paper-v1_rosenbrock4_float32")
+    _run(build("ALPHAADAM_MASK_M_T"), d)
+    status, report = _compare("alphaadam", d, tmp_path)
+    (case,) = report["cases"]
+    assert status == 1 and case["status"] == "FAIL", capsys.readouterr().out
+    assert case["matching_mistakes"] == ["alphaadam_mask_from_m_t"], case["diagnosis"]
+    assert case["diagnosis"].startswith("after the pointwise horizon, the port's final loss")
+
+
 def test_inputs_do_not_reveal_an_invalid_case(tmp_path):
     d = tmp_path / "cases"
     _write("alphaadam", d, "--cases", "alphaadam_paper-v1_[il]*_float64")
-    invalid = d / "alphaadam_paper-v1_invalid-lr-inf_float64"
-    valid = d / "alphaadam_paper-v1_logcosh_float64"
+    invalid = d / port_case_id("alphaadam_paper-v1_invalid-lr-inf_float64")
+    valid = d / port_case_id("alphaadam_paper-v1_logcosh_float64")
     assert sorted(p.name for p in invalid.iterdir()) == sorted(p.name for p in valid.iterdir())
     for folder in (invalid, valid):
         meta = json.loads((folder / "inputs.json").read_text())
@@ -170,19 +185,19 @@ def test_write_inputs_refuses_a_non_empty_directory_unless_force(tmp_path, capsy
     assert "--force" in capsys.readouterr().err
     _write("adams", d, "--force", "--cases", "adams_paper_decay_*")
     # The old case folders (with the port's outputs) are gone, the user's file stays.
-    assert sorted(p.name for p in d.iterdir()) == [
-        "adams_paper_decay_float32", "adams_paper_decay_float64", "index.json", "index.txt",
-        "notes.txt"]
-    assert (d / "index.txt").read_text().split() == [
-        "2", "adams_paper_decay_float32", "adams_paper_decay_float64"]
+    decay = [port_case_id(f"adams_paper_decay_{dt}") for dt in ("float32", "float64")]
+    assert sorted(p.name for p in d.iterdir()) == sorted(
+        decay + ["index.json", "index.txt", "notes.txt"])
+    assert (d / "index.txt").read_text().split() == ["2"] + decay
 
 
 def test_compare_refuses_outputs_older_than_their_inputs(tmp_path):
     d = tmp_path / "cases"
     _write("adams", d, "--cases", "adams_paper_de*_float64")
     _foreign(d)
-    stale = d / "adams_paper_decay_float64" / "output" / "param.2.bin"
-    inputs = (d / "adams_paper_decay_float64" / "inputs.json").stat().st_mtime_ns
+    folder = d / port_case_id("adams_paper_decay_float64")
+    stale = folder / "output" / "param.2.bin"
+    inputs = (folder / "inputs.json").stat().st_mtime_ns
     os.utime(stale, ns=(inputs - 10**9, inputs - 10**9))
     status, report = _compare("adams", d, tmp_path)
     rows = {c["case_id"]: c for c in report["cases"]}
@@ -192,7 +207,7 @@ def test_compare_refuses_outputs_older_than_their_inputs(tmp_path):
     assert row["status"] == "ERROR" and "stale output: output/param.2.bin" in row["message"]
     # A port that refuses a valid case is an ERROR with its message, not a pass.
     _foreign(d)
-    (d / "adams_paper_decay_float64" / "output" / "error.txt").write_text("no thanks\n")
+    (folder / "output" / "error.txt").write_text("no thanks\n")
     status, report = _compare("adams", d, tmp_path)
     row = {c["case_id"]: c for c in report["cases"]}["adams_paper_decay_float64"]
     assert status == 1 and row["status"] == "ERROR" and "no thanks" in row["message"]
@@ -202,15 +217,17 @@ def test_unsupported_json_and_malformed_outputs(tmp_path):
     d = tmp_path / "cases"
     _write("adams", d, "--cases", "adams_paper_de*_float32")
     _foreign(d)
-    decay, defaults = d / "adams_paper_decay_float32", d / "adams_paper_defaults_float32"
+    decay_id, defaults_id = "adams_paper_decay_float32", "adams_paper_defaults_float32"
+    decay, defaults = d / port_case_id(decay_id), d / port_case_id(defaults_id)
     (decay / "output.json").write_text('{"unsupported": "no weight decay here"}')
     with open(defaults / "output" / "param.1.bin", "ab") as fh:     # one value too many
         fh.write(b"\0\0\0\0")
     rep = compare_directory("adams", d)
     rows = {r.case_id: r for r in rep.results}
-    assert rows[decay.name].status == "n/a" and "no weight decay here" in rows[decay.name].message
-    bad = rows[defaults.name]
+    assert rows[decay_id].status == "n/a" and "no weight decay here" in rows[decay_id].message
+    assert rows[decay_id].folder == decay.name
+    bad = rows[defaults_id]
     assert bad.status == "ERROR" and "param.1" in bad.message and "expected" in bad.message
     for p in (defaults / "output").iterdir():
         p.unlink()
-    assert compare_directory("adams", d).by_id(defaults.name).status == "ERROR"   # no output
+    assert compare_directory("adams", d).by_id(defaults_id).status == "ERROR"   # no output

@@ -8,6 +8,7 @@ with the mistake named. Most tests use small cases built here from ``refopt.traj
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import math
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from refopt.verify import load_cases, verify_cases, verify_rule
 from refopt.verify.adapters import NotApplicable, case_kwargs, make_port, run_case
 from refopt.verify.compare import compare_trajectories, lre, ulp_distance, violation
 from refopt.verify.diagnose import MISTAKES, _mutant, mistakes_for, replace_tolerance
-from refopt.verify.files import compare_directory, write_inputs
+from refopt.verify.files import compare_directory, port_case_id, replay_case, write_inputs
 
 PORTS = Path(__file__).parent / "ports"
 sys.path.insert(0, str(PORTS))
@@ -104,6 +105,32 @@ def test_every_planted_mutant_is_diagnosed_as_itself_and_nothing_else(rule):
             res = rep.results[0]
             assert res.status == "FAIL", mistake.key
             assert res.diagnosis.keys == [mistake.key], (mistake.key, res.diagnosis.message)
+
+
+def test_a_mistake_visible_only_after_the_horizon_is_named_by_the_final_loss(suite_ids):
+    """A float32 case whose pointwise horizon is 0 (rounding alone parts trajectories there):
+    the port matches "up to the horizon", fails final_loss after it, and the diagnosis names the
+    mistake whose final loss the port has, flagged as the weaker, after-horizon evidence."""
+    # As the file mode runs it: open loop on the reference's gradients (closed loop, the
+    # mutant finds its own way to a final loss within tolerance of the golden one).
+    case = replay_case(suite_ids["alphaadam_paper-v1_rosenbrock4_float32"])
+    assert case.tolerance["pointwise_horizon"] == 0 and case.grads is not None
+    mutant = _mutant(case, "alphaadam_mask_from_m_t")
+    res = verify_cases([case], lambda **h: mutant, rule="alphaadam").results[0]
+    assert res.status == "FAIL" and res.comparison.passed
+    assert [r.id for r in res.invariants.failed] == ["final_loss"], res.message
+    assert res.diagnosis.after_horizon and res.diagnosis.keys == ["alphaadam_mask_from_m_t"]
+    assert res.diagnosis.message.startswith("after the pointwise horizon, the port's final loss")
+    # The reference itself passes; a port whose final loss no mistake gives is said so.
+    assert verify_cases([case], "numpy").passed
+    import refopt
+
+    def off(**hyper):   # another beta1: no known mistake's final loss (124x off at best)
+        return refopt.get_rule("alphaadam", **{**hyper, "betas": (0.8, 0.999)})
+
+    res = verify_cases([case], off, rule="alphaadam").results[0]
+    assert res.status == "FAIL" and res.diagnosis.after_horizon and not res.diagnosis.matches
+    assert "no known mistake gives the port's final loss" in res.diagnosis.message
 
 
 def test_catalogue_names_every_mistake_of_the_issue():
@@ -276,7 +303,7 @@ def test_file_mode_round_trip(tmp_path):
              + [casekit.invalid_case("adams", lr=math.nan)])
     written = write_inputs(cases, tmp_path)
     assert written == [c.case_id for c in cases]
-    meta = json.loads((tmp_path / cases[1].case_id / "inputs.json").read_text())
+    meta = json.loads((tmp_path / port_case_id(cases[1].case_id) / "inputs.json").read_text())
     assert meta["replayed_closed_loop"] and meta["arrays"]["grad.0"]["shape"][0] == 12
     _foreign(tmp_path)
     rep = compare_directory("adams", tmp_path, cases)
@@ -288,10 +315,38 @@ def test_file_mode_round_trip(tmp_path):
     for res in rep.results[:-1]:
         assert res.status == "FAIL" and res.diagnosis.keys == ["adams_m_t_denominator"]
     # A case folder without output is an error, not a pass.
-    for p in (tmp_path / cases[0].case_id / "output").iterdir():
+    for p in (tmp_path / port_case_id(cases[0].case_id) / "output").iterdir():
         p.unlink()
     rep = compare_directory("adams", tmp_path, cases)
     assert rep.results[0].status == "ERROR"
+
+
+def test_file_mode_inputs_do_not_reveal_the_expected_result(tmp_path):
+    """Folder names, inputs.json, case.txt and the index carry an opaque name, never the golden
+    case id (``invalid-...`` would tell the port to refuse) nor a result or flag; compare maps
+    the folders back and shows both names."""
+    valid = _cases("adams")[:1]
+    invalid = casekit.invalid_case("adams", lr=math.nan)
+    cases = valid + [invalid]
+    write_inputs(cases, tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    assert names == sorted(port_case_id(c.case_id) for c in cases)
+    assert all(n.startswith("case-") and len(n) == 17 for n in names)
+    listing = [json.loads((tmp_path / "index.json").read_text())["cases"],
+               (tmp_path / "index.txt").read_text().split()[1:]]
+    assert listing[0] == listing[1] == [port_case_id(c.case_id) for c in cases]
+    folder = tmp_path / port_case_id(invalid.case_id)
+    texts = [(folder / f).read_text() for f in ("inputs.json", "case.txt", "hyper.txt")]
+    for text in texts + [(tmp_path / "index.json").read_text()]:
+        assert invalid.case_id not in text and "invalid" not in text and '"result"' not in text
+    assert json.loads(texts[0])["case_id"] == folder.name
+    _foreign(tmp_path)
+    rep = compare_directory("adams", tmp_path, cases)
+    assert [r.case_id for r in rep.results] == [c.case_id for c in cases]
+    assert [r.folder for r in rep.results] == [port_case_id(c.case_id) for c in cases]
+    table = rep.table()
+    assert "folder" in table.splitlines()[1] and port_case_id(invalid.case_id) in table
+    assert rep.to_dict()["cases"][1]["folder"] == port_case_id(invalid.case_id)
 
 
 # -- the committed suite and the command line ------------------------------------------------
@@ -689,7 +744,7 @@ def test_file_mode_judges_the_invariants(suite_ids, tmp_path):
     # Only every 10th step is in the output: the k-step form of the bound, said so.
     assert bound.status == "pass" and "10 apart" in bound.detail and "k*lr*sqrt(C)" in bound.detail
     # NaN written for the steps after the horizon: the same verdict as in process.
-    path = tmp_path / case.case_id / "output" / "param.2.bin"
+    path = tmp_path / port_case_id(case.case_id) / "output" / "param.2.bin"
     steps = np.asarray(case.steps)
     values = np.fromfile(path, dtype="<f4").reshape((len(steps), 2, 3))
     values[steps > h, 0, 1] = np.nan
@@ -711,7 +766,7 @@ def test_file_mode_reads_alphaadam_mask_and_judges_the_kept_fraction(suite_ids, 
         arrays = {f"param.{i}": p for i, p in enumerate(run.params)}
         for key, per_tensor in run_info.items():
             arrays.update({f"{key}.{i}": a for i, a in enumerate(per_tensor)})
-        np.savez(tmp_path / case.case_id / "output.npz", **arrays)
+        np.savez(tmp_path / port_case_id(case.case_id) / "output.npz", **arrays)
 
     write(run.info)
     res = compare_directory("alphaadam", tmp_path, [case]).results[0]

@@ -35,7 +35,7 @@ import numpy as np
 from .adapters import (COMMON, NotApplicable, PortError, PortRun, RulePort, expected_histories,
                        make_port, rule_defaults, run_case, watch_user_interrupt, _equal)
 from .compare import Comparison, check_tolerance_mode, compare_trajectories
-from .diagnose import Diagnosis, diagnose
+from .diagnose import Diagnosis, diagnose, diagnose_after_horizon
 from .invariants import InvariantReport, check_invariants
 
 __all__ = ["CaseResult", "Report", "verify_rule", "verify_cases", "load_cases", "judge",
@@ -70,6 +70,7 @@ class CaseResult:
     flags: list = field(default_factory=list)
     invariants: InvariantReport | None = None
     hyper: dict = field(default_factory=dict)   # the case's hyperparameters (for patterns)
+    folder: str = ""   # file mode: the case's folder (refopt.verify.files.port_case_id)
 
     @property
     def counted(self) -> bool:
@@ -83,6 +84,8 @@ class CaseResult:
         c = self.comparison
         d = {"case_id": self.case_id, "dtype": self.dtype, "result": self.result,
              "status": self.status, "message": self.message, "flags": list(self.flags)}
+        if self.folder:
+            d["folder"] = self.folder
         if c is not None:
             d.update({"first_divergence": None if c.first_divergence is None else
                       str(c.first_divergence), "max_abs": _finite(c.worst_abs),
@@ -147,6 +150,9 @@ class Report:
         if failures_only:
             shown = [r for r in shown if r.status in (FAIL, ERROR)]
         rows = [_row(r) for r in shown]
+        if any(r.folder for r in shown):   # file mode: where the port's files of the case are
+            head = head[:1] + ("folder",) + head[1:]
+            rows = [row[:1] + (r.folder or "-",) + row[1:] for r, row in zip(shown, rows)]
         widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
         fmt = "  ".join(f"{{:<{w}}}" for w in widths)
         lines = [f"refopt verify: rule {self.rule}, port {self.port}", fmt.format(*head),
@@ -154,7 +160,8 @@ class Report:
         for r, row in zip(shown, rows):
             line = fmt.format(*row)
             if colour and r.status in _COLOURS:
-                at = len(row[0]) + (widths[0] - len(row[0])) + 2
+                col = head.index("status")
+                at = sum(widths[:col]) + 2 * col
                 line = line[:at] + _COLOURS[r.status] + r.status + "\033[0m" + \
                     line[at + len(r.status):]
             lines.append(line)
@@ -401,7 +408,10 @@ def judge(case, run: PortRun | None, error: BaseException | None = None, *,
         # horizon, where the port matches the reference, so they cannot tell anything here.
         notes.insert(0, f"within tolerance at every recorded step up to the pointwise horizon "
                         f"t={inv.horizon}")
-        return CaseResult(status=FAIL, comparison=cmp, message="; ".join(notes), **base)
+        # Only the final loss can tell the mutants apart there (diagnose_after_horizon).
+        diag = diagnose_after_horizon(case, run, port_name) if with_diagnosis else None
+        return CaseResult(status=FAIL, comparison=cmp, diagnosis=diag, message="; ".join(notes),
+                          **base)
     diag = diagnose(case, run, port_name) if with_diagnosis else None
     return CaseResult(status=FAIL, comparison=cmp, diagnosis=diag, message="; ".join(notes),
                       **base)

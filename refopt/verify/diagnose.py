@@ -819,6 +819,7 @@ class Candidate:
     mistake: Mistake
     comparison: Comparison | None
     error: str | None = None
+    excess: float | None = None   # diagnose_after_horizon: |loss - mistake's| / tolerance
 
     @property
     def score(self) -> float:
@@ -832,6 +833,9 @@ class Diagnosis:
     matches: list = field(default_factory=list)      # Candidate
     closest: Candidate | None = None
     hints: list = field(default_factory=list)
+    #: True when the port matched the reference up to the pointwise horizon and the mistakes
+    #: were told apart by the final loss after it (:func:`diagnose_after_horizon`).
+    after_horizon: bool = False
 
     @property
     def keys(self) -> list:
@@ -839,6 +843,8 @@ class Diagnosis:
 
     @property
     def message(self) -> str:
+        if self.after_horizon:
+            return self._after_horizon_message()
         parts = []
         if self.matches:
             parts.append("matches known mistake: " + "; or ".join(
@@ -855,6 +861,25 @@ class Diagnosis:
             parts.append(text)
         parts.extend(self.hints)
         return ". ".join(parts)
+
+
+    def _after_horizon_message(self) -> str:
+        if self.matches:
+            text = ("after the pointwise horizon, the port's final loss is the one of known "
+                    "mistake: " + "; or ".join(f"{c.mistake.title} [{c.mistake.key}]"
+                                               for c in self.matches)
+                    + " (final loss within the invariant's tolerance of that mistake's; weaker "
+                      "evidence than a pointwise match")
+            if len(self.matches) > 1:
+                text += f": {len(self.matches)} mistakes give the same final loss"
+            text += ")"
+        else:
+            text = ("after the pointwise horizon, no known mistake gives the port's final "
+                    "loss")
+            if self.closest is not None and self.closest.excess is not None:
+                text += (f" (closest: {self.closest.mistake.key}, "
+                         f"{self.closest.excess:.3g}x the tolerance)")
+        return ". ".join([text] + list(self.hints))
 
 
 def name_collision_hints(case, run: PortRun | None, port_name: str = "") -> list:
@@ -990,6 +1015,61 @@ def diagnose(case, run: PortRun, port_name: str = "") -> Diagnosis:
         matches = exact or matches
     return Diagnosis(matches=matches, closest=candidates[0] if candidates else None,
                      hints=hints)
+
+
+def _final_loss(objective, params: list) -> float:
+    """f in float64 at the last recorded params (as the final_loss invariant evaluates it)."""
+    with np.errstate(all="ignore"):
+        return float(sum(objective.value(np.asarray(p[-1], dtype=np.float64)) for p in params))
+
+
+def diagnose_after_horizon(case, run: PortRun, port_name: str = "") -> Diagnosis | None:
+    """Which known mistake gives the port's final loss, for a port that matches the reference
+    at every step up to the pointwise horizon and fails the final_loss invariant after it?
+
+    Up to the horizon every mutant that differs from the reference differs from the port too,
+    so the pointwise diagnosis cannot help (a float32 case whose horizon is 0, say: rounding
+    alone makes trajectories part there). Each mutant is run on the same inputs and its final
+    loss compared with the port's under the invariant's own tolerance (atol + rtol * |loss|).
+    Returns None when the case has no final_loss invariant or the final params were not
+    recorded.
+    """
+    from .invariants import _objective, _value
+
+    spec = next((s for s in (case.tolerance or {}).get("invariants") or []
+                 if s.get("id") == "final_loss"), None)
+    objective = _objective(case)
+    if spec is None or objective is None or int(case.steps[-1]) != int(case.n_steps):
+        return None
+    rtol, atol = float(spec["rtol"]), float(spec.get("atol") or 0.0)
+    port_loss = _final_loss(objective, list(run.params))
+    golden = _value(spec["value"])
+    if not math.isfinite(port_loss) or abs(port_loss - golden) <= atol + rtol * abs(golden):
+        return None     # no final loss to match, or it is not what failed
+    candidates = []
+    for mistake in mistakes_for(case):
+        try:
+            built = mistake.build(case)
+            best = math.inf
+            for mutant in (built if isinstance(built, list) else [built]):
+                loss = _final_loss(objective, run_case(RulePort(mutant, rebuild=False),
+                                                       case).params)
+                allowed = atol + rtol * abs(loss)
+                # A mutant whose own final loss passes the invariant cannot explain its failure
+                # (on this case it is indistinguishable from the reference).
+                explains = abs(loss - golden) > atol + rtol * abs(golden)
+                if math.isfinite(loss) and allowed > 0 and explains:
+                    best = min(best, abs(port_loss - loss) / allowed)
+            candidates.append(Candidate(mistake, None, excess=best))
+        except (ValueError, TypeError, FloatingPointError, PortError) as exc:
+            candidates.append(Candidate(mistake, None, f"{type(exc).__name__}: {exc}"))
+    ranked = sorted((c for c in candidates if c.excess is not None), key=lambda c: c.excess)
+    matches = [c for c in ranked if c.excess <= 1.0]
+    if matches:
+        fewest = min(_components(c.mistake.key) for c in matches)
+        matches = [c for c in matches if _components(c.mistake.key) == fewest]
+    return Diagnosis(matches=matches, closest=ranked[0] if ranked else None,
+                     hints=name_collision_hints(case, run, port_name), after_horizon=True)
 
 
 def frozen_tensor_hints(case, run: PortRun) -> list:

@@ -8,8 +8,10 @@ arrays); the port runs each case and writes its trajectory next to the inputs; `
 RULE DIR`` judges those outputs exactly as ``refopt verify`` judges an in-process port, diagnoses
 included. The format is documented in ``refopt/verify/PORTING.md`` ("Ports in other languages").
 
-The inputs never say what is expected: an invalid case has the same files as a valid one (its
-stored case has no payload, so it gets a probe of four tensors and eight steps); the port must
+The inputs never say what is expected: a case's folder and ``case_id`` are an opaque name
+(:func:`port_case_id`, a hash of the golden case id: ``invalid-lr-negative`` would tell the port
+to refuse), and an invalid case has the same files as a valid one (its stored case has no
+payload, so it gets a probe of four tensors and eight steps); the port must
 validate the hyperparameters itself and refuse (``output/error.txt`` or ``output.json
 {"error": ...}``) to pass. A port may declare a case it does not implement unsupported
 (``output/unsupported.txt`` or ``output.json {"unsupported": ...}``): ``n/a``, not counted.
@@ -26,6 +28,7 @@ replayed gradients when ``exp_avg_sq`` is written, AlphaAdam's kept fraction whe
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import shutil
@@ -40,7 +43,7 @@ from .._io import (CorruptFileError, atomic_savez, atomic_write_bytes, atomic_wr
                    load_json, load_npz, read_regular_bytes)
 
 FORMAT = "refopt-port-inputs"
-FORMAT_VERSION = "2.0.0"
+FORMAT_VERSION = "2.1.0"   # 2.1: opaque case folder names (port_case_id)
 INPUTS_JSON, INPUTS_NPZ = "inputs.json", "inputs.npz"
 CASE_TXT, HYPER_TXT, SHAPES_TXT = "case.txt", "hyper.txt", "shapes.txt"
 OUTPUT_NPZ, OUTPUT_JSON, OUTPUT_DIR = "output.npz", "output.json", "output"
@@ -53,6 +56,15 @@ MAX_OUTPUT_JSON_BYTES = 1 << 20
 # recorded step after 0; "mask" rows are shaped like the tensor, the others are scalars.
 INFO_FILES = {"mask": ("u1", True), "alpha": ("<f8", False), "kept": ("<i8", False)}
 _TOKEN_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.:/=")
+
+
+def port_case_id(case_id: str) -> str:
+    """The name under which the file mode shows the golden case ``case_id`` to a port: its
+    folder and the ``case_id`` of its inputs. Opaque, so that a name such as
+    ``invalid-lr-negative`` does not tell the port what to answer; deterministic, so that the
+    same case keeps its folder across ``--write-inputs`` runs and ``refopt compare`` finds it
+    from the golden case alone (no index of refopt's is needed in the directory)."""
+    return "case-" + hashlib.blake2b(case_id.encode("utf-8"), digest_size=6).hexdigest()
 
 
 def _json_value(value: Any) -> Any:
@@ -181,7 +193,8 @@ def _case_inputs(case, replayed: bool) -> tuple[dict, dict, dict]:
         shape_lines.append(" ".join(str(x) for x in [i, int(np.prod(shape)), len(shape)] + shape))
     record = [int(s) for s in case.steps]
     meta = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "case_id": case.case_id,
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "case_id": port_case_id(case.case_id),
         "rule": case.rule, "dtype": str(dt),
         "hyper": {k: _json_value(v) for k, v in hyper.items()},
         "hyper_hex": {k: _hex_value(v) for k, v in hyper.items()},
@@ -202,7 +215,7 @@ def _case_inputs(case, replayed: bool) -> tuple[dict, dict, dict]:
                                   f"{{\"unsupported\": ...}}"},
     }
     case_txt = [f"format {FORMAT}", f"format_version {FORMAT_VERSION}",
-                f"case_id {_token('case_id', case.case_id)}", f"rule {case.rule}",
+                f"case_id {port_case_id(case.case_id)}", f"rule {case.rule}",
                 f"dtype {dt}", f"n_steps {n}", f"n_tensors {len(case.init_params)}",
                 f"n_record {len(record)}", "record_steps " + " ".join(map(str, [len(record)]
                                                                        + record)),
@@ -258,7 +271,8 @@ def clear_inputs(directory: str | os.PathLike) -> list[str]:
 
 def write_inputs(cases: Iterable, directory: str | os.PathLike, *,
                  force: bool = False) -> list[str]:
-    """Write each case's inputs under ``directory/<case_id>/``; returns the case ids written.
+    """Write each case's inputs under ``directory/<port_case_id(case_id)>/``; returns the
+    golden case ids written, in order (the folders are :func:`port_case_id` of them).
 
     Every array is written twice: in ``inputs.npz`` and as a raw little-endian C-order ``.bin``
     file; the metadata twice too: ``inputs.json`` and the flat ``case.txt``, ``hyper.txt`` and
@@ -276,12 +290,16 @@ def write_inputs(cases: Iterable, directory: str | os.PathLike, *,
                                     f"the case folders refopt wrote there, or give an empty "
                                     f"directory")
         clear_inputs(root)
-    written = []
+    written, folders = [], {}
     for case in cases:
+        name = port_case_id(case.case_id)
+        if folders.setdefault(name, case.case_id) != case.case_id:
+            raise ValueError(f"cases {folders[name]!r} and {case.case_id!r} have the same "
+                             f"folder name {name}; rename one")
         case = file_mode_case(case)
         replayed = case.grads is None and case.result != "invalid"
         meta, arrays, texts = _case_inputs(replay_case(case), replayed)
-        folder = root / case.case_id
+        folder = root / name
         atomic_savez(folder / INPUTS_NPZ, arrays)
         for key, value in arrays.items():
             le = np.ascontiguousarray(value, dtype=np.asarray(value).dtype.newbyteorder("<"))
@@ -290,10 +308,11 @@ def write_inputs(cases: Iterable, directory: str | os.PathLike, *,
             atomic_write_bytes(folder / name, text.encode("ascii"))
         atomic_write_json(folder / INPUTS_JSON, meta)   # last: a complete folder has it
         written.append(case.case_id)
+    names = list(folders)
     atomic_write_json(root / INDEX_JSON, {"format": FORMAT, "format_version": FORMAT_VERSION,
-                                          "cases": written})
+                                          "cases": names})
     # The same list for C: the number of cases, then one case id (folder name) per line.
-    atomic_write_bytes(root / INDEX_TXT, "".join(f"{x}\n" for x in [len(written)] + written)
+    atomic_write_bytes(root / INDEX_TXT, "".join(f"{x}\n" for x in [len(names)] + names)
                        .encode("ascii"))
     return written
 
@@ -483,21 +502,25 @@ def compare_directory(rule: str, directory: str | os.PathLike, cases: Iterable |
                if canonical_name(m["rule"]) == target}
     if cases is None:
         cases = load_cases(target, dtype=dtype, cases=pattern, directory=suite_directory)
-    selected = [c for c in cases if c.case_id in present and canonical_name(c.rule) == target
+    cases = list(cases)
+    # A folder is named port_case_id(case_id); directories of format 2.0 used the case id.
+    folder_of = {c.case_id: next((n for n in (port_case_id(c.case_id), c.case_id)
+                                  if n in present), None) for c in cases}
+    selected = [c for c in cases if folder_of[c.case_id] and canonical_name(c.rule) == target
                 and fnmatch.fnmatchcase(c.case_id, pattern or "*")
                 and (dtype is None or str(c.dtype) == dtype)]
     buffers = tuple(RULES[target].cls.buffers)
     results = []
     for case in selected:
         case = replay_case(file_mode_case(case))
-        folder = Path(directory) / case.case_id
+        folder = Path(directory) / folder_of[case.case_id]
         base = dict(case_id=case.case_id, dtype=str(case.dtype), result=case.result,
-                    flags=list(case.flags), hyper=dict(case.hyper or {}))
+                    flags=list(case.flags), hyper=dict(case.hyper or {}), folder=folder.name)
         try:
             run = read_output(folder, case, buffers)
         except PortRefused as exc:
-            results.append(judge(case, None, exc, port_name=str(directory),
-                                 with_diagnosis=diagnose))
+            results.append(replace(judge(case, None, exc, port_name=str(directory),
+                                         with_diagnosis=diagnose), folder=folder.name))
             continue
         except PortUnsupported as exc:
             results.append(CaseResult(status=NOT_RUN, message=f"not run: the port declares it "
@@ -506,5 +529,6 @@ def compare_directory(rule: str, directory: str | os.PathLike, cases: Iterable |
         except (NoOutput, StaleOutput, ValueError) as exc:
             results.append(CaseResult(status=ERROR, message=str(exc), **base))
             continue
-        results.append(judge(case, run, None, port_name=str(directory), with_diagnosis=diagnose))
+        results.append(replace(judge(case, run, None, port_name=str(directory),
+                                     with_diagnosis=diagnose), folder=folder.name))
     return Report(rule=target, port=f"files in {directory}", results=results)
