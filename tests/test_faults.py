@@ -385,6 +385,18 @@ def test_a_manifest_that_is_no_file_or_nested_too_deeply_is_corrupt(suite, kind)
         _quick(lambda: load_suite(CASE, directory=suite))
 
 
+@needs_proc
+@pytest.mark.parametrize("kind", ["fifo", "devzero", "nested"])
+def test_an_index_that_is_no_file_or_nested_too_deeply_is_corrupt(suite, kind):
+    """``golden check`` reads index.json bounded, like the manifests: a FIFO would block, a
+    link to /dev/zero would fill the memory, a deep nesting would exhaust the stack."""
+    path = suite / "index.json"
+    path.write_text("{}")
+    _replace_with(path, kind, ("[" * 100_000 + "]" * 100_000).encode())
+    problems = _quick(lambda: check_report(suite, pattern=CASE).problems, limit=20)
+    assert any(p.startswith(f"{path}: CORRUPT") for p in problems), problems
+
+
 def test_a_rehashed_manifest_cannot_point_outside_the_suite(suite):
     outside = suite.parent / "outside.npz"
     outside.write_bytes((SUITE_DIR / f"{CASE}.npz").read_bytes())

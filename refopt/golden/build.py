@@ -22,7 +22,7 @@ import mpmath
 import numpy as np
 
 from .. import __version__
-from .._io import CorruptFileError, TamperedFileError, atomic_write_bytes
+from .._io import CorruptFileError, TamperedFileError, atomic_write_bytes, load_json
 from ..registry import RULES, get_rule
 from ..trajectory import trajectory
 from . import format as F
@@ -428,12 +428,14 @@ def check_report(directory: str | Path | None = None, pattern: str = "*") -> Che
     index = None
     if index_path.exists() or pattern == "*":   # a partial build (--pattern) writes no index
         try:
-            index = json.loads(index_path.read_text(encoding="utf-8"))["cases"]
+            # Bounded like every read of a file that may not be ours (a few hundred bytes a
+            # case; 64 MiB is far beyond any suite).
+            index = load_json(index_path)["cases"]
             if not isinstance(index, dict):
                 raise TypeError("'cases' is not an object")
         except FileNotFoundError:
             problems.append(f"{index_path}: missing")
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        except (CorruptFileError, KeyError, TypeError) as exc:
             problems.append(f"{index_path}: CORRUPT (truncated or malformed): {exc}")
             index = None
         if index is not None:
