@@ -308,7 +308,7 @@ def _is_current(record: Mapping) -> bool:
 def _import_task_modules() -> None:
     # Experiment modules register their own tasks on import (needed in fresh worker processes).
     import importlib
-    for mod in ("adamx_transition", "adams_rate", "alphaadam_masks"):
+    for mod in ("adamx_transition", "adams_rate", "alphaadam_masks", "real_data"):
         importlib.import_module(f"refopt.experiments.{mod}")
 
 
