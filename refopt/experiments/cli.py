@@ -15,6 +15,10 @@ def register(subparsers) -> None:
     p.add_argument("--full", action="store_true", help="run the long versions")
     p.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tiny sizes, for tests
     p.add_argument("--skip-proofs", action="store_true", help="leave out the proofs registry")
+    p.add_argument("--real", action="store_true",
+                   help="rerun the real-data experiments (digits MLP, stdlib byte LM; full "
+                   "configuration, ~30 min on 2 cores, resumable in DIR/results) instead of "
+                   "reading the committed results (docs/real_data.md)")
     p.add_argument("--workers", type=int, default=1,
                    help="local worker processes for the sweeps (default 1: in this process)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
@@ -67,7 +71,7 @@ def run_report_cmd(args) -> int:
     try:
         summary = run_report(args.out, config=config, include_proofs=not args.skip_proofs,
                              max_workers=args.workers, scheduler=args.scheduler,
-                             progress=sys.stderr.isatty())
+                             progress=sys.stderr.isatty(), real=getattr(args, "real", False))
     except (OSError, TimeoutError) as exc:
         print(f"refopt report: {_os_error(args.scheduler, out, exc)}", file=sys.stderr)
         return 2
@@ -76,8 +80,8 @@ def run_report_cmd(args) -> int:
             raise
         print(f"refopt report: {_scheduler_hint(args.scheduler, exc)}", file=sys.stderr)
         return 2
-    except ImportError as exc:  # --scheduler without dask[distributed]
-        if args.scheduler is None:
+    except ImportError as exc:  # --scheduler without dask[distributed]; --real without torch
+        if args.scheduler is None and not getattr(args, "real", False):
             raise
         print(f"refopt report: {exc}", file=sys.stderr)
         return 2
