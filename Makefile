@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Optional backends and frameworks are extras; the tests skip (with a reason) what is absent.
-EXTRAS ?= test,numba,torch,jax,dask,compare,conformance
+EXTRAS ?= test,numba,torch,jax,dask,compare,conformance,real
 # Public packages run by tests/test_conformance.py that cannot be an extra (see pyproject.toml).
 NODEPS ?= timm==1.0.31
 CONSTRAINTS ?= .ci/constraints.txt
