@@ -571,6 +571,27 @@ def verdicts(final_records: list[dict], scale: str) -> tuple[list[Verdict], dict
     return out, nums
 
 
+def table_md(final_records: list[dict], chosen: dict) -> str:
+    """Per (task, size, arm): the selected lr (marked when it is an end of the grid), the test
+    metrics and the final training loss with their 95 % t CIs, the state bytes, diverged runs."""
+    g = _by(final_records)
+    rows = ["| task | arm | lr (tuned on val) | test loss | test acc | train loss | state KiB "
+            "| params | diverged |", "|---|---|---|---|---|---|---|---|---|"]
+    for (p, size, arm) in sorted(g, key=lambda k: (k[0], str(k[1]), list(ARMS).index(k[2]))):
+        runs = list(g[(p, size, arm)].values())
+        src = ARMS[arm].get("inherit", arm)
+        pick = chosen.get((p, size, src), {})
+        lr = fmt(pick.get("lr")) + (" (grid end)" if pick.get("edge") else "") + \
+            (" (AdamW's)" if src != arm else "")
+        acc = _ci_text(t_ci([_metric(r, "test_acc") for r in runs]), 4) if p == "digits" else "-"
+        rows.append(f"| {p}{'' if size is None else ' ' + size} | {_LABEL[arm]} | {lr} | "
+                    f"{_ci_text(t_ci([_metric(r, 'test_loss') for r in runs]))} | {acc} | "
+                    f"{_ci_text(t_ci([_metric(r, 'train_loss') for r in runs]))} | "
+                    f"{runs[0]['state_bytes'] / 1024:.0f} | {runs[0]['n_params']:,} | "
+                    f"{sum(bool(r.get('diverged')) for r in runs)}/{len(runs)} |")
+    return "\n".join(rows)
+
+
 # -- figures ---------------------------------------------------------------------------------
 
 _LABEL = {"adam": "Adam", "adamx": "AdamX", "adamx_b2_0.9": "AdamX b2=0.9", "adamw": "AdamW",
@@ -684,6 +705,7 @@ def summarise(config: str, tune: list[dict], final: list[dict], fig_dir: Path,
         nums["corpus"] = {"sha256": lm[0].get("corpus_sha256"), "python": lm[0].get("python"),
                           "files": list(STDLIB_FILES)}
     nums["criteria"] = dict(CRITERIA)
+    nums["table_md"] = table_md(final, chosen)
     figs = figures(final, fig_dir, f"real_{config}") if make_figures and final else []
     return ExperimentResult("real_data", config, nums, vs, figs)
 

@@ -349,6 +349,8 @@ def _render(rows, experiments, checks, proofs, proofs_note, config, seconds, cou
         for v in e.verdicts:
             L += [f"- **{v.claim_id}: {v.verdict}.** Criterion: {v.criterion}. Measured: "
                   f"{v.evidence}."]
+        if e.numbers.get("table_md"):   # real_data: per-arm results
+            L += ["", e.numbers["table_md"]]
         for fig in e.figures:
             rel = Path(fig).relative_to(out_dir) if Path(fig).is_relative_to(out_dir) else fig
             L += ["", f"![{e.name}]({rel})"]
