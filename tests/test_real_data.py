@@ -155,3 +155,20 @@ def test_report_rows_without_results_are_not_checkable(tmp_path, monkeypatch):
     res = report.real_data_result(tmp_path, rerun=False)
     assert [v.verdict for v in res.verdicts] == [NOT_CHECKABLE] * len(R.CRITERIA)
     assert "unavailable" in res.verdicts[0].evidence
+
+
+def test_real_runs_on_a_dask_cluster_give_the_same_numbers(tmp_path):
+    pytest.importorskip("torch", reason="the real-data runs need torch")
+    pytest.importorskip("sklearn", reason="the digits task needs scikit-learn (refopt[real])")
+    distributed = pytest.importorskip("distributed", reason="dask[distributed] is not installed")
+    from refopt.experiments.runner import run_sweep
+
+    specs = [s for s in R.tune_specs(R.CONFIGS["quick"]) if s["problem"] == "digits"][:2]
+    serial = run_sweep(specs, tmp_path / "a.jsonl", max_workers=1)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        dask = run_sweep(specs, tmp_path / "d.jsonl", scheduler=cluster.scheduler_address)
+
+    def strip(recs):   # wall time aside, a run is a function of its spec
+        return [{k: v for k, v in r["result"].items() if k != "seconds"} for r in recs]
+    assert strip(dask) == strip(serial) and len(serial) == 2
