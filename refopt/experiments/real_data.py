@@ -599,6 +599,10 @@ _LABEL = {"adam": "Adam", "adamx": "AdamX", "adamx_b2_0.9": "AdamX b2=0.9", "ada
           "cadamw": "C-AdamW"}
 
 
+def _color(arm: str) -> str:
+    return f"C{list(ARMS).index(arm)}"
+
+
 def figures(final_records: list[dict], out_dir: Path, name: str) -> list[Path]:
     plt = pyplot()
     g = _by(final_records)
@@ -618,9 +622,11 @@ def figures(final_records: list[dict], out_dir: Path, name: str) -> list[Path]:
             vals = np.array([c["val_loss"][:n] for c in curves])
             cis = [t_ci(vals[:, j]) for j in range(n)]
             mean = [c["mean"] for c in cis]
-            ax.plot(steps, mean, label=_LABEL[arm], lw=1.2)
+            ax.plot(steps, mean, label=_LABEL[arm], lw=1.2, color=_color(arm),
+                    ls="--" if "inherit" in ARMS[arm] else "-")
             if len(curves) > 1:
-                ax.fill_between(steps, [c["lo"] for c in cis], [c["hi"] for c in cis], alpha=0.2)
+                ax.fill_between(steps, [c["lo"] for c in cis], [c["hi"] for c in cis], alpha=0.2,
+                                color=_color(arm))
         ax.set_title("digits MLP" if cell[0] == "digits" else f"stdlib LM, size {cell[1]}")
         ax.set_xlabel("step")
         ax.set_ylabel("validation loss (95 % t band over seeds)")
@@ -644,7 +650,8 @@ def figures(final_records: list[dict], out_dir: Path, name: str) -> list[Path]:
                 lo.append(ci["mean"] - ci["lo"] if math.isfinite(ci["lo"]) else 0)
                 hi.append(ci["hi"] - ci["mean"] if math.isfinite(ci["hi"]) else 0)
             if xs:
-                ax.errorbar(xs, ms, yerr=[lo, hi], marker="o", capsize=3, label=_LABEL[arm])
+                ax.errorbar(xs, ms, yerr=[lo, hi], marker="o", capsize=3, label=_LABEL[arm],
+                            color=_color(arm), ls="--" if "inherit" in ARMS[arm] else "-")
         ax.set_xscale("log")
         ax.set_xlabel("parameters")
         ax.set_ylabel("test loss, nats/byte (mean, 95 % t CI)")
@@ -658,7 +665,7 @@ def figures(final_records: list[dict], out_dir: Path, name: str) -> list[Path]:
     arms = [a for a in ARMS if (*cell, a) in g]
     sb = [next(iter(g[(*cell, a)].values()))["state_bytes"] for a in arms]
     npar = next(iter(g[(*cell, arms[0])].values()))["n_params"]
-    ax.bar(range(len(arms)), [b / 1024 for b in sb])
+    ax.bar(range(len(arms)), [b / 1024 for b in sb], color=[_color(a) for a in arms])
     ax.axhline(4 * npar / 1024, color="k", ls=":", lw=1, label="fp32 params")
     ax.set_xticks(range(len(arms)), [_LABEL[a] for a in arms], rotation=30, ha="right",
                   fontsize=7)
