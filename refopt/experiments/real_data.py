@@ -473,6 +473,19 @@ def _ci_text(c: dict, digits: int = 3) -> str:
     return f"{fmt(c['mean'], digits)} [{fmt(c['lo'], digits)}, {fmt(c['hi'], digits)}]"
 
 
+def _fail(good: bool, c: dict, bound: float, sense: str) -> str:
+    """Why a bound failed: the whole CI on the wrong side (evidence against), or the CI straddling
+    the bound (inconclusive at this number of seeds), or a diverged run (NaN)."""
+    if good:
+        return ""
+    lo, hi = c["lo"], c["hi"]
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return " FAILS (a run diverged or too few seeds)"
+    past = lo > bound if sense == "upper" else hi < bound
+    return (" FAILS (the whole CI is past the bound)" if past else
+            f" FAILS (inconclusive: the CI straddles the bound at n = {c['n']} seeds)")
+
+
 def verdicts(final_records: list[dict], scale: str) -> tuple[list[Verdict], dict]:
     """The verdicts of :data:`CRITERIA` from the evaluation runs, and the numbers behind them."""
     g = _by(final_records)
@@ -486,6 +499,7 @@ def verdicts(final_records: list[dict], scale: str) -> tuple[list[Verdict], dict
     c = paired(g, dig, "adamx", "adam", "test_acc")
     nums["adamx_minus_adam_acc"] = c
     ok = c["mean"] > 0 and c["lo"] > 0 and not _any_diverged(g, dig, "adamx")
+    why = _fail(ok, c, 0.0, "lower")
     extra = ""
     if (*dig, "adamx_b2_0.9") in g:
         c9 = paired(g, dig, "adamx_b2_0.9", "adam", "test_acc")
@@ -494,7 +508,8 @@ def verdicts(final_records: list[dict], scale: str) -> tuple[list[Verdict], dict
                  f"{_ci_text(c9)}")
     out.append(Verdict("R-adamx", decide(ok), CRITERIA["R-adamx"],
                        f"{tag}: test accuracy AdamX {fmt(c['a_mean'], 4)} vs Adam "
-                       f"{fmt(c['b_mean'], 4)}, difference {_ci_text(c)} (n = {c['n']} seeds); "
+                       f"{fmt(c['b_mean'], 4)}, difference {_ci_text(c)} (n = {c['n']} seeds)"
+                       f"{why}; "
                        f"AdamX's memory horizon at beta2 = 0.99 is ~9,950 steps, longer than the "
                        f"budget, so this arm stays in its Adam-like regime" + extra))
 
@@ -507,7 +522,7 @@ def verdicts(final_records: list[dict], scale: str) -> tuple[list[Verdict], dict
         ok = ok and good
         parts.append(f"{cell[1]}: AdamS {fmt(c['a_mean'])} vs AdamW {fmt(c['b_mean'])}, diff "
                      f"{_ci_text(c)} (bound {fmt(MARGIN_LM * c['b_mean'], 3)})"
-                     f"{'' if good else ' FAILS'}")
+                     f"{_fail(good, c, MARGIN_LM * c['b_mean'], 'upper')}")
     out.append(Verdict("R-adams", decide(ok), CRITERIA["R-adams"],
                        f"{tag}: test loss (nats/byte) " + "; ".join(parts)))
 
@@ -533,7 +548,8 @@ def verdicts(final_records: list[dict], scale: str) -> tuple[list[Verdict], dict
         ok = ok and good
         nums[f"adams_curves_{cell[1]}"] = {"train": c, "worst_val_hi_rel": worst}
         parts.append(f"{cell[1]}: train-loss diff {_ci_text(c)}, worst upper bound of the val "
-                     f"diff / AdamW's val loss {fmt(worst, 3)}{'' if good else ' FAILS'}")
+                     f"diff / AdamW's val loss {fmt(worst, 3)} (bound {MARGIN_LM})"
+                     f"{'' if good else ' FAILS'}")
     out.append(Verdict("R-adams-curves", decide(ok), CRITERIA["R-adams-curves"],
                        f"{tag}: " + "; ".join(parts)))
 
@@ -545,14 +561,15 @@ def verdicts(final_records: list[dict], scale: str) -> tuple[list[Verdict], dict
         good = c["hi"] <= MARGIN_LM * c["b_mean"] and not _any_diverged(g, cell, "adams_inherit")
         ok = ok and good
         parts.append(f"LM {cell[1]}: test loss {fmt(c['a_mean'])} vs AdamW {fmt(c['b_mean'])}, "
-                     f"diff {_ci_text(c)}{'' if good else ' FAILS'}")
+                     f"diff {_ci_text(c)}{_fail(good, c, MARGIN_LM * c['b_mean'], 'upper')}")
     if (*dig, "adams_inherit") in g:
         c = paired(g, dig, "adams_inherit", "adamw", "test_acc")
         nums["inherit_minus_adamw_acc_digits"] = c
         good = c["lo"] >= -MARGIN_ACC and not _any_diverged(g, dig, "adams_inherit")
         ok = ok and good
         parts.append(f"digits: test accuracy {fmt(c['a_mean'], 4)} vs AdamW "
-                     f"{fmt(c['b_mean'], 4)}, diff {_ci_text(c)}{'' if good else ' FAILS'}")
+                     f"{fmt(c['b_mean'], 4)}, diff {_ci_text(c)}"
+                     f"{_fail(good, c, -MARGIN_ACC, 'lower')}")
     out.append(Verdict("R-adams-inherit", decide(ok), CRITERIA["R-adams-inherit"],
                        f"{tag}: " + "; ".join(parts)))
 
@@ -565,7 +582,7 @@ def verdicts(final_records: list[dict], scale: str) -> tuple[list[Verdict], dict
             good = c["hi"] < 0 and not _any_diverged(g, cell, "alphaadam")
             ok = ok and good
             parts.append(f"{cell[1]} vs {other}: {fmt(c['a_mean'])} vs {fmt(c['b_mean'])}, diff "
-                         f"{_ci_text(c)}{'' if good else ' FAILS'}")
+                         f"{_ci_text(c)}{_fail(good, c, 0.0, 'upper')}")
     out.append(Verdict("R-alpha", decide(ok), CRITERIA["R-alpha"],
                        f"{tag}: final training loss (nats/byte) " + "; ".join(parts)))
     return out, nums
