@@ -16,7 +16,7 @@
 #
 # M. Zhu, Q. Xiao, W. Min, arXiv 2511.13465 (v1 "AdamX", v3 "AdamNX"). The paper body was not
 # available to us, so the update follows the **official code** (github.com/mengzhu0308/AdamNX,
-# `adamnx/adamnx.py` @ b68c319); see `shared/spec/adamx.md` in the project notes.
+# `adamnx/adamnx.py` @ b68c319); see `proofs/spec/adamx.md`.
 #
 # Labels used below: **Source** (seen in public text or code), **Derived** (our algebra, checked
 # here numerically), **Assumed** (a guess, exposed by refopt as a named option).
@@ -87,7 +87,7 @@ grads = np.array([1.0, -0.5, 2.0, 0.0, 3.0])
 traj = refopt.trajectory("adamx", [np.array(1.0)], [grads], lr=0.1, weight_decay=0.01,
                          betas=(0.9, 0.99), eps=1e-8)
 
-SPEC_TABLE = {  # t: (beta1_t, beta2_t, m_t, v_t, theta_t), copied from shared/spec/adamx.md
+SPEC_TABLE = {  # t: (beta1_t, beta2_t, m_t, v_t, theta_t), copied from proofs/spec/adamx.md
     1: (0.0, 0.0, 1.000000000, 1.000000000, 0.8990000010),
     2: (0.4736842105, 0.5000251258, 0.2105263158, 0.6250188444, 0.8714716962),
     3: (0.6309963100, 0.6667001672, 0.8708487085, 1.749899499, 0.8047683600),

@@ -17,7 +17,7 @@
 # H. Zhang, B. Wang, L. Chen, arXiv 2505.16363 (EMNLP 2025). Official code:
 # github.com/pku-huzhang/AdamS `new_optimizers.py`. The paper body was not available to us; the
 # rule comes from three independent public descriptions that agree except for the code's bias
-# correction (project notes: `shared/spec/adams.md`).
+# correction (spec: `proofs/spec/adams.md`).
 #
 # Labels: **Source** (public text or code), **Derived** (our algebra, checked here),
 # **Assumed** (a guess, exposed as a named option).
@@ -83,7 +83,7 @@ print(f"refopt {refopt.__version__}; fast mode: {FAST}; figures -> {FIG_DIR}")
 # β = (0.9, 0.95), ε = 1e-8, g = (1, −0.5, 2, 0, 3).
 
 # %%
-SPEC_TABLE = {  # t: (paper w_t, code w_t, m_t), copied from shared/spec/adams.md section 2.4
+SPEC_TABLE = {  # t: (paper w_t, code w_t, m_t), copied from proofs/spec/adams.md section 2.4
     1: (0.9452786425, 0.5427864245, 0.1000000000),
     2: (0.9088578633, 0.4972607031, 0.0400000000),
     3: (0.8471974764, 0.3069158977, 0.2360000000),

@@ -17,7 +17,7 @@
 # Da Chang, Yu Li, Ganzhao Yuan, arXiv 2501.18094 (v1, January 2025). **v2 is a withdrawal notice**
 # for the convergence theorem (Theorem 3.5). The paper body (Algorithm 1, the α formula) and the
 # code were not available to us, so refopt implements a **reconstructed family** bounded by the
-# public descriptions, with every guess a named option (project notes: `shared/spec/alphaadam.md`).
+# public descriptions, with every guess a named option (spec: `proofs/spec/alphaadam.md`).
 #
 # Labels: **Source** (public text or code), **Derived** (our algebra, checked here), **Assumed**
 # (a guess, exposed as an option with a stated default).
@@ -98,7 +98,7 @@ assert set(ALPHA_RULES) == {"count", "count+1", "norm", "soft", "none"}
 theta0 = np.array([1.0, -1.0, 0.5, 2.0])
 G = np.array([[1, -2, 0.5, 0], [-1, -1, 1, 2], [0.5, 1, -1, 1], [2, -0.5, 0.25, -1]], dtype=float)
 hyper = dict(lr=0.01, weight_decay=0.1, betas=(0.9, 0.999), eps=1e-6)
-SPEC_TABLE = {  # t: (mask, alpha, theta_t), copied from shared/spec/alphaadam.md section 2.6
+SPEC_TABLE = {  # t: (mask, alpha, theta_t), copied from proofs/spec/alphaadam.md section 2.6
     1: ("1111", 1.0, [0.9890003162, -0.9890001581, 0.4895006324, 1.9980000000]),
     2: ("0110", 2.0, [0.9880113159, -0.9693678289, 0.4697080373, 1.9960020000]),
     3: ("0001", 4.0, [0.9870233046, -0.9683984611, 0.4692383293, 1.9619967983]),

@@ -81,7 +81,7 @@ print("flags     :", case.flags, "| result:", case.result)
 print("tolerance :", case.tolerance)
 print("params    :", [p.shape for p in case.init_params], "| steps recorded:", case.steps.tolist())
 print("expected θ:", [p[-1] for p in case.expected_params])
-# The spec table of AdamS (shared/spec/adams.md 2.4) is the paper form's w_5 = 0.6689616065.
+# The spec table of AdamS (proofs/spec/adams.md 2.4) is the paper form's w_5 = 0.6689616065.
 if not case.hyper.get("bias_correction"):
     assert math.isclose(float(case.expected_params[0][-1].ravel()[0]), 0.6689616065,
                         rel_tol=1e-10, abs_tol=5e-11)
@@ -97,7 +97,7 @@ if not case.hyper.get("bias_correction"):
 
 # %%
 def make_adams_port(mistake=None):
-    """A NumPy AdamS written from shared/spec/adams.md section 2, optionally with one mistake."""
+    """A NumPy AdamS written from proofs/spec/adams.md section 2, optionally with one mistake."""
 
     def adams_step(params, grads, state, *, t, lr, hyper):
         b1, b2 = hyper["betas"]

@@ -1,4 +1,4 @@
-r"""AdamS: bounded updates, (L0,L1)-smoothness and the rate algebra (``shared/spec/adams.md`` §4.4).
+r"""AdamS: bounded updates, (L0,L1)-smoothness and the rate algebra (``proofs/spec/adams.md`` §4.4).
 
 Notation per coordinate: :math:`a = m_{t-1}`, :math:`g = g_t`,
 :math:`m = \beta_1 a + (1-\beta_1) g`, :math:`\nu = \beta_2 a^2 + (1-\beta_2) g^2`,
@@ -20,7 +20,7 @@ from ._checks import is_zero, rel_err, sign_of, table_checks
 from .registry import NUMERIC, OPEN, PROVED, Claim, holds, verdict_from
 
 RULE = "adams"
-SPEC = "shared/spec/adams.md §4.4"
+SPEC = "proofs/spec/adams.md §4.4"
 
 a, g = sp.symbols("a g", real=True)
 b1, b2 = sp.symbols("beta1 beta2", positive=True)
@@ -687,7 +687,7 @@ CLAIMS = [
           r"\Delta w_1=-\eta\frac{1-\beta_1}{\sqrt{1-\beta_2}}\mathrm{sign}\,g_1\ (\text{paper}),\ "
           r"-\frac{\eta}{\sqrt{1-\beta_2}}\mathrm{sign}\,g_1\ (\text{code})",
           "The first step is 0.4472 eta (paper form, (0.9, 0.95)) and 4.472 / 31.62 eta (code form, beta2 = 0.95 / 0.999).",
-          "shared/spec/adams.md §2.3 and §4.4 A8 (Derived)", PROVED, "identity",
+          "proofs/spec/adams.md §2.3 and §4.4 A8 (Derived)", PROVED, "identity",
           data={"paper": (1 - b1) / sp.sqrt(1 - b2), "code": 1 / sp.sqrt(1 - b2),
                 "printed": ("0.4472", "4.472", "31.62")},
           derivation=_a8_derivation, numeric=_a8_numeric),
@@ -738,7 +738,7 @@ CLAIMS = [
           r"=O(T^{-1/4})\ \text{at}\ \eta=T^{-3/4},\ 1-\beta_1=T^{-1/2}",
           "Under the stated schedule every term of the bounded-step (normalised momentum) bound is "
           "O(T^-1/4) or smaller, and the schedule is the one that balances them.",
-          "shared/spec/adams.md §4.2-4.3 (claim: Source [sst]; schedule and template: Assumed)", PROVED, "exponents",
+          "proofs/spec/adams.md §4.2-4.3 (claim: Source [sst]; schedule and template: Assumed)", PROVED, "exponents",
           data={"eta_exp": sp.Rational(-3, 4), "beta_exp": sp.Rational(-1, 2), "rate_exp": sp.Rational(-1, 4),
                 "term_exps": {"D/(eta T)": sp.Rational(-1, 4), "L eta/(1-beta1)": sp.Rational(-1, 4),
                               "sigma sqrt(1-beta1)": sp.Rational(-1, 4), "sigma/((1-beta1)T)": sp.Rational(-1, 2)}},
@@ -747,7 +747,7 @@ CLAIMS = [
           r"\text{GD}(\eta=0.5,x_0=5):\ x_1=-32.10,\ \text{overflow by step 3};\ "
           r"\text{AdamS}(\eta=0.05):\ |x|<0.05\ \text{first at}\ t=20,103,412",
           "Fixed-step GD blows up on cosh; AdamS reaches |x| < 0.05 at t = 20 / 103 / 412 from x0 = 1 / 5 / 20 and stays O(eta).",
-          "shared/spec/adams.md §4.5 N1 (Derived)", NUMERIC, "experiment",
+          "proofs/spec/adams.md §4.5 N1 (Derived)", NUMERIC, "experiment",
           data={"gd_x1": "-32.10", "gd_overflow_step": 3, "first_hit": {1.0: 20, 5.0: 103, 20.0: 412},
                 "stay_factor": 10.0},
           numeric=_n1_numeric),
@@ -755,14 +755,14 @@ CLAIMS = [
           r"f(w_{t})\le f(w_{t-1})+\langle\nabla f,\Delta w\rangle+K\tfrac{e^c-1-c}{c^2}\|\Delta w\|^2,\ "
           r"\|\Delta w\|\le\eta\sqrt{dC}",
           "On sum-of-cosh, every AdamS step satisfies the descent-lemma bound and the norm bound.",
-          "shared/spec/adams.md §4.5 N2 (Derived)", NUMERIC, "experiment",
+          "proofs/spec/adams.md §4.5 N2 (Derived)", NUMERIC, "experiment",
           data={"val_const": (sp.exp(sp.Symbol("c", positive=True)) - 1 - sp.Symbol("c", positive=True))
                 / sp.Symbol("c", positive=True) ** 2},
           numeric=_n2_numeric),
     Claim("adams.N3", RULE, "Empirical rate slope ~ -1/4",
           r"\text{slope of}\ \log\min_t\|\nabla f\|\ \text{vs}\ \log T\approx-1/4",
           "A stochastic (L0,L1) experiment should show slope about -1/4.",
-          "shared/spec/adams.md §4.5 N3 (Derived expectation)", OPEN, "experiment",
+          "proofs/spec/adams.md §4.5 N3 (Derived expectation)", OPEN, "experiment",
           open_reason="A noisy slope fit is an experiment (spec §4.5), not a proof obligation: it belongs "
                       "to refopt's experiment runner, and the paper's exact conditions are unknown (§4.3). "
                       "The rate algebra itself is claim adams.rate.",

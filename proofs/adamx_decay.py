@@ -1,4 +1,4 @@
-r"""AdamX / AdamNX: the second-moment decay schedule (``shared/spec/adamx.md`` section 3, T1-T9).
+r"""AdamX / AdamNX: the second-moment decay schedule (``proofs/spec/adamx.md`` section 3, T1-T9).
 
 Notation: :math:`0 < \beta_2 < 1`, :math:`c = \beta_2^{1-\beta_2} \in (0,1)`,
 :math:`\hat\beta_{2,t} = (1-c^{t-1})/(1-c^t)`, :math:`H = 1/(1-c)`. For the exact arguments
@@ -21,7 +21,7 @@ from ._checks import generic_branch, is_zero, rel_err, sign_is, sign_of, table_c
 from .registry import NUMERIC, PROVED, REFUTED, Claim, undecided, verdict_from
 
 RULE = "adamx"
-SPEC = "shared/spec/adamx.md §3"
+SPEC = "proofs/spec/adamx.md §3"
 
 # Symbols shared by the derivations.
 ell = sp.Symbol("ell", positive=True)            # c = exp(-ell)

@@ -1,4 +1,4 @@
-r"""AlphaAdam: masks, alpha magnitudes and the withdrawn Theorem 3.5 (``shared/spec/alphaadam.md``).
+r"""AlphaAdam: masks, alpha magnitudes and the withdrawn Theorem 3.5 (``proofs/spec/alphaadam.md``).
 
 Facts B1-B9 of §4.4 and the fragility points (a)-(c) of §4.3. For the Gaussian identities a
 zero-mean jointly Gaussian pair (g, m) with unit variances and correlation rho is written in polar
@@ -21,7 +21,7 @@ from ._checks import is_zero, rel_err, table_checks
 from .registry import OPEN, PROVED, REFUTED, Claim, verdict_from
 
 RULE = "alphaadam"
-SPEC = "shared/spec/alphaadam.md"
+SPEC = "proofs/spec/alphaadam.md"
 
 rho = sp.Symbol("rho", real=True)
 theta, r_ = sp.symbols("theta r", real=True)

@@ -7,10 +7,10 @@ from typing import Sequence
 from .registry import ClaimResult, all_claims
 
 TITLES = {
-    "adamx": ("AdamX / AdamNX: the second-moment decay", "shared/spec/adamx.md §3 (T1-T9)"),
-    "adams": ("AdamS: bounded updates, (L0,L1)-smoothness, rate algebra", "shared/spec/adams.md §4.4-4.5"),
+    "adamx": ("AdamX / AdamNX: the second-moment decay", "proofs/spec/adamx.md §3 (T1-T9)"),
+    "adams": ("AdamS: bounded updates, (L0,L1)-smoothness, rate algebra", "proofs/spec/adams.md §4.4-4.5"),
     "alphaadam": ("AlphaAdam: masks, alpha rules, the withdrawn Theorem 3.5",
-                  "shared/spec/alphaadam.md §4.3-4.4"),
+                  "proofs/spec/alphaadam.md §4.3-4.4"),
 }
 
 

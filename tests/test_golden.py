@@ -1,7 +1,7 @@
 """The golden suite: format, integrity, determinism, spec tables, accuracy and tolerances.
 
 Every test reads the committed suite (refopt/golden/suite/v1) or a copy of part of it; the
-expected spec values are the digits printed in shared/spec/*.md, not values from refopt.
+expected spec values are the digits printed in proofs/spec/*.md, not values from refopt.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ GRADS_5 = np.array([1.0, -0.5, 2.0, 0.0, 3.0])
 
 
 def test_adamx_scalar_table():
-    # shared/spec/adamx.md section 2: theta_0 = 1, lr 0.1, wd 0.01, betas (0.9, 0.99), eps 1e-8.
+    # proofs/spec/adamx.md section 2: theta_0 = 1, lr 0.1, wd 0.01, betas (0.9, 0.99), eps 1e-8.
     b1t = [0, 0.4736842105, 0.6309963100, 0.7092177959, 0.7558057190]
     b2t = [0, 0.5000251258, 0.6667001672, 0.7500376875, 0.8000401993]
     m = [1.0, 0.2105263158, 0.8708487085, 0.6176214016, 1.199384630]
@@ -43,7 +43,7 @@ def test_adamx_coef_forms_agree_in_float64():
     (True, [0.5427864245, 0.4972607031, 0.3069158977, 0.2115086885, 0.0666063101]),
 ])
 def test_adams_scalar_table(bias_correction, expected):
-    # shared/spec/adams.md section 2.4: w_0 = 1, lr 0.1, wd 0.1, betas (0.9, 0.95), eps 1e-8.
+    # proofs/spec/adams.md section 2.4: w_0 = 1, lr 0.1, wd 0.1, betas (0.9, 0.95), eps 1e-8.
     tr = refopt.trajectory("adams", [np.array(1.0)], [GRADS_5], lr=0.1, weight_decay=0.1,
                            betas=(0.9, 0.95), eps=1e-8, bias_correction=bias_correction)
     np.testing.assert_allclose(tr.params[0][1:], expected, rtol=1e-9)
@@ -57,7 +57,7 @@ ALPHA_KW = dict(lr=0.01, weight_decay=0.1, betas=(0.9, 0.999), eps=1e-6)
 
 
 def test_alphaadam_vector_table():
-    # shared/spec/alphaadam.md section 2.6 (defaults, hf).
+    # proofs/spec/alphaadam.md section 2.6 (defaults, hf).
     tr = refopt.trajectory("alphaadam", [THETA0], [GRADS_4], **ALPHA_KW)
     masks = ["1111", "0110", "0001", "1110"]
     assert ["".join(str(int(x)) for x in row) for row in tr.info["mask"][0]] == masks

@@ -5,7 +5,7 @@
  *     ./refopt_port cases/            # reads cases/index.txt, writes each case's output/
  *     refopt compare adamx cases/
  *
- * Written from the equations in refopt/rules/{adamx,adams,alphaadam}.py and the shared/spec
+ * Written from the equations in refopt/rules/{adamx,adams,alphaadam}.py and the proofs/spec
  * files (adamx.md, adams.md, alphaadam.md)
  * (no third-party code).  Per case the port validates the hyperparameters itself (a refusal is
  * output/error.txt), declares what it does not implement (output/unsupported.txt: AdamX's

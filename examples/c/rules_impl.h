@@ -3,7 +3,7 @@
  * FN(x) = x##_f32: every tensor operation is in the tensor's dtype, every per-step scalar is
  * computed in double and rounded once to REAL (refopt's dtype contract).
  *
- * Written from the equations of refopt/rules/{adamx,adams,alphaadam}.py and shared/spec/.
+ * Written from the equations of refopt/rules/{adamx,adams,alphaadam}.py and proofs/spec/.
  * Planted mistakes for the tests (compile with one -D):
  *   MISTAKE_EPS_INSIDE_SQRT     sqrt(v + eps) instead of sqrt(v) + eps (every rule)
  *   MISTAKE_ADAMS_M_T           AdamS: nu from the updated m_t instead of m_{t-1}

@@ -15,7 +15,7 @@ r"""Naive, independent re-implementations of every rule, for two jobs of the gol
    measured, not guessed (``refopt/golden/tolerances.py``).
 
 This module shares no code with :mod:`refopt.rules`: the formulas are re-typed from the specs
-(``shared/spec/*.md``), one plain loop per rule, so a mistake in either implementation shows up
+(``proofs/spec/*.md``), one plain loop per rule, so a mistake in either implementation shows up
 as a disagreement.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 r"""AdamS (Zhang, Wang, Chen 2025, arXiv 2505.16363; EMNLP 2025 main, pp. 10730-10749).
 
 "Momentum itself can be a normalizer": no second moment. The denominator is a weighted RMS of the
-*previous* momentum and the current gradient. Per tensor, elementwise (``shared/spec/adams.md``
+*previous* momentum and the current gradient. Per tensor, elementwise (``proofs/spec/adams.md``
 section 2):
 
 Paper form, ``bias_correction=False`` (default; sources: the paper's public descriptions):

@@ -1,7 +1,7 @@
 r"""AdamX / AdamNX (Zhu, Xiao, Min 2025, arXiv 2511.13465; renamed AdamNX in v3).
 
 Algorithm (official code, github.com/mengzhu0308/AdamNX ``adamnx/adamnx.py`` @ b68c319; the paper
-body was not available, see ``shared/spec/adamx.md`` section 2). Per tensor, elementwise, with
+body was not available, see ``proofs/spec/adamx.md`` section 2). Per tensor, elementwise, with
 :math:`\eta_t` the scheduled learning rate and :math:`c = \beta_2^{1-\beta_2}`:
 
 .. math::

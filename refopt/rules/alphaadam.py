@@ -4,7 +4,7 @@ AdamW with an elementwise, intra-layer mask :math:`\phi_t` that keeps the coordi
 *historical* momentum :math:`m_{t-1}` agrees in sign with the gradient :math:`g_t`, and a dynamic
 per-tensor strength :math:`\alpha_t` that compensates for the masked coordinates. The paper body
 (Algorithm 1, the alpha formula) was not available: this is the **reconstructed family** of
-``shared/spec/alphaadam.md`` section 2.2, every choice a named option. One tensor of n elements:
+``proofs/spec/alphaadam.md`` section 2.2, every choice a named option. One tensor of n elements:
 
 .. math::
 

@@ -7,7 +7,7 @@ loop, as the port did. The mistakes whose trajectory matches the port's within t
 reported, best first; if none matches, the report says "no known mistake matches" and names the
 closest candidate.
 
-Known mistakes (``shared/spec/*.md``, pitfalls sections; :data:`MISTAKES`):
+Known mistakes (``proofs/spec/*.md``, pitfalls sections; :data:`MISTAKES`):
 
 ==============================  ====================================================  ==========
 key                             mistake                                               rules
