@@ -50,6 +50,12 @@ def test_quick_mode_tunes_on_validation_only_and_resumes(tmp_path):
     assert by[("lm", "adamw", 0)]["corpus_sha256"] == R.stdlib_corpus()["sha256"]
     for fig in res.figures:
         assert fig.is_file() and fig.stat().st_size > 1000
+    # A run of an earlier grid left in the file (an lr no longer selected) is not mixed in.
+    stale = dict(final[0], key="0" * 16, spec=dict(final[0]["spec"], lr=123.0))
+    with open(tmp_path / "real_final.jsonl", "a") as fh:
+        fh.write(json.dumps(stale) + "\n")
+    t2, f2 = R.current_records(cfg, tmp_path / "real_tune.jsonl", tmp_path / "real_final.jsonl")
+    assert f2 == final and t2 == tune
     # Resumable: a second run reuses every record and appends nothing.
     size = (tmp_path / "real_final.jsonl").stat().st_size
     again = R.run("quick", tmp_path)

@@ -70,14 +70,15 @@ CONFIGS: dict[str, dict] = {
         "digits": {"arms": ["adam", "adamx", "adamx_b2_0.9", "adamw", "adams", "adams_inherit",
                             "alphaadam", "cadamw"],
                    "hidden": [128, 128], "steps": 600, "batch": 64, "eval_every": 25,
-                   "lrs": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], "tune_seed": 100,
+                   "lrs": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2], "tune_seed": 100,
                    "seeds": [0, 1, 2, 3, 4]},
         "lm": {"arms": ["adamw", "adams", "adams_inherit", "alphaadam", "cadamw"],
                "sizes": {"S": {"d": 32, "layers": 1, "heads": 2},
                          "M": {"d": 64, "layers": 2, "heads": 4},
                          "L": {"d": 96, "layers": 3, "heads": 4}},
                "ctx": 64, "batch": 16, "steps": 400, "eval_every": 50, "eval_batches": 8,
-               "lrs": [1e-3, 3e-3, 1e-2, 3e-2], "tune_seed": 100, "seeds": [0, 1, 2, 3, 4]},
+               "lrs": [3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1], "tune_seed": 100,
+               "seeds": [0, 1, 2, 3, 4]},
     },
     "quick": {
         "digits": {"arms": ["adam", "adamx", "adamw", "adams", "adams_inherit", "alphaadam",
@@ -734,14 +735,34 @@ def summarise(config: str, tune: list[dict], final: list[dict], fig_dir: Path,
     return ExperimentResult("real_data", config, nums, vs, figs)
 
 
+def current_records(cfg: dict, tune_path: Path, final_path: Path) -> tuple[list, list]:
+    """The records of ``cfg``'s runs in the two files, in spec order: a results file may also
+    hold runs of an earlier grid (its lr no longer selected), which must not be mixed in.
+    Raises FileNotFoundError when an evaluation run of the current selection is missing."""
+    from .runner import jsonable, run_key
+
+    def pick(path, specs):
+        recs = {r["key"]: r for r in read_results(path)}
+        keys = [run_key(jsonable(s)) for s in specs]
+        missing = [k for k in keys if k not in recs]
+        return [recs[k] for k in keys if k in recs], missing
+
+    tune, _ = pick(tune_path, tune_specs(cfg))
+    final, missing = pick(final_path, final_specs(cfg, select(tune)))
+    if missing:
+        raise FileNotFoundError(f"{final_path}: {len(missing)} evaluation runs of the selected "
+                                f"learning rates are missing (rerun to complete them)")
+    return tune, final
+
+
 def from_committed(fig_dir: str | Path, committed: str | Path = COMMITTED_DIR) -> ExperimentResult:
     """The verdicts from the committed results (no training): re-analyses
     ``real_tune.jsonl``/``real_final.jsonl`` there and copies its figures into ``fig_dir``.
     Raises FileNotFoundError when nothing is committed."""
     committed = Path(committed)
     meta = _io.load_json(committed / "meta.json")
-    tune = read_results(committed / "real_tune.jsonl")
-    final = read_results(committed / "real_final.jsonl")
+    tune, final = current_records(CONFIGS[meta["config"]], committed / "real_tune.jsonl",
+                                  committed / "real_final.jsonl")
     if not final:
         raise FileNotFoundError(committed / "real_final.jsonl")
     res = summarise(meta["config"], tune, final, Path(fig_dir), make_figures=False)
