@@ -9,7 +9,9 @@ EXTRAS ?= test,numba,torch,jax,dask,compare,conformance,real
 # Public packages run by tests/test_conformance.py that cannot be an extra (see pyproject.toml).
 NODEPS ?= timm==1.0.31
 CONSTRAINTS ?= .ci/constraints.txt
-PYTEST_ARGS ?=
+# The test files run in parallel, one file per worker (pytest-xdist; module fixtures such as the
+# compiled C port are built once per file). `make test PYTEST_ARGS=` runs them one after another.
+PYTEST_ARGS ?= -n auto --dist loadfile
 
 .PHONY: install report test gpu-check
 
