@@ -625,7 +625,9 @@ def make_objective(name: str, **constants: Any) -> Objective:
     """Build the objective ``name`` of :data:`OBJECTIVES` with the given constants.
 
     Unknown names or constants raise with the list of accepted ones; every constant (given or
-    default) is recorded in ``Objective.constants``.
+    default) is recorded in ``Objective.constants``. ``name`` may be an import path
+    ``"module:attr"`` naming an Objective or a factory ``(**constants) -> Objective``
+    (``refopt.extend``).
 
     Examples
     --------
@@ -634,7 +636,12 @@ def make_objective(name: str, **constants: Any) -> Objective:
     >>> f.constants["b"], f.value(np.array([1.0, 1.0]))
     (100.0, 0.0)
     """
+    from .extend import is_import_path, objective_from_path
+
+    if is_import_path(name):
+        return objective_from_path(name, constants)
     key = str(name).lower()
     if key not in OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r}; known: {sorted(OBJECTIVES)}")
+        raise ValueError(f"unknown objective {name!r}; known: {sorted(OBJECTIVES)}, or an import "
+                         f"path 'module:attr' of an Objective or a factory returning one")
     return OBJECTIVES[key](**constants)

@@ -58,11 +58,19 @@ BACKENDS = {"numpy": None, "numba": "refopt.kernels.numba_backend",
 
 
 def canonical_name(name: str) -> str:
+    """The registry name of ``name`` (aliases resolved); an import path ``"module:Class"`` of a
+    user rule (``refopt.extend``) is checked by importing it and returned unchanged."""
+    from .extend import is_import_path, rule_class_from_path
+
+    if is_import_path(name):
+        rule_class_from_path(name)
+        return name
     key = str(name).lower()
     key = _ALIASES.get(key, key)
     if key not in RULES:
         raise ValueError(f"unknown rule {name!r}; known rules: {sorted(RULES)} "
-                         f"(aliases: {sorted(_ALIASES)})")
+                         f"(aliases: {sorted(_ALIASES)}), or an import path 'module:Class' "
+                         f"of a refopt.extend.Rule subclass")
     return key
 
 
@@ -71,12 +79,18 @@ def get_rule(name: str, *, backend: str = "numpy", **hyper: Any) -> Rule:
 
     ``backend`` is ``"numpy"`` (the float64 reference, default), ``"numba"`` (fused CPU kernels,
     extra ``refopt[numba]``) or ``"cupy"`` (CUDA kernels, extra ``refopt[cupy]``). Every backend
-    offers the same ``init``/``step`` and is tested against the NumPy reference.
+    offers the same ``init``/``step`` and is tested against the NumPy reference. ``name`` may
+    be an import path ``"module:Class"`` of a user rule (``refopt.extend``; numpy backend only).
     """
-    info = RULES[canonical_name(name)]
+    from .extend import is_import_path, rule_class_from_path
+
+    cls = rule_class_from_path(name) if is_import_path(name) else RULES[canonical_name(name)].cls
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {sorted(BACKENDS)}, got {backend!r}")
-    reference = info.cls(**hyper)
+    if is_import_path(name) and backend != "numpy":
+        raise ValueError(f"backend={backend!r}: a user rule ({name!r}) has only the numpy "
+                         f"reference backend")
+    reference = cls(**hyper)
     if backend == "numpy":
         return reference
     module = importlib.import_module(BACKENDS[backend])

@@ -28,13 +28,21 @@ def register(subparsers) -> None:
     s = subparsers.add_parser(
         "sweep", help="run a sweep (rules x objectives x grid x seeds) from a JSON spec",
         description="Run the runs of SPEC.json not yet in the results file (resumable), one JSON "
-        "line per run. See refopt.experiments.runner for the format.")
+        "line per run, and say how many were new, reused and failed (a failed run is not "
+        "recorded: a rerun retries it; exit status 1). Rules and objectives are registered "
+        "names or import paths module:attr (SPEC's folder is put on the path). See "
+        "refopt.experiments.runner and docs/extending.md for the format; an example is "
+        "examples/sweeps/lion_vs_adams.json.")
     s.add_argument("spec", metavar="SPEC.json")
     s.add_argument("--out", default=None, metavar="FILE.jsonl",
                    help="results file (default: SPEC name with .jsonl)")
     s.add_argument("--workers", type=int, default=None, help="local processes (default: all cores)")
     s.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address")
     s.add_argument("--limit", type=int, default=None, help="run at most this many runs now")
+    s.add_argument("--summary", action="store_true",
+                   help="also print a table of the results (mean final loss with a 95%% t "
+                   "interval over seeds) and write it with a figure of the loss curves next to "
+                   "the results file (FILE.jsonl.summary.md, FILE.jsonl.summary.png)")
     s.set_defaults(func=run_sweep_cmd)
 
 
@@ -103,9 +111,10 @@ def run_sweep_cmd(args) -> int:
         print(f"refopt sweep: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else spec_path.with_suffix(".jsonl")
+    _put_on_path(spec_path.resolve().parent)
     try:
         records = run_sweep(sweep, out, max_workers=args.workers, scheduler=args.scheduler,
-                            limit=args.limit, progress=sys.stderr.isatty())
+                            limit=args.limit, progress=sys.stderr.isatty(), keep_going=True)
     except ResultsLockedError as exc:
         print(f"refopt sweep: {exc}", file=sys.stderr)
         return 2
@@ -118,5 +127,27 @@ def run_sweep_cmd(args) -> int:
     except ImportError as exc:  # --scheduler without dask[distributed]
         print(f"refopt sweep: {exc}", file=sys.stderr)
         return 2
-    print(f"{len(records)} runs in {out}")
-    return 0
+    print(f"{len(records)} runs in {out} ({records.counts_line()})")
+    for spec, error in records.failed[:3]:
+        print(f"refopt sweep: run failed (rule {spec.get('rule')!r}, objective "
+              f"{spec.get('objective')!r}, seed {spec.get('seed')}): {error}", file=sys.stderr)
+    if args.summary:
+        from .summary import write_summary
+
+        written = write_summary(records, out)
+        print(written["table"], end="")
+        print(f"summary: {written['table_path']}, {written['figure_path']}")
+    return 1 if records.failed else 0
+
+
+def _put_on_path(folder) -> None:
+    """Make modules beside the spec importable (user rules/objectives named 'module:attr'),
+    here and in the worker processes a pool starts."""
+    import os
+
+    folder = str(folder)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if folder not in parts:
+        os.environ["PYTHONPATH"] = os.pathsep.join([folder, *parts])

@@ -29,6 +29,11 @@ Sweep file format (``refopt sweep SPEC.json``)::
      "seeds": [0, 1, 2], "steps": 200, "x0": {"dim": 10, "scale": 2.0}, "record_every": 10}
 
 ``hyper`` holds fixed hyperparameters, ``grid`` lists values whose Cartesian product is swept.
+A rule or objective ``name`` is a registered name or an import path ``"module:attr"`` of a user
+rule or objective (``refopt.extend``, ``docs/extending.md``); it is imported when the sweep is
+planned and again in each worker, so the module must be importable there (``refopt sweep`` puts
+the spec's folder on the path; a Dask worker needs it on its own ``PYTHONPATH``). Example:
+``examples/sweeps/lion_vs_adams.json``.
 """
 from __future__ import annotations
 
@@ -117,6 +122,8 @@ def expand_sweep(sweep: Mapping) -> list[dict]:
     specs = []
     rules = [_named("rules", i, r) for i, r in enumerate(sweep["rules"])]
     objectives = [_named("objectives", i, o) for i, o in enumerate(sweep["objectives"])]
+    if sweep.get("task", "optimize") == "optimize":
+        _check_names(rules, objectives)
     for rule in rules:
         grid = dict(rule.get("grid", {}))
         names = sorted(grid)
@@ -162,6 +169,30 @@ def _named(key: str, i: int, entry: Any) -> dict:
         if sub in entry and not isinstance(entry[sub], Mapping):
             raise ValueError(f"{key}[{i}].{sub} must be an object, got {entry[sub]!r}")
     return dict(entry)
+
+
+def _check_names(rules: Sequence[Mapping], objectives: Sequence[Mapping]) -> None:
+    """Every rule and objective name resolves (a registered name or an import path
+    ``module:attr``, imported here): ValueError naming the field otherwise."""
+    from ..extend import is_import_path, objective_from_path
+    from ..objectives import OBJECTIVES
+
+    for i, rule in enumerate(rules):
+        try:
+            canonical_name(rule["name"])
+        except ValueError as exc:
+            raise ValueError(f"rules[{i}].name: {exc}") from None
+    for i, obj in enumerate(objectives):
+        name = obj["name"]
+        if is_import_path(name):
+            try:
+                objective_from_path(name, obj.get("constants", {}))
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"objectives[{i}].name: {exc}") from None
+        elif name.lower() not in OBJECTIVES:
+            raise ValueError(f"objectives[{i}].name: unknown objective {name!r}; allowed: "
+                             f"{sorted(OBJECTIVES)} or an import path 'module:attr' of an "
+                             f"Objective or a factory returning one")
 
 
 def _check_horizon(hyper: Mapping, steps: int) -> None:
@@ -450,11 +481,35 @@ class Progress:
 
 # -- the sweep -------------------------------------------------------------------------------
 
+class SweepRecords(list):
+    """The records of a sweep in spec order (a list), with what this call did:
+
+    ``new`` (runs run and recorded now), ``reused`` (found in the results file), ``failed``
+    (``(spec, "ExceptionType: message")`` pairs of runs that raised, with ``keep_going=True``;
+    not recorded, so a rerun retries them) and ``pending`` (left for later by ``limit``).
+    """
+
+    def __init__(self, records=(), *, new: int = 0, reused: int = 0, failed=(), pending: int = 0):
+        super().__init__(records)
+        self.new, self.reused, self.pending = int(new), int(reused), int(pending)
+        self.failed = list(failed)
+
+    def counts_line(self) -> str:
+        """``"N new, M reused, K failed"`` (and the runs left by a limit)."""
+        line = f"{self.new} new, {self.reused} reused, {len(self.failed)} failed"
+        return line + (f", {self.pending} not yet run (--limit)" if self.pending else "")
+
+
 def run_sweep(specs: Sequence[Mapping] | Mapping, out: str | os.PathLike, *,
               executor: str = "local", max_workers: int | None = None,
               scheduler: Any = None, limit: int | None = None,
-              progress: bool | Any = False) -> list[dict]:
+              progress: bool | Any = False, keep_going: bool = False) -> SweepRecords:
     """Run every spec not yet in ``out`` and return all records in spec order.
+
+    The result is a :class:`SweepRecords` list, which also counts the runs that were new,
+    reused and failed. With ``keep_going=False`` (default) the first run that raises ends the
+    sweep with its exception (finished runs are kept); with ``keep_going=True`` the error is
+    counted in ``failed`` and the other runs go on.
 
     Parameters
     ----------
@@ -495,32 +550,46 @@ def run_sweep(specs: Sequence[Mapping] | Mapping, out: str | os.PathLike, *,
     out.parent.mkdir(parents=True, exist_ok=True)
     with _ResultsLock(out):
         return _run_sweep_locked(specs, keys, out, scheduler=scheduler, max_workers=max_workers,
-                                 limit=limit, progress=progress)
+                                 limit=limit, progress=progress, keep_going=keep_going)
 
 
-def _run_sweep_locked(specs, keys, out: Path, *, scheduler, max_workers, limit, progress):
+def _run_sweep_locked(specs, keys, out: Path, *, scheduler, max_workers, limit, progress,
+                      keep_going=False):
     # Later lines supersede earlier ones (a rerun after a task's version changed).
     done = {rec["key"]: rec for rec in read_results(out, repair=True) if _is_current(rec)}
-    todo = [s for s, k in zip(specs, keys) if k not in done]
-    if limit is not None:
-        todo = todo[:int(limit)]
+    reused = sum(1 for k in keys if k in done)
+    missing = [s for s, k in zip(specs, keys) if k not in done]
+    todo = missing[:int(limit)] if limit is not None else missing
     bar = Progress(len(todo), enabled=bool(progress),
                    stream=None if progress is True or not progress else progress)
+    failed: list[tuple[dict, str]] = []
 
     def finished(record: dict) -> None:
         append_record(out, record)
         done[record["key"]] = record
         bar.update()
 
+    def failure(spec: dict, exc: BaseException) -> None:
+        if not keep_going or not isinstance(exc, Exception):
+            raise exc
+        failed.append((spec, f"{type(exc).__name__}: {' '.join(str(exc).split())}"))
+        bar.update()
+
     if todo:
         if scheduler is not None:
-            _run_dask(todo, scheduler, finished)
+            _run_dask(todo, scheduler, finished, failure)
         elif max_workers == 1 or len(todo) == 1:
             for spec in todo:
-                finished(run_one(spec))
+                try:
+                    record = run_one(spec)
+                except Exception as exc:
+                    failure(spec, exc)
+                    continue
+                finished(record)
         else:
-            _run_processes(todo, max_workers, finished)
-    return [done[k] for k in keys if k in done]
+            _run_processes(todo, max_workers, finished, failure)
+    return SweepRecords([done[k] for k in keys if k in done], new=len(todo) - len(failed),
+                        reused=reused, failed=failed, pending=len(missing) - len(todo))
 
 
 def _worker_init(parent_pid: int) -> None:
@@ -560,7 +629,7 @@ def _worker_init(parent_pid: int) -> None:
     threading.Thread(target=watchdog, name="refopt-parent-watchdog", daemon=True).start()
 
 
-def _run_processes(todo: list[dict], max_workers: int | None, finished) -> None:
+def _run_processes(todo: list[dict], max_workers: int | None, finished, failure=None) -> None:
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     pool = ProcessPoolExecutor(max_workers=max_workers, initializer=_worker_init,
@@ -568,7 +637,12 @@ def _run_processes(todo: list[dict], max_workers: int | None, finished) -> None:
     futures = []
     try:
         futures = [pool.submit(run_one, spec) for spec in todo]
+        spec_of = dict(zip(futures, todo))
         for fut in as_completed(futures):
+            exc = fut.exception()
+            if exc is not None and failure is not None:
+                failure(spec_of[fut], exc)   # re-raises unless the sweep keeps going
+                continue
             finished(fut.result())
     except BaseException:
         # Interrupted (Ctrl-C, SIGTERM) or a run failed: do not wait for the runs in flight.
@@ -591,7 +665,7 @@ def _run_processes(todo: list[dict], max_workers: int | None, finished) -> None:
         pool.shutdown(wait=True)
 
 
-def _run_dask(todo: list[dict], scheduler: Any, finished) -> None:
+def _run_dask(todo: list[dict], scheduler: Any, finished, failure=None) -> None:
     try:
         from dask.distributed import Client, as_completed
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -605,7 +679,11 @@ def _run_dask(todo: list[dict], scheduler: Any, finished) -> None:
     try:
         futures = [client.submit(run_one, spec, key=f"refopt-run-{run_key(spec)}", pure=False)
                    for spec in todo]
+        spec_of = {fut.key: spec for fut, spec in zip(futures, todo)}
         for fut in as_completed(futures):
+            if fut.status == "error" and failure is not None:
+                failure(spec_of[fut.key], fut.exception())
+                continue
             finished(fut.result())
     finally:
         if own:
