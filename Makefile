@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Optional backends and frameworks are extras; the tests skip (with a reason) what is absent.
-EXTRAS ?= test,numba,torch,jax,dask,compare,conformance,real
+EXTRAS ?= test,docs,numba,torch,jax,dask,compare,conformance,real
 # Public packages run by tests/test_conformance.py that cannot be an extra (see pyproject.toml).
 NODEPS ?= timm==1.0.31
 CONSTRAINTS ?= .ci/constraints.txt
@@ -13,7 +13,7 @@ CONSTRAINTS ?= .ci/constraints.txt
 # compiled C port are built once per file). `make test PYTEST_ARGS=` runs them one after another.
 PYTEST_ARGS ?= -n auto --dist loadfile
 
-.PHONY: install report test gpu-check
+.PHONY: install report test docs gpu-check
 
 $(BIN)/.installed: pyproject.toml setup.py Makefile $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: install
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: the suite is misconfigured" >&2; exit 1; fi; \
 	exit $$status
+
+# The documentation site into site/ (strict: a warning or a broken link fails; see mkdocs.yml).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
 
 # On a CUDA machine whose python3 already has numpy, CuPy, pytest, matplotlib and mpmath (torch
 # optional; the lent GPU machines reach no package index, so nothing is installed): the CuPy tests

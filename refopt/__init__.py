@@ -6,13 +6,15 @@
 
 plus the baselines ``adam``, ``adamw``, ``cadamw``, ``adax`` and ``sgdm``.
 
->>> import numpy as np, refopt
->>> rule = refopt.get_rule("adams", lr=0.1, weight_decay=0.1)
->>> params = [np.array([1.0])]
->>> state = rule.init(params)
->>> params, state = rule.step(params, [np.array([1.0])], state)
->>> round(float(params[0][0]), 10)
-0.9452786425
+An AdamS step (paper form)::
+
+    >>> import numpy as np, refopt
+    >>> rule = refopt.get_rule("adams", lr=0.1, weight_decay=0.1)
+    >>> params = [np.array([1.0])]
+    >>> state = rule.init(params)
+    >>> params, state = rule.step(params, [np.array([1.0])], state)
+    >>> round(float(params[0][0]), 10)
+    0.9452786425
 """
 from ._validation import HorizonWarning, HyperparameterWarning, PrecisionWarning
 from .registry import RULES, get_rule

@@ -1,5 +1,6 @@
 """The README's example and the package docstring run as written (a new user's first contact)."""
 import doctest
+import sys
 import re
 from pathlib import Path
 
@@ -40,3 +41,150 @@ def test_every_command_is_registered():
     text = build_parser().format_help()
     for command in ("rules", "report", "sweep", "golden", "verify", "compare", "bench", "prove"):
         assert f"    {command} " in text
+
+
+# --- Every document's code blocks and cited paths (docs/conventions.md) -------------------------
+import glob  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import shlex  # noqa: E402
+
+import pytest  # noqa: E402
+
+#: The Markdown documents of the repository (the documentation site's pages, mkdocs.yml).
+DOCUMENTS = sorted({"README.md", *glob.glob("docs/*.md", root_dir=ROOT), "refopt/verify/PORTING.md",
+                    "refopt/golden/FORMAT.md", "proofs/README.md",
+                    *glob.glob("proofs/spec/*.md", root_dir=ROOT), "notebooks/README.md",
+                    "examples/c/README.md"} - {"docs/api.md"})
+#: Languages a fence may name (docs/conventions.md): python runs, json parses, bash/console
+#: commands are parsed by refopt's own parser, text is not code.
+LANGUAGES = {"python", "json", "bash", "console", "text", "c"}
+FENCE = re.compile(r"^(?P<indent> *)```(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=indent)```[ \t]*$",
+                   re.S | re.M)
+
+
+def blocks(doc: str):
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    for m in FENCE.finditer(text):
+        body = "\n".join(line[len(m.group("indent")):] for line in m.group("body").splitlines())
+        yield m.group("info").strip(), body, text[:m.start()].count("\n") + 1
+
+
+def test_every_code_block_names_a_language_of_the_convention():
+    bad = [f"{doc}:{line} {info!r}" for doc in DOCUMENTS for info, _, line in blocks(doc)
+           if info not in LANGUAGES]
+    assert not bad, "code blocks without a known language (docs/conventions.md): " + ", ".join(bad)
+    assert len(DOCUMENTS) >= 12
+
+
+@pytest.mark.parametrize("doc", [d for d in DOCUMENTS
+                                 if any(i == "python" for i, _, _ in blocks(d))])
+def test_python_blocks_run_in_order(doc, tmp_path, monkeypatch, capsys):
+    """A document's python blocks run top to bottom in one namespace, as a reader would paste
+    them into one session, in an empty working directory."""
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "__docs__"}
+    for info, body, line in blocks(doc):
+        if info != "python":
+            continue
+        try:
+            exec(compile(body, f"{doc}:{line}", "exec"), namespace)
+        except ModuleNotFoundError as exc:
+            if exc.name.split(".")[0] in ("torch", "jax", "optax", "numba", "cupy"):
+                pytest.skip(f"{doc}:{line} needs {exc.name} (an extra)")
+            raise
+
+
+def test_json_blocks_parse():
+    for doc in DOCUMENTS:
+        for info, body, line in blocks(doc):
+            if info == "json":
+                text = body.strip()
+                json.loads(text if text.startswith(("{", "[")) else "{" + text + "}"), (doc, line)
+
+
+def _commands(info: str, body: str):
+    for raw in body.splitlines():
+        if info == "console":
+            if not raw.startswith("$ "):
+                continue  # output
+            raw = raw[2:]
+        for part in re.split(r"&&|\|\||;|\|", raw):
+            try:
+                words = shlex.split(part, comments=True)
+            except ValueError:
+                words = part.split()
+            if words:
+                yield words
+
+
+def test_shell_blocks_name_real_commands_and_flags(capsys):
+    from refopt.cli import build_parser
+
+    targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.M))
+    checked = 0
+    for doc in DOCUMENTS:
+        for info, body, line in blocks(doc):
+            if info not in ("bash", "console"):
+                continue
+            for words in _commands(info, body):
+                if words[0] == "refopt":
+                    try:
+                        build_parser().parse_args(words[1:])
+                    except SystemExit as exc:
+                        assert exc.code == 0, (f"{doc}:{line}: {' '.join(words)}: "
+                                               f"{capsys.readouterr().err.strip()}")
+                    checked += 1
+                elif words[0] == "make" and doc != "examples/c/README.md":
+                    for target in words[1:]:
+                        if "=" not in target:
+                            assert target in targets, f"{doc}:{line}: make {target}"
+    assert checked >= 10
+
+
+#: Paths a document may cite that are not in the repository, each with the reason.
+NOT_IN_REPOSITORY = {
+    "figures/bench_gpu.json": "written by `refopt bench --backends cupy` on a GPU (not yet run)",
+    "notebooks/*.ipynb": "written by `jupytext --to notebook`, ignored by git",
+    "shared/spec/*.md": "the golden manifests' name for proofs/spec/ (proofs/spec/README.md)",
+}
+# The spec copies (proofs/spec/<rule>.md) cite paths of the papers' own repositories; left out.
+CITING = [d for d in DOCUMENTS if not re.fullmatch(r"proofs/spec/\w+\.md", d)
+          or d == "proofs/spec/README.md"] + sorted(glob.glob("notebooks/0*.py", root_dir=ROOT)) + [
+    "refopt/experiments/report.py"]  # the text of reports/report.md
+_PATH = re.compile(r"(?<![\w/.\-])((?:\.ci|refopt|proofs|docs|tests|notebooks|figures|examples|"
+                   r"shared)/[\w.\-*{},<>/]*)")
+
+
+def cited_paths(doc: str):
+    for m in _PATH.finditer((ROOT / doc).read_text(encoding="utf-8")):
+        path = m.group(1).rstrip(".,")
+        last = path.rstrip("/").rsplit("/", 1)[-1]
+        if not (path.endswith("/") or "." in last or "*" in last or "<" in last):
+            continue  # "refopt/NumPy versions" is prose, not a path
+        options = [path]
+        if "{" in path and "}" in path:
+            head, rest = path.split("{", 1)
+            alts, tail = rest.split("}", 1)
+            options = [head + a + tail for a in alts.split(",")]
+        for p in options:
+            yield re.sub(r"<[^>]*>|NN(?=_)", "*", p)
+
+
+def test_every_cited_path_exists():
+    from fnmatch import fnmatch
+
+    missing = sorted({f"{doc}: {p}" for doc in CITING for p in cited_paths(doc)
+                      if not any(fnmatch(p, known) for known in NOT_IN_REPOSITORY)
+                      and not glob.glob(p, root_dir=ROOT)})
+    assert not missing, "documents cite paths that are not in the repository:\n" + "\n".join(
+        missing)
+
+
+def test_cited_path_check_catches_a_missing_path(tmp_path, monkeypatch):
+    doc = tmp_path / "doc.md"
+    doc.write_text("see `shared/spec/adams.md` and `proofs/nothing_here.md` and refopt/NumPy\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    found = set(cited_paths("doc.md"))
+    assert found == {"shared/spec/adams.md", "proofs/nothing_here.md"}
+    assert not glob.glob("proofs/nothing_here.md", root_dir=ROOT)
