@@ -268,7 +268,7 @@ def test_inplace_small_tensors_replay_the_recorded_launch_bitwise(cfg, monkeypat
     tensor (NumbaRule._batched). Tensors at different step counts (grads None at some steps),
     two dtypes, and one tensor above SERIAL_BELOW (the plan path) must all match the reference;
     plans that count a mask first (AlphaAdam's count rules after step 1, C-AdamW) must not be
-    replayed."""
+    replayed: their small tensors go to the table drivers (tests/test_kernels_numba_batch.py)."""
     from refopt.kernels.numba_backend import SERIAL_BELOW, NumbaRule
 
     name, hyper = cfg
@@ -285,6 +285,11 @@ def test_inplace_small_tensors_replay_the_recorded_launch_bitwise(cfg, monkeypat
         return done
 
     monkeypatch.setattr(NumbaRule, "_batched", spy)
+    tabled = []
+    launch_table = NumbaRule._launch_table
+    monkeypatch.setattr(NumbaRule, "_launch_table", staticmethod(
+        lambda kernel, rows, sizes, args: tabled.append(len(sizes)) or launch_table(
+            kernel, rows, sizes, args)))
     rng = np.random.default_rng(11)
     p_ref = [rng.standard_normal(s).astype(d) for s, d in zip(shapes, dtypes)]
     p_fast = [p.copy() for p in p_ref]
@@ -304,10 +309,11 @@ def test_inplace_small_tensors_replay_the_recorded_launch_bitwise(cfg, monkeypat
                 assert np.array_equal(a, b), f"step {t}: state.{buf}[{k}]"
     counts_a_mask = name == "cadamw" or (name == "alphaadam" and hyper.get("mask_source") !=
                                          "ones" and hyper.get("alpha_rule") != "none")
-    if counts_a_mask:
-        assert sum(replayed[1:]) == 0, replayed  # step 1 of AlphaAdam is unmasked: no count
+    assert sum(replayed) >= 10, replayed  # the small tensors with a gradient
+    if counts_a_mask:  # step 1 of AlphaAdam is unmasked: no count, replayed
+        assert sum(tabled) == (sum(replayed[1:]) if name == "alphaadam" else sum(replayed)), tabled
     else:
-        assert sum(replayed) >= 10, replayed  # the small tensors with a gradient
+        assert not tabled
 
 
 def test_replay_survives_a_non_contiguous_gradient_on_the_recorded_tensor(monkeypatch):

@@ -181,6 +181,13 @@ class FusedRule:
         """
         return set()
 
+    def _batched_out(self, params, grads, state, lr, scalars_for) -> dict:
+        """Out-of-place steps of several tensors at once: ``{i: (p_out, {buffer: out}, n_bad)}``
+        for the tensors it stepped (``n_bad``: the non-finite gradients its kernels counted, or
+        None if they did not count). Called after :meth:`_new_call`. The default batches
+        nothing."""
+        return {}
+
     # -- public API -----------------------------------------------------------------------
     def init(self, params):
         return self.reference.init(params)
@@ -252,6 +259,8 @@ class FusedRule:
                 scalars_for(state.step[i] + 1, p.dtype)
         done = self._batched(params, grads, state, lr, scalars_for) if inplace and not want_info \
             else set()
+        batched_out = self._batched_out(params, grads, state, lr, scalars_for) \
+            if not inplace and not want_info else {}
         state_buffers = {b: getattr(state, b) for b in self.buffers}
         keep_buffers = inplace  # in place the state's buffer tuples are the new state's
         for i, (p, g) in enumerate(zip(params, grads)):
@@ -264,15 +273,19 @@ class FusedRule:
                     for b, buffers in state_buffers.items():
                         new_bufs[b].append(buffers[i])
                 continue
-            old = {b: buffers[i] for b, buffers in state_buffers.items()}
             t = t_old + 1
-            if inplace:
-                p_out, out = p, old
+            if i in batched_out:  # stepped already, into new arrays (``_batched_out``)
+                p_out, out, n_bad = batched_out[i]
+                info = {}
             else:
-                p_out = self._empty_like(p)
-                out = {b: self._empty_like(old[b]) for b in self.buffers}
-            info, n_bad = self._plan(self, p, g, old, p_out, out, t, scalars_for(t, p.dtype),
-                                     want_info)
+                old = {b: buffers[i] for b, buffers in state_buffers.items()}
+                if inplace:
+                    p_out, out = p, old
+                else:
+                    p_out = self._empty_like(p)
+                    out = {b: self._empty_like(old[b]) for b in self.buffers}
+                info, n_bad = self._plan(self, p, g, old, p_out, out, t,
+                                         scalars_for(t, p.dtype), want_info)
             if check_after:
                 if n_bad is None:  # this kernel did not count: look at g
                     n_bad = self.K.count_nonfinite(self._flat(g))
@@ -289,6 +302,7 @@ class FusedRule:
             new_params.clear()
             new_bufs.clear()
             infos.clear()
+            batched_out.clear()
             p_out = out = info = None  # noqa: F841
             return self._bad_step(bad_after, params, state)
         if keep_buffers:
@@ -488,18 +502,32 @@ def _plan_cadamw(rule, p, g, old, p_out, out, t, sc, want_info):
     return {}, bad
 
 
+def alphaadam_mask_mode(h, t: int) -> int:
+    """Which score decides AlphaAdam's mask at step t (MASK_ALL, MASK_M_PREV or MASK_M_NEW)."""
+    if h["mask_source"] == "ones" or (h["mask_source"] == "m_prev" and t == 1
+                                      and h["first_step"] == "unmasked"):
+        return MASK_ALL
+    if h["mask_source"] == "m_t" or (t == 1 and h["first_step"] == "cautious"):
+        return MASK_M_NEW
+    return MASK_M_PREV
+
+
+def alphaadam_alpha_known(h, t: int) -> bool:
+    """Whether the plan knows alpha at step t without reading the data (no count pass), for a
+    step without info: the unmasked first step, an all-ones mask under a rule other than
+    ``norm``, or ``alpha_rule="none"``."""
+    mode = alphaadam_mask_mode(h, t)
+    if mode == MASK_ALL and (h["mask_source"] == "m_prev" or h["alpha_rule"] != "norm"):
+        return True
+    return h["alpha_rule"] == "none"
+
+
 def _plan_alphaadam(rule, p, g, old, p_out, out, t, sc, want_info):
     h = rule.hyper
     f, kind = rule._flat, p.dtype.type
     n = p.size
     strict = bool(h["strict"])
-    if h["mask_source"] == "ones" or (h["mask_source"] == "m_prev" and t == 1
-                                      and h["first_step"] == "unmasked"):
-        mode = MASK_ALL
-    elif h["mask_source"] == "m_t" or (t == 1 and h["first_step"] == "cautious"):
-        mode = MASK_M_NEW
-    else:
-        mode = MASK_M_PREV
+    mode = alphaadam_mask_mode(h, t)
 
     alpha, kept = None, None
     if mode == MASK_ALL:

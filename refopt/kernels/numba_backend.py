@@ -39,6 +39,7 @@ numba is imported by this module only; ``import refopt`` never imports it.
 """
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import platform
@@ -46,12 +47,13 @@ import types
 
 import numpy as np
 from llvmlite import ir
-from numba import get_num_threads, njit, prange
+from numba import carray, get_num_threads, njit, prange
 from numba import types as nbtypes
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .fused import PLANS_READING_SIZE, FusedRule, HostArrays, RecordingRule
+from .fused import (PLANS_READING_SIZE, FusedRule, HostArrays, RecordingRule,
+                    alphaadam_alpha_known, alphaadam_mask_mode)
 from .recycle import Recycler
 
 _FASTMATH = os.environ.get("REFOPT_NUMBA_FASTMATH", "") == "1"
@@ -581,6 +583,171 @@ def _cautious_adam_in(p, g, m, v, decay, b1, omb1, b2, omb2, step_size, denom_di
                                           step_size, denom_div, eps, zero, keep_val, drop_val)
 
 
+# -- multi-tensor drivers of the counted masks --------------------------------------------------
+# AlphaAdam's and C-AdamW's launch depends on each tensor's own count, so the replay of
+# NumbaRule._batched cannot serve them. These drivers take a whole (t, dtype) group of small
+# tensors in one launch: a table of array addresses, and per tensor its count pass (one read of
+# m and g; norm: of g, m, v), its alpha from the count in float64 (the formulas of
+# ``alpha_for``/``norm_alpha``, written out: the same IEEE operations on the same values), and
+# the update by the per-tensor kernel's own element function. Each tensor is one iteration of
+# the outer loop, so the result does not depend on the thread partition.
+
+def _array_data_offset():
+    """Offset of the data pointer in a NumPy array object: sizeof(PyObject), checked.
+
+    ``PyArrayObject_fields`` starts with ``PyObject_HEAD`` and then ``char *data`` (NumPy's C
+    API); reading it from ``id(a)`` costs 0.05 us per array where ``a.ctypes.data`` costs 0.5-3.
+    Checked at import on arrays of several kinds; None (the drivers are then fed addresses
+    read by ``__array_interface__``) if it does not hold on this interpreter.
+    """
+    offset = object.__basicsize__
+    try:
+        probes = [np.empty(3), np.zeros((4, 3), np.float32)[1:], np.ones(()),
+                  np.arange(10.0)[::2]]
+        for a in probes:
+            if ctypes.c_void_p.from_address(id(a) + offset).value != \
+                    a.__array_interface__["data"][0]:
+                return None
+    except (ValueError, TypeError, OSError):  # pragma: no cover - an unusual interpreter
+        return None
+    return offset
+
+
+#: See :func:`_array_data_offset`; None: addresses are gathered by ``__array_interface__``.
+ARRAY_DATA_OFFSET = _array_data_offset()
+
+
+@intrinsic
+def _data_pointer(typingctx, handle, offset, like):
+    """A typed pointer to an array's data: ``*(char **)(handle + offset)``, or ``handle`` itself
+    when ``offset`` is negative (the handle is then the data address)."""
+    if not (isinstance(handle, nbtypes.Integer) and isinstance(offset, nbtypes.Integer)
+            and isinstance(like, nbtypes.Float)):
+        return None
+    sig = nbtypes.CPointer(like)(handle, offset, like)
+
+    def codegen(context, builder, signature, args):
+        h, off = args[0], args[1]
+        ptr_type = context.get_value_type(signature.return_type)
+        slot = builder.inttoptr(builder.add(h, off), ptr_type.as_pointer())
+        direct = builder.inttoptr(h, ptr_type)
+        negative = builder.icmp_signed("<", off, ir.Constant(off.type, 0))
+        with builder.if_else(negative) as (then, otherwise):
+            with then:
+                bb_then = builder.basic_block
+            with otherwise:
+                loaded = builder.load(slot)
+                bb_else = builder.basic_block
+        phi = builder.phi(ptr_type)
+        phi.add_incoming(direct, bb_then)
+        phi.add_incoming(loaded, bb_else)
+        return phi
+
+    return sig, codegen
+
+
+@njit(**_JIT_SERIAL, inline="always")
+def _view(table, k, col, offset, n, zero):
+    return carray(_data_pointer(table[k, col], offset, zero), n)
+
+
+# The one-thread twins, as the drivers call them (an attribute of a dispatcher is not typable).
+_count_kept_1 = _count_kept.serial
+_norm_sums_1 = _norm_sums.serial
+
+#: ``alpha_rule`` codes of :func:`_masked_batch`.
+_ALPHA_CODES = {"count": 0, "count+1": 1, "soft": 2, "norm": 3}
+
+
+@parallel_kernel()
+def _masked_batch(table, sizes, bad, offset, alpha_code, density_floor, alpha_max, gamma, one,
+                  decay, b1, omb1, b2, omb2, step_size, denom_div, eps, zero, mask_mode, strict):
+    """AlphaAdam over a table of tensors: row k holds the handles of p, g, m, v, p_o, m_o, v_o
+    (in place: p_o, m_o, v_o are p, m, v). ``bad[k]``: non-finite gradients of tensor k."""
+    for k in prange(sizes.size):
+        n = sizes[k]
+        p = _view(table, k, 0, offset, n, zero)
+        g = _view(table, k, 1, offset, n, zero)
+        m = _view(table, k, 2, offset, n, zero)
+        v = _view(table, k, 3, offset, n, zero)
+        p_o = _view(table, k, 4, offset, n, zero)
+        m_o = _view(table, k, 5, offset, n, zero)
+        v_o = _view(table, k, 6, offset, n, zero)
+        if alpha_code == 3:  # norm: min(alpha_max, ||u|| / ||phi u||), 1 if phi u = 0
+            kept, sum_all, sum_kept = _norm_sums_1(g, m, v, b1, omb1, b2, omb2, denom_div,
+                                                        eps, zero, mask_mode, strict)
+            kept_norm = math.sqrt(sum_kept)
+            if kept_norm == 0.0:
+                alpha = 1.0
+            else:
+                ratio = math.sqrt(sum_all) / kept_norm
+                alpha = ratio if ratio < alpha_max else alpha_max  # = min(alpha_max, ratio)
+        else:
+            if mask_mode == 0:
+                kept = n
+            else:
+                kept = _count_kept_1(m, g, b1, omb1, mask_mode, strict, zero)
+            q = kept / n if n else 1.0
+            if alpha_code == 1:  # count+1
+                alpha = n / (kept + 1)
+            else:
+                s = density_floor if density_floor > q else q  # = max(q, density_floor)
+                alpha = 1.0 / s if alpha_code == 0 else s
+        cast = np.empty(1, p.dtype)
+        cast[0] = alpha  # alpha rounded once to the dtype, as kind(alpha)
+        a = cast[0]
+        if alpha_code == 2:  # soft: psi = phi/a + (1-phi) a
+            psi_kept = one / a
+            psi_drop = a
+        else:
+            psi_kept = a
+            psi_drop = gamma
+        n_bad = 0
+        for i in range(n):
+            gi = g[i]
+            n_bad += not np.isfinite(gi)
+            p_o[i], m_o[i], v_o[i], keep = _masked_elem(
+                p[i], gi, m[i], v[i], decay, b1, omb1, b2, omb2, step_size, denom_div, eps, zero,
+                mask_mode, strict, psi_kept, psi_drop)
+        bad[k] = n_bad
+
+
+@parallel_kernel()
+def _cautious_batch(table, sizes, bad, offset, plus_one, min_mean, one, decay, b1, omb1, b2,
+                    omb2, step_size, denom_div, eps, zero):
+    """C-AdamW over a table of tensors (rows as :func:`_masked_batch`)."""
+    for k in prange(sizes.size):
+        n = sizes[k]
+        p = _view(table, k, 0, offset, n, zero)
+        g = _view(table, k, 1, offset, n, zero)
+        m = _view(table, k, 2, offset, n, zero)
+        v = _view(table, k, 3, offset, n, zero)
+        p_o = _view(table, k, 4, offset, n, zero)
+        m_o = _view(table, k, 5, offset, n, zero)
+        v_o = _view(table, k, 6, offset, n, zero)
+        kept = _count_kept_1(m, g, b1, omb1, 2, True, zero)
+        cast = np.empty(1, p.dtype)
+        if plus_one:  # s = n / (k + 1): mask values 1*s, 0*s
+            cast[0] = n / (np.float64(kept) + 1.0)
+            s = cast[0]
+            keep_val = one * s
+            drop_val = zero * s
+        else:  # r = max(mean, 1e-3): mask values 1/r, 0/r
+            mean = kept / n if n else 1.0
+            cast[0] = min_mean if min_mean > mean else mean
+            r = cast[0]
+            keep_val = one / r
+            drop_val = zero / r
+        n_bad = 0
+        for i in range(n):
+            gi = g[i]
+            n_bad += not np.isfinite(gi)
+            p_o[i], m_o[i], v_o[i] = _cautious_elem(p[i], gi, m[i], v[i], decay, b1, omb1, b2,
+                                                    omb2, step_size, denom_div, eps, zero,
+                                                    keep_val, drop_val)
+        bad[k] = n_bad
+
+
 # -- streamed out-of-place drivers ---------------------------------------------------------------
 # An out-of-place step over a tensor larger than the caches writes outputs that no cache will
 # hold: a plain store first reads each output line (write-allocate), 12 B per float32 element of
@@ -917,12 +1084,22 @@ class NumbaRule(HostArrays, FusedRule):
         checked to be (params, grads, *buffers) in ``self.buffers`` order before anything is
         replayed. Same kernel, same scalars: the same bits (tested).
         """
-        launches: dict = {}
         buffers = [getattr(state, b) for b in self.buffers]
         done: set[int] = set()
+        # AlphaAdam's and C-AdamW's counted masks: one launch per (t, dtype) group.
+        for (kernel, args), idx in self._counted_groups(params, grads, state, scalars_for):
+            rows = []
+            for i in idx:
+                p, g, m, v = params[i], grads[i], buffers[0][i], buffers[1][i]
+                if not g.flags.c_contiguous:  # (params and state: checked C-contiguous)
+                    g = np.ascontiguousarray(g)
+                rows += (p, g, m, v, p, m, v)
+            self._launch_table(kernel, rows, [params[i].size for i in idx], args)
+            done.update(idx)
+        launches: dict = {}
         by_size = self.name in PLANS_READING_SIZE  # e.g. alpha = n/(n+1): one launch per size
         for i, (p, g) in enumerate(zip(params, grads)):
-            if g is None or p.size >= SERIAL_BELOW:
+            if g is None or p.size >= SERIAL_BELOW or i in done:
                 continue
             t = state.step[i] + 1
             key = (t, p.dtype, p.size if by_size else None)
@@ -936,6 +1113,140 @@ class NumbaRule(HostArrays, FusedRule):
             kernel([p.ravel(), g.ravel()] + [b[i].ravel() for b in buffers], None, *args)
             done.add(i)
         return done
+
+    def _batched_out(self, params, grads, state, lr, scalars_for) -> dict:
+        """The out-of-place step of the small tensors, into views of one pooled array per dtype.
+
+        Why: three fresh arrays per small tensor (and the recycler's bookkeeping for each) cost
+        more than its kernel. The outputs of all tensors under :data:`SERIAL_BELOW` elements of
+        one dtype are views of one flat array (:meth:`_pool`: from the recycler, which reuses it
+        only when no view of it, nor the array itself, is referenced any more; a view's ``base``
+        is that array). Counted masks run as one launch per (t, dtype) group
+        (:meth:`_counted_groups`), the other rules replay one recorded launch per (t, dtype) on
+        each tensor as the in-place :meth:`_batched` does; a tensor whose launch cannot be
+        replayed runs its plan into its views. Same kernels, same scalars: the same bits.
+        """
+        buffers = [getattr(state, b) for b in self.buffers]
+        small = [i for i, (p, g) in enumerate(zip(params, grads))
+                 if g is not None and p.size < SERIAL_BELOW]
+        if not small:
+            return {}
+        parts = 1 + len(buffers)
+        by_dtype: dict = {}
+        for i in small:
+            by_dtype.setdefault(params[i].dtype, []).append(i)
+        views: dict[int, list] = {}
+        for dtype, idx in by_dtype.items():
+            sizes = [params[i].size for i in idx]
+            pool = self._pool(parts * sum(sizes), dtype)
+            start = 0
+            for i, n in zip(idx, sizes):
+                shape = params[i].shape
+                outs = []
+                for _ in range(parts):
+                    a = pool[start:start + n]
+                    start += n
+                    outs.append(a if len(shape) == 1 else a.reshape(shape))
+                views[i] = outs
+        result: dict = {}
+        names = self.buffers
+
+        def contiguous(a):
+            return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+        for (kernel, args), idx in self._counted_groups(params, grads, state, scalars_for,
+                                                        among=small):
+            rows = []
+            for i in idx:
+                p_o, m_o, v_o = views[i]
+                rows += (contiguous(params[i]), contiguous(grads[i]), contiguous(buffers[0][i]),
+                         contiguous(buffers[1][i]), p_o, m_o, v_o)
+            bad = self._launch_table(kernel, rows, [params[i].size for i in idx], args)
+            for k, i in enumerate(idx):
+                outs = views[i]
+                result[i] = (outs[0], dict(zip(names, outs[1:])), int(bad[k]))
+        launches: dict = {}
+        by_size = self.name in PLANS_READING_SIZE
+        for i in small:
+            if i in result:
+                continue
+            p, g = params[i], grads[i]
+            t = state.step[i] + 1
+            key = (t, p.dtype, p.size if by_size else None)
+            if key not in launches:
+                launches[key] = self._record_launch(p, g, [b[i] for b in buffers], t,
+                                                    scalars_for(t, p.dtype))
+            launch = launches[key]
+            outs = views[i]
+            out = dict(zip(names, outs[1:]))
+            if launch is None:
+                old = {b: bufs[i] for b, bufs in zip(names, buffers)}
+                _, n_bad = self._plan(self, p, g, old, outs[0], out, t, scalars_for(t, p.dtype),
+                                      False)
+            else:
+                kernel, args = launch
+                n_bad = kernel([p.ravel(), g.ravel()] + [b[i].ravel() for b in buffers],
+                               [a.ravel() for a in outs], *args)
+            result[i] = (outs[0], out, n_bad)
+        return result
+
+    def _pool(self, size: int, dtype):
+        """A flat array of ``size`` elements for the small outputs of one call."""
+        if self.recycler is None:
+            return np.empty(size, dtype=dtype)
+        return self.recycler.empty((size,), dtype)
+
+    def _counted_groups(self, params, grads, state, scalars_for, among=None) -> list:
+        """[((driver, scalar args), tensor indices)] of the small tensors whose plan would count
+        a mask (AlphaAdam unless alpha is known without it, C-AdamW), by (t, dtype)."""
+        if self.name not in ("alphaadam", "cadamw"):
+            return []
+        groups: dict = {}
+        for i in (range(len(params)) if among is None else among):
+            p, g = params[i], grads[i]
+            if g is None or p.size >= SERIAL_BELOW:
+                continue
+            t = state.step[i] + 1
+            key = (t, p.dtype)
+            entry = groups.get(key)
+            if entry is None:
+                entry = groups[key] = (self._counted_args(t, p.dtype, scalars_for(t, p.dtype)),
+                                       [])
+            if entry[0] is not None:
+                entry[1].append(i)
+        return [(launch, idx) for launch, idx in groups.values() if launch is not None and idx]
+
+    def _counted_args(self, t, dtype, sc):
+        """(driver, scalar args) of the counted-mask driver at (t, dtype), or None where the
+        plan knows alpha without a count (its launch is replayed instead): the decisions of
+        ``_plan_alphaadam``/``_plan_cadamw`` for a step without info."""
+        h = self.hyper
+        kind = np.dtype(dtype).type
+        common = (sc["decay"], sc["beta1"], sc["one_minus_beta1"], sc["beta2"],
+                  sc["one_minus_beta2"], sc["step_size"], sc["denom_div"], sc["eps"], kind(0))
+        if self.name == "cadamw":
+            return _cautious_batch, (h["scaling"] == "count+1", 1e-3, kind(1)) + common
+        if alphaadam_alpha_known(h, t):
+            return None
+        return _masked_batch, ((_ALPHA_CODES[h["alpha_rule"]], float(h["density_floor"]),
+                                float(h["alpha_max"]), kind(h["gamma"]), kind(1)) + common
+                               + (alphaadam_mask_mode(h, t), bool(h["strict"])))
+
+    @staticmethod
+    def _launch_table(kernel, rows, sizes, args):
+        """Run a table driver over ``rows`` (7 arrays per tensor); returns the per-tensor counts
+        of non-finite gradients. ``rows`` keeps every array alive during the launch."""
+        k = len(sizes)
+        if ARRAY_DATA_OFFSET is not None:
+            table = np.fromiter(map(id, rows), np.int64, len(rows)).reshape(k, 7)
+            offset = ARRAY_DATA_OFFSET
+        else:  # pragma: no cover - an interpreter whose array layout was not confirmed
+            table = np.array([_address(a) for a in rows], dtype=np.int64).reshape(k, 7)
+            offset = -1
+        sizes = np.array(sizes, dtype=np.int64)
+        bad = np.zeros(k, dtype=np.int64)
+        _sized(kernel, int(sizes.sum()))(table, sizes, bad, offset, *args)
+        return bad
 
     def _record_launch(self, p, g, bufs, t, sc):
         """(kernel, args) of the plan's single launch at (t, dtype), or None if it has none."""
