@@ -146,3 +146,22 @@ def test_a_failing_run_is_counted_and_retried(tmp_path, monkeypatch, capsys):
     with pytest.raises(FloatingPointError):   # the library default still stops at the error
         calls["n"] = 0
         runner.run_sweep({**sweep, "seeds": [1, 5]}, tmp_path / "t.jsonl", max_workers=1)
+
+
+def test_docs_extending_examples_run_and_print_what_they_say(monkeypatch, capsys):
+    from refopt import objectives, registry
+
+    monkeypatch.setattr(registry, "RULES", dict(registry.RULES))
+    monkeypatch.setattr(objectives, "OBJECTIVES", dict(objectives.OBJECTIVES))
+    text = (ROOT / "docs" / "extending.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) == 3
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/extending.md", "exec"), namespace)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == ["[ 0.7 -2.3]", "[1.  0.9 1. ]", "2.162278 (1.0, 0.0)"]
+    for line in printed:   # the page says what the code prints
+        assert f"# {line}" in text
+    spec = json.loads(re.search(r"```json\n(.*?)```", text, re.S).group(1))
+    assert spec == json.loads((EXAMPLE / "lion_vs_adams.json").read_text())

@@ -84,3 +84,19 @@ def test_the_log_factor_fit_recovers_k_and_the_local_slopes_follow_k_over_log_t(
 def test_the_criterion_is_printed_with_the_margin_and_tests():
     assert "equivalence margin 0.05" in S.RATE_CRITERION and "one-sided t tests" in S.RATE_CRITERION
     assert "fixed before the run" in S.RATE_CRITERION
+
+
+def test_welch_lower_is_scipys_one_sided_welch_test():
+    from refopt.experiments.alphaadam_masks import welch_lower
+
+    a, b = np.array([2.55, 2.59, 2.62]), np.array([2.60, 2.71, 2.68, 2.75])
+    summary = [{"mean": v.mean(), "se": v.std(ddof=1) / math.sqrt(v.size), "n": v.size}
+               for v in (a, b)]
+    got = welch_lower(*summary)
+    want = stats.ttest_ind(a, b, equal_var=False, alternative="less")
+    assert got["p"] == pytest.approx(want.pvalue, rel=1e-10)
+    assert got["df"] == pytest.approx(want.df, rel=1e-10)
+    # With 3 seeds per side a gap of 2.5 combined standard errors passed the old "> 2 SE" rule;
+    # where one side's scatter dominates the Welch df is ~2 and the gap is not significant.
+    near = welch_lower({"mean": 0.0, "se": 1.0, "n": 3}, {"mean": 2.5, "se": 0.01, "n": 3})
+    assert near["df"] == pytest.approx(2.0, abs=1e-3) and 0.05 < near["p"] < 0.07

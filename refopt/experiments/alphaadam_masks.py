@@ -20,8 +20,9 @@ The spec's indicative numbers for one untuned run (Adam 579, C-Adam 119, ``count
 436, ``soft`` 47) are shown next to ours; they are not a criterion (their x0 is unstated).
 
 Verdict criteria: A-speed (A-floor) is *reproduced* iff the default AlphaAdam's mean loss after the
-budget (stationary floor) is below both Adam's and C-AdamW's by more than 2 combined standard
-errors (over seeds). A-alpha iff ``count`` is below ``none`` after the budget. A-async iff the mean
+budget (stationary floor) is below both Adam's and C-AdamW's: one-sided Welch t tests over the
+seeds, p < 0.05 each (Welch-Satterthwaite degrees of freedom: with 3 seeds "more than 2
+standard errors", the former criterion, was a one-sided test at the 6-9 % level). A-alpha iff ``count`` is below ``none`` after the budget. A-async iff the mean
 kept fraction over steps 2..T lies in (0.05, 0.95) and more than half of the coordinates are
 both kept and masked at some step. A-first iff step 1 under ``as_is`` moves nothing (weight decay
 0), ``unmasked`` moves as AdamW's step 1 (to 1e-12 relative) and ``cautious`` keeps every
@@ -130,6 +131,22 @@ def masks_run(spec: dict) -> dict:
             "quarter_means": [float(q.mean()) for q in np.array_split(all_losses, 4)]}
 
 
+def welch_lower(a: dict, b: dict) -> dict:
+    """One-sided Welch t test of "mean a < mean b" from ``{"mean", "se", "n"}`` summaries:
+    t, Welch-Satterthwaite df and p (nan where a side has fewer than 2 values)."""
+    from scipy import stats
+
+    va, vb = a["se"] ** 2, b["se"] ** 2
+    if a["n"] < 2 or b["n"] < 2 or not math.isfinite(va + vb):
+        return {"t": float("nan"), "df": float("nan"), "p": float("nan")}
+    if va + vb == 0:
+        p = 0.0 if a["mean"] < b["mean"] else 1.0
+        return {"t": float("inf") if p == 0.0 else float("-inf"), "df": float("inf"), "p": p}
+    t = (b["mean"] - a["mean"]) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (a["n"] - 1) + vb ** 2 / (b["n"] - 1))
+    return {"t": float(t), "df": float(df), "p": float(stats.t.sf(t, df))}
+
+
 def _specs(cfg: dict, rule_under_test: str) -> list[dict]:
     specs = []
     for label, (name, extra) in variants(rule_under_test).items():
@@ -184,7 +201,7 @@ def run(config: str = "quick", out_dir: str | Path = "reports", *,
     def mean_se(values):
         v = np.asarray(values, dtype=float)
         se = float(np.std(v, ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
-        return {"mean": float(v.mean()), "se": se}
+        return {"mean": float(v.mean()), "se": se, "n": int(len(v))}
 
     budget = {lab: mean_se([r["floor"] for r in rs]) for lab, rs in by_label.items()
               if not lab.startswith(("density:", "floor:"))}
@@ -207,10 +224,22 @@ def run(config: str = "quick", out_dir: str | Path = "reports", *,
             "first_kept": {lab: float(np.mean([r["first_kept"] for r in rs]))
                            for lab, rs in by_label.items()}}
 
-    def lower(table, a, b):
-        """a's mean below b's by more than 2 combined standard errors."""
-        gap = table[b]["mean"] - table[a]["mean"]
-        return gap > 2 * math.sqrt(table[a]["se"] ** 2 + table[b]["se"] ** 2)
+    tests: dict[str, dict] = {}
+    tables = {"budget": budget, "floor": floor}
+
+    def lower(which, a, others):
+        """a's mean below each of ``others``' in table ``which``: one-sided Welch t tests at
+        alpha = 0.05 (Welch-Satterthwaite df; with 3 seeds the df is 2-4, where "> 2 standard
+        errors" would be a one-sided test at the 6-9 % level). Every test is run and recorded."""
+        results = [welch_lower(tables[which][a], tables[which][b]) for b in others]
+        for b, result in zip(others, results):
+            tests[f"{which}: {a} < {b}"] = result
+        return all(r["p"] < 0.05 for r in results)
+
+    def welch_text(which, a, others):
+        return "; one-sided Welch p: " + ", ".join(
+            f"vs {b} {tests[f'{which}: {a} < {b}']['p']:.2g} "
+            f"(df {tests[f'{which}: {a} < {b}']['df']:.1f})" for b in others)
 
     def listing(table, with_spec=False):
         return ", ".join(f"{k} {fmt(table[k]['mean'])} ± {fmt(table[k]['se'], 2)}"
@@ -219,21 +248,23 @@ def run(config: str = "quick", out_dir: str | Path = "reports", *,
 
     main = "alphaadam:count"
     verdicts = [Verdict(
-        "A-speed", decide(lower(budget, main, "adam") and lower(budget, main, "cadamw")),
+        "A-speed", decide(lower("budget", main, ("adam", "cadamw"))),
         "spec 4.5 budget (x0 ~ N(0, I), mean exact loss over the last window of the budget): "
-        "default AlphaAdam (m_prev, strict, count) below Adam and C-AdamW by > 2 combined "
-        "standard errors over seeds",
+        "default AlphaAdam (m_prev, strict, count) below Adam and C-AdamW: one-sided Welch t "
+        "tests over seeds, p < 0.05 each (Welch-Satterthwaite df)",
         f"{config} (d = {cfg['dim']}, lr {cfg['lr']}, {cfg['steps']} steps, {len(cfg['seeds'])} "
         f"seeds, last {cfg['window']}): " + listing(budget, with_spec=True)
+        + welch_text("budget", main, ("adam", "cadamw"))
         + "; the spec's indicative numbers (in parentheses) come from an untuned run whose x0 "
         "and noise scale the spec does not state, so only their order is comparable"),
         Verdict(
-        "A-floor", decide(lower(floor, main, "adam") and lower(floor, main, "cadamw")),
+        "A-floor", decide(lower("floor", main, ("adam", "cadamw"))),
         "stationary noise floor (start at the minimiser x* = 0, mean exact loss over the last "
-        "quarter of the run): default AlphaAdam below Adam and C-AdamW by > 2 combined standard "
-        "errors; the drift between the last two quarters is reported",
+        "quarter of the run): default AlphaAdam below Adam and C-AdamW: one-sided Welch t tests "
+        "over seeds, p < 0.05 each; the drift between the last two quarters is reported",
         f"{config} ({cfg['floor_steps']} steps from x*, {len(cfg['seeds'])} seeds): "
-        + listing(floor) + "; drift (last vs third quarter): "
+        + listing(floor) + welch_text("floor", main, ("adam", "cadamw"))
+        + "; drift (last vs third quarter): "
         + ", ".join(f"{k} {fmt(100 * v, 2)} %" for k, v in drift.items()))]
     mk = nums["mean_kept_after_1"]["alphaadam:count"]
     both = nums["both_kept_and_masked"]["alphaadam:count"]
@@ -246,10 +277,11 @@ def run(config: str = "quick", out_dir: str | Path = "reports", *,
         f"{fmt(nums['mean_kept_after_1'].get('density:rosenbrock'))}, logistic "
         f"{fmt(nums['mean_kept_after_1'].get('density:logistic'))}"))
     verdicts.append(Verdict(
-        "A-alpha", decide(lower(budget, main, "alphaadam:none")),
+        "A-alpha", decide(lower("budget", main, ("alphaadam:none",))),
         "the compensation matters: at the spec 4.5 budget, alpha_rule='count' below the same masks "
-        "with alpha_rule='none' (alpha = 1) by > 2 combined standard errors",
-        f"budget loss: count {fmt(budget[main]['mean'])}, none "
+        "with alpha_rule='none' (alpha = 1): one-sided Welch t test over seeds, p < 0.05",
+        f"budget loss: count {fmt(budget[main]['mean'])}"
+        f"{welch_text('budget', main, ('alphaadam:none',))}, none "
         f"{fmt(budget['alphaadam:none']['mean'])}, count+1 "
         f"{fmt(budget['alphaadam:count+1']['mean'])}, norm {fmt(budget['alphaadam:norm']['mean'])}, "
         f"soft {fmt(budget['alphaadam:soft']['mean'])}; stationary floor: count "
@@ -273,6 +305,7 @@ def run(config: str = "quick", out_dir: str | Path = "reports", *,
         f"{fmt(stats['alphaadam:first=cautious']['mean'])}, as_is "
         f"{fmt(stats['alphaadam:first=as_is']['mean'])}"))
     fig = _figure(by_label, budget, floor, cfg, out_dir / "figures" / f"alphaadam_masks_{config}{tag}.png")
+    nums["welch_tests"] = tests
     return ExperimentResult("alphaadam_masks", config, nums, verdicts, [fig],
                             time.perf_counter() - start)
 
