@@ -6,6 +6,10 @@ from __future__ import annotations
 def register(sub) -> None:
     p = sub.add_parser("rules", help="list the rules, their sources, defaults and variant options")
     p.add_argument("name", nargs="?", help="one rule (or alias) to show; default: all")
+    from ._cliutil import add_json, add_quiet
+
+    add_quiet(p)
+    add_json(p, "each rule's source, aliases, defaults and variant options")
     p.set_defaults(func=run)
 
 
@@ -19,6 +23,21 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"refopt rules: {exc}", file=sys.stderr)
         return 2
+    from ._cliutil import json_problem, write_json
+
+    problem = json_problem(args.json)
+    if problem:
+        print(f"refopt rules: {problem}", file=sys.stderr)
+        return 2
+    doc = {}
+    for name in names:
+        info = RULES[name]
+        doc[name] = {"source": info.source, "aliases": list(info.aliases),
+                     "defaults": {k: repr(v) for k, v in info.cls.defaults.items()},
+                     "variants": {k: [repr(c) for c in v] for k, v in info.variants.items()}}
+    write_json(args.json, doc)
+    if args.json == "-":
+        return 0
     for name in names:
         info = RULES[name]
         alias = f" (alias: {', '.join(info.aliases)})" if info.aliases else ""

@@ -158,7 +158,9 @@ def test_progress_bar_goes_to_the_given_stream(tmp_path):
     import io
     stream = io.StringIO()
     run_sweep(SWEEP, tmp_path / "r.jsonl", max_workers=1, limit=2, progress=stream)
-    assert stream.getvalue().rstrip().endswith("2/2 runs")
+    shown = stream.getvalue()
+    assert "r (optimize): 1/2 runs" in shown and "2/2 runs" in shown   # labelled by the sweep
+    assert shown.endswith("\r\033[K")                                 # and cleared at the end
 
 
 def test_bad_runner_arguments(tmp_path):

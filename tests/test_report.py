@@ -149,7 +149,9 @@ def test_colour_and_progress_only_on_a_terminal(monkeypatch):
                        "numpy", rule="adams", progress=progress)
     assert rep.passed
     shown = tty.getvalue()
-    assert "case 1/2 adams_paper_defaults_float32" in shown and "case 2/2" in shown
+    # labelled, with the case as the phase and the count (refopt._progress)
+    assert "refopt verify adams [adams_paper_defaults_float32]: 0/2 cases" in shown
+    assert "[adams_paper_defaults_float64]: 1/2 cases" in shown and "s left" in shown
     assert shown.endswith("\r\033[K")                              # the line is cleared
 
 

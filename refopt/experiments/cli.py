@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .._cliutil import add_json, add_quiet, json_problem, write_json
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -23,6 +25,8 @@ def register(subparsers) -> None:
                    help="local worker processes for the sweeps (default 1: in this process)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the sweeps on this Dask scheduler (tcp://host:port)")
+    add_quiet(p)
+    add_json(p, "the summary (verdict of each claim, counts; DIR/report.json has it all)")
     p.set_defaults(func=run_report_cmd)
 
     s = subparsers.add_parser(
@@ -43,6 +47,8 @@ def register(subparsers) -> None:
                    help="also print a table of the results (mean final loss with a 95%% t "
                    "interval over seeds) and write it with a figure of the loss curves next to "
                    "the results file (FILE.jsonl.summary.md, FILE.jsonl.summary.png)")
+    add_quiet(s)
+    add_json(s, "the counts (new, reused, failed, pending) and the results file")
     s.set_defaults(func=run_sweep_cmd)
 
 
@@ -65,6 +71,10 @@ def run_report_cmd(args) -> int:
     from .report import run_report
 
     config = "tiny" if args.smoke else ("full" if args.full else "quick")
+    problem = json_problem(args.json)
+    if problem:
+        print(f"refopt report: {problem}", file=sys.stderr)
+        return 2
     if args.workers is not None and args.workers < 1:
         print(f"refopt report: --workers must be an integer >= 1, got {args.workers}",
               file=sys.stderr)
@@ -79,7 +89,7 @@ def run_report_cmd(args) -> int:
     try:
         summary = run_report(args.out, config=config, include_proofs=not args.skip_proofs,
                              max_workers=args.workers, scheduler=args.scheduler,
-                             progress=sys.stderr.isatty(), real=getattr(args, "real", False))
+                             progress=not args.quiet and sys.stderr.isatty(), real=getattr(args, "real", False))
     except (OSError, TimeoutError) as exc:
         print(f"refopt report: {_os_error(args.scheduler, out, exc)}", file=sys.stderr)
         return 2
@@ -93,6 +103,11 @@ def run_report_cmd(args) -> int:
             raise
         print(f"refopt report: {exc}", file=sys.stderr)
         return 2
+    from .runner import jsonable
+
+    write_json(args.json, jsonable({"report": str(summary["path"]), "config": summary["config"],
+                                    "seconds": summary["seconds"], "counts": summary["counts"],
+                                    "verdicts": summary["verdicts"]}))
     counts = ", ".join(f"{k}: {n}" for k, n in summary["counts"].items())
     print(f"wrote {summary['path']} ({summary['seconds']:.0f} s); claims: {counts}")
     return 0
@@ -105,6 +120,10 @@ def run_sweep_cmd(args) -> int:
     from .runner import ResultsLockedError, run_sweep
 
     spec_path = Path(args.spec)
+    problem = json_problem(args.json)
+    if problem:
+        print(f"refopt sweep: {problem}", file=sys.stderr)
+        return 2
     try:
         sweep = _io.load_json(spec_path)
     except (FileNotFoundError, _io.CorruptFileError) as exc:
@@ -114,7 +133,8 @@ def run_sweep_cmd(args) -> int:
     _put_on_path(spec_path.resolve().parent)
     try:
         records = run_sweep(sweep, out, max_workers=args.workers, scheduler=args.scheduler,
-                            limit=args.limit, progress=sys.stderr.isatty(), keep_going=True)
+                            limit=args.limit, progress=not args.quiet and sys.stderr.isatty(),
+                            keep_going=True)
     except ResultsLockedError as exc:
         print(f"refopt sweep: {exc}", file=sys.stderr)
         return 2
@@ -127,6 +147,9 @@ def run_sweep_cmd(args) -> int:
     except ImportError as exc:  # --scheduler without dask[distributed]
         print(f"refopt sweep: {exc}", file=sys.stderr)
         return 2
+    write_json(args.json, {"results": str(out), "runs": len(records), "new": records.new,
+                           "reused": records.reused, "pending": records.pending,
+                           "failed": [why for _, why in records.failed]})
     print(f"{len(records)} runs in {out} ({records.counts_line()})")
     for spec, error in records.failed[:3]:
         print(f"refopt sweep: run failed (rule {spec.get('rule')!r}, objective "

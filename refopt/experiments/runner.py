@@ -455,28 +455,30 @@ class _ResultsLock:
 
 
 class Progress:
-    """A minimal progress bar on a text stream (stderr by default); silent when disabled."""
+    """The sweep's progress bar on a text stream (stderr by default), labelled with the sweep's
+    task (its phase) and an estimate of the time left; silent when disabled
+    (:class:`refopt._progress.Bar`: tqdm when installed)."""
 
-    def __init__(self, total: int, *, enabled: bool = True, stream=None, label: str = "runs"):
-        self.total, self.done, self.label = total, 0, label
-        self.enabled = enabled and total > 0
-        self.stream = stream if stream is not None else sys.stderr
-        self._draw()
+    def __init__(self, total: int, *, enabled: bool = True, stream=None, label: str = "runs",
+                 phase: str = ""):
+        from .._progress import Bar
+
+        self._bar = Bar(total, "refopt sweep" if not phase else phase, unit=label,
+                        stream=stream, enabled=enabled)
+        self.total, self.label = total, label
+        self.enabled = self._bar.enabled
+
+    @property
+    def done(self) -> int:
+        return self._bar.done
 
     def update(self, n: int = 1) -> None:
-        self.done += n
-        self._draw()
+        self._bar.update(n)
+        if self._bar.done >= self.total:
+            self._bar.close()
 
-    def _draw(self) -> None:
-        if not self.enabled:
-            return
-        width = 30
-        filled = int(width * self.done / self.total)
-        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
-                          f"{self.label}")
-        if self.done >= self.total:
-            self.stream.write("\n")
-        self.stream.flush()
+    def text(self) -> str:
+        return self._bar.text()
 
 
 # -- the sweep -------------------------------------------------------------------------------
@@ -560,8 +562,10 @@ def _run_sweep_locked(specs, keys, out: Path, *, scheduler, max_workers, limit, 
     reused = sum(1 for k in keys if k in done)
     missing = [s for s, k in zip(specs, keys) if k not in done]
     todo = missing[:int(limit)] if limit is not None else missing
+    tasks = sorted({str(s.get("task", "optimize")) for s in todo})
     bar = Progress(len(todo), enabled=bool(progress),
-                   stream=None if progress is True or not progress else progress)
+                   stream=None if progress is True or not progress else progress,
+                   phase=f"{out.stem} ({', '.join(tasks)})" if tasks else out.stem)
     failed: list[tuple[dict, str]] = []
 
     def finished(record: dict) -> None:

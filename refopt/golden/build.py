@@ -245,8 +245,11 @@ def _no_match_error(pattern: str, n_cases: int, example: str, hint: str = "") ->
                       f"(examples of patterns: 'adamx_*', '*_float32', '{example}'){hint}")
 
 
-def build_suite(out: str | Path | None = None, pattern: str = "*") -> list[str]:
+def build_suite(out: str | Path | None = None, pattern: str = "*", *,
+                progress=None) -> list[str]:
     """Write every case matching ``pattern`` (and, for the full suite, ``index.json``) to ``out``.
+
+    ``progress(done, total, case_id)``, if given, is called before each case and at the end.
 
     Each file is written atomically. Returns the case ids written. Stale ``.json``/``.npz``
     files of cases no longer in the catalogue are removed when the whole suite is built.
@@ -259,7 +262,9 @@ def build_suite(out: str | Path | None = None, pattern: str = "*") -> list[str]:
         raise _no_match_error(pattern, len(all_specs), all_specs[0].case_id)
     out.mkdir(parents=True, exist_ok=True)
     index = {}
-    for spec in specs:
+    for k, spec in enumerate(specs):
+        if progress is not None:
+            progress(k, len(specs), spec.case_id)
         data, payload = generate(spec)
         if payload is not None:
             atomic_write_bytes(out / f"{spec.case_id}.npz", payload)
@@ -275,6 +280,8 @@ def build_suite(out: str | Path | None = None, pattern: str = "*") -> list[str]:
             if path.name != INDEX_FILE and path.name not in keep:
                 path.unlink()
         atomic_write_bytes(out / INDEX_FILE, index_bytes(index))
+    if progress is not None:
+        progress(len(specs), len(specs), "")
     return [s.case_id for s in specs]
 
 
@@ -389,7 +396,8 @@ def _version_notice(recorded: dict[str, set], current: dict) -> str | None:
             "generator block")
 
 
-def check_report(directory: str | Path | None = None, pattern: str = "*") -> CheckReport:
+def check_report(directory: str | Path | None = None, pattern: str = "*", *,
+                 progress=None) -> CheckReport:
     """Check the suite at ``directory`` against the current reference (``refopt golden check``).
 
     For every catalogue case matching ``pattern``: validates the manifest against the schema,
@@ -400,6 +408,7 @@ def check_report(directory: str | Path | None = None, pattern: str = "*") -> Che
     content except its generator block (:data:`NOT_COMPARED`). Other generator versions (NumPy,
     refopt, ...) give one notice, not a problem. Files in the directory that belong to no
     catalogue case are problems whether or not a pattern is given (those matching it).
+    ``progress(done, total, case_id)``, if given, is called before each case and at the end.
 
     Raises
     ------
@@ -445,8 +454,10 @@ def check_report(directory: str | Path | None = None, pattern: str = "*") -> Che
                     problems.append(f"{extra}: listed in index.json but not in the catalogue")
     current_generator = generator_info()
     recorded_versions: dict[str, set] = {}
-    for spec in specs:
+    for k, spec in enumerate(specs):
         cid = spec.case_id
+        if progress is not None:
+            progress(k, len(specs), cid)
         mpath = directory / f"{cid}.json"
         if not mpath.exists():
             problems.append(f"{cid}: MISSING manifest {mpath.name}")
@@ -490,6 +501,8 @@ def check_report(directory: str | Path | None = None, pattern: str = "*") -> Che
         if arrays:
             problems.append(f"{cid}: payload differs from the current reference: "
                             + "; ".join(arrays))
+    if progress is not None:
+        progress(len(specs), len(specs), "")
     notice = _version_notice(recorded_versions, current_generator)
     if notice:
         report.notices.append(notice)

@@ -70,6 +70,11 @@ def load_target(spec: str):
     return obj
 
 
+#: Every rule with golden cases, for the help text (tests/test_cli.py keeps it equal to
+#: refopt.RULES; importing the registry here would load NumPy for ``refopt --help``).
+RULE_NAMES = ("adamx (adamnx)", "adams", "alphaadam", "adam", "adamw", "cadamw", "adax", "sgdm")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=("float32", "float64"), default=None,
                    help="only the cases of this dtype (default: both)")
@@ -79,14 +84,14 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suite", default=None, metavar="DIR",
                    help="another golden suite directory (default: the committed suite)")
     p.add_argument("--json", default=None, metavar="FILE",
-                   help="also write the report as JSON (atomically)")
+                   help="also write the report as JSON (atomically; '-' for stdout)")
     p.add_argument("--no-diagnose", action="store_true",
                    help="skip the known-mistake diagnosis of failures")
     p.add_argument("--failures-only", action="store_true",
                    help="list only the FAIL and ERROR cases (the notes, pattern and summary "
                         "stay; --json keeps every case)")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress line on the terminal")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress bar on the terminal")
 
 
 def register(subparsers) -> None:
@@ -96,8 +101,8 @@ def register(subparsers) -> None:
                     "table: pass/fail, first divergent step and tensor, worst absolute and "
                     "relative error, ULP distance, log relative error, and for failures the known "
                     "mistake that explains them. Exit status 0 only if every selected case passes.")
-    v.add_argument("rule", metavar="RULE", help="adamx (adamnx), adams, alphaadam, or a "
-                   "baseline with golden cases (adam, adamw, cadamw, ...)")
+    v.add_argument("rule", metavar="RULE", help="any rule of refopt: " + ", ".join(RULE_NAMES)
+                   + " (each has golden cases; `refopt rules` lists their options)")
     v.add_argument("target", metavar="TARGET", nargs="?",
                    help="module:attribute importable from the current directory, or a refopt "
                         "backend name (numba, cupy)")
@@ -152,13 +157,11 @@ def register(subparsers) -> None:
 
 def _check_outputs(args, command: str) -> str | None:
     """Why an output path of the command cannot be written, before any work is done."""
-    json_path = getattr(args, "json", None)
-    if json_path:
-        parent = os.path.dirname(os.path.abspath(json_path))
-        if os.path.isdir(json_path):
-            return f"--json {json_path} is a directory; give a file name"
-        if not os.path.isdir(parent):
-            return f"--json {json_path}: the directory {parent} does not exist"
+    from .._cliutil import json_problem
+
+    problem = json_problem(getattr(args, "json", None))
+    if problem:
+        return problem
     inputs = getattr(args, "write_inputs", None)
     if inputs and os.path.exists(inputs) and not os.path.isdir(inputs):
         return f"--write-inputs {inputs} is a file; give a directory"
@@ -206,36 +209,21 @@ def _colour_wanted(stream) -> bool:
 
 
 def terminal_progress(label: str, quiet: bool = False, stream=None):
-    """A ``progress(done, total, case_id)`` callback that redraws one line on a terminal
-    (case count, the case, elapsed time and an estimate of what is left), or None where the
-    stream is not a terminal or ``quiet``."""
-    import time
+    """A ``progress(done, total, case_id)`` callback that draws a labelled bar on a terminal
+    (the case as its phase, the count, elapsed time and an estimate of what is left), or None
+    where the stream is not a terminal or ``quiet`` (:mod:`refopt._progress`)."""
+    from .._progress import callback
 
-    stream = stream or sys.stderr
-    if quiet or not (hasattr(stream, "isatty") and stream.isatty()):
-        return None
-    start = time.monotonic()
-
-    def progress(done: int, total: int, case_id: str) -> None:
-        elapsed = time.monotonic() - start
-        if done >= total:
-            stream.write("\r\033[K")
-            stream.flush()
-            return
-        left = f", about {elapsed / done * (total - done):.0f} s left" if done else ""
-        stream.write(f"\r\033[K{label}: case {done + 1}/{total} {case_id} "
-                     f"({elapsed:.0f} s{left})")
-        stream.flush()
-    return progress
+    return callback(label, unit="cases", quiet=quiet, stream=stream)
 
 
 def _finish(report, args) -> int:
-    print(report.table(failures_only=getattr(args, "failures_only", False),
-                       colour=_colour_wanted(sys.stdout)))
-    if args.json:
-        from .._io import atomic_write_json
+    if args.json != "-":  # with --json - stdout holds the JSON alone
+        print(report.table(failures_only=getattr(args, "failures_only", False),
+                           colour=_colour_wanted(sys.stdout)))
+    from .._cliutil import write_json
 
-        atomic_write_json(args.json, report.to_dict())
+    write_json(args.json, report.to_dict())
     return report.exit_status
 
 
