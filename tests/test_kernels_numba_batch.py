@@ -208,3 +208,46 @@ def test_array_data_offset_is_confirmed_here():
     # The table drivers read each array's data pointer from its object (see _array_data_offset);
     # on this interpreter the layout must have been confirmed, else the slow path runs.
     assert nb.ARRAY_DATA_OFFSET == object.__basicsize__
+
+
+# -- refopt bench: where it writes, what it says about load, the model list (issue 18, 19) ------
+
+def test_bench_writes_outside_the_repository_unless_asked_and_warns_under_load(
+        tmp_path, monkeypatch, capsys):
+    import json
+
+    from refopt.cli import main
+    from refopt.kernels import bench
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)  # as if run from a repository root: figures/ must stay absent
+    monkeypatch.setattr(bench, "_other_cpu", lambda before, after: {
+        "wall_s": 1.0, "other_cpu_s": 1.2, "other_fraction_of_all_cpus": 0.6})
+    status = main(["bench", "--quick", "--sizes", "1000", "--rules", "alphaadam", "--backends",
+                   "numba", "--many", "3", "50", "--model", "gpt2-small/48"])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert not (tmp_path / "figures").exists()
+    written = tmp_path / "cache" / "refopt" / "bench" / "bench_cpu.json"
+    assert f"wrote {written}" in out
+    assert "warning: Other processes were running: they used 60% of the" in out
+    data = json.loads(written.read_text())
+    assert data["other_processes"]["other_fraction_of_all_cpus"] == 0.6
+    model = data["model_tensors"]
+    assert (model["model"], model["div"], model["tensors"]) == ("gpt2-small", 48, 148)
+    assert model["elements"] == sum(int(np.prod(s)) for _, s in bench.gpt2_small_shapes(48))
+    assert {(r["backend"], r["mode"]) for r in model["results"]} == {("numba", "step"),
+                                                                    ("numba", "step_")}
+    assert main(["bench", "--quick", "--model", "gpt3/2"]) == 2
+    assert main(["bench", "--quick", "--model", "gpt2-small/0"]) == 2
+    assert "--model" in capsys.readouterr().err
+
+
+def test_gpt2_small_shapes_are_the_models():
+    from refopt.kernels.bench import gpt2_small_shapes
+
+    shapes = dict(gpt2_small_shapes())
+    assert len(shapes) == 148 and sum(int(np.prod(s)) for s in shapes.values()) == 124_439_808
+    assert shapes["wte.weight"] == (50257, 768) and shapes["h.11.mlp.c_proj.weight"] == (3072, 768)
+    half = dict(gpt2_small_shapes(2))
+    assert half["wte.weight"] == (25129, 384) and half["h.0.attn.c_attn.weight"] == (384, 1152)

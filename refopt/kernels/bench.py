@@ -49,6 +49,49 @@ DEFAULT_RULES = ("adamx", "adams", "alphaadam")
 DEFAULT_BACKENDS = ("numpy", "numba", "torch", "cupy")
 TARGET_SIZE = 10**7
 DEFAULT_MANY, QUICK_MANY = (200, 1000), (4, 100)  # (tensors, elements each)
+# A real model's parameter list, scaled: GPT-2 small (124M parameters) at full size needs about
+# 15 GB here (params, grads, states and outputs of every timed call), so by default every width,
+# the vocabulary and the context are halved (31M parameters, same 148 tensors).
+DEFAULT_MODEL, QUICK_MODEL = "gpt2-small/2", "gpt2-small/32"
+# Rules of the many-tensor lists when --rules is not given: C-AdamW too (issue 19).
+MANY_RULES = DEFAULT_RULES + ("cadamw",)
+
+
+def gpt2_small_shapes(div: int = 1) -> list[tuple[str, tuple[int, ...]]]:
+    """GPT-2 small's parameter tensors (Hugging Face names and Conv1D shapes; lm_head is tied to
+    wte), every width, the vocabulary and the context divided by ``div``: 148 tensors,
+    124,439,808 parameters at ``div`` = 1."""
+    d, vocab, ctx = 768 // div, -(-50257 // div), 1024 // div
+    shapes = [("wte.weight", (vocab, d)), ("wpe.weight", (ctx, d))]
+    for layer in range(12):
+        h = f"h.{layer}."
+        shapes += [(h + "ln_1.weight", (d,)), (h + "ln_1.bias", (d,)),
+                   (h + "attn.c_attn.weight", (d, 3 * d)), (h + "attn.c_attn.bias", (3 * d,)),
+                   (h + "attn.c_proj.weight", (d, d)), (h + "attn.c_proj.bias", (d,)),
+                   (h + "ln_2.weight", (d,)), (h + "ln_2.bias", (d,)),
+                   (h + "mlp.c_fc.weight", (d, 4 * d)), (h + "mlp.c_fc.bias", (4 * d,)),
+                   (h + "mlp.c_proj.weight", (4 * d, d)), (h + "mlp.c_proj.bias", (d,))]
+    shapes += [("ln_f.weight", (d,)), ("ln_f.bias", (d,))]
+    return shapes
+
+
+MODELS = {"gpt2-small": gpt2_small_shapes}
+
+
+def _model(text: str | None):
+    """'NAME[/DIV]' -> (name, div), or None for 'none'."""
+    if text is None or text.lower() == "none":
+        return None
+    name, _, div = text.partition("/")
+    if name not in MODELS:
+        raise argparse.ArgumentTypeError(f"unknown model {name!r} (known: {', '.join(MODELS)})")
+    try:
+        value = int(div or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: DIV must be an integer") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r}: DIV must be in [1, 64]")
+    return name, value
 
 # Arrays read and written per element by the fused in-place step (params, grads, state).
 _ARRAYS_MOVED = {"adamx": 7, "adam": 7, "adamw": 7, "adax": 7, "alphaadam": 7, "cadamw": 7,
@@ -80,8 +123,15 @@ def register(subparsers) -> None:
                    help=f"also time a list of K tensors of N elements each (default "
                         f"{DEFAULT_MANY[0]} {DEFAULT_MANY[1]}; --quick: {QUICK_MANY[0]} "
                         f"{QUICK_MANY[1]}; 0 0 leaves it out)")
+    p.add_argument("--model", default=None, metavar="NAME[/DIV]",
+                   help=f"also time a real model's parameter list: {' or '.join(MODELS)}, every "
+                        f"width, the vocabulary and the context divided by DIV (default "
+                        f"{DEFAULT_MODEL}; --quick: {QUICK_MODEL}; 'none' leaves it out)")
     p.add_argument("--note", default="", help="free text stored in the JSON (e.g. machine load)")
-    p.add_argument("--out", default="figures", help="output folder (default figures/)")
+    p.add_argument("--out", default=None,
+                   help=f"output folder (default {default_out_dir()}, outside the repository: "
+                        f"the committed figures/bench_cpu.* are written only when asked, "
+                        f"--out figures)")
     p.add_argument("--name", default="bench_cpu",
                    help="file stem of the CPU results (default bench_cpu: .json and .png)")
     p.set_defaults(func=run)
@@ -120,11 +170,18 @@ def run(args) -> int:
         print(f"refopt bench: --many K N needs K >= 1 and N >= 1 (or 0 0), got {many}",
               file=sys.stderr)
         return 2
-    out = Path(args.out)
+    try:
+        model = _model(args.model if args.model is not None else
+                       (QUICK_MODEL if args.quick else DEFAULT_MODEL))
+    except argparse.ArgumentTypeError as exc:
+        print(f"refopt bench: --model: {exc}", file=sys.stderr)
+        return 2
+    many_rules = rules if args.rules or args.quick else MANY_RULES
+    out = Path(args.out) if args.out is not None else default_out_dir()
     out.mkdir(parents=True, exist_ok=True)
     report = benchmark(sizes, rules, tuple(args.backends), threads=args.threads,
-                       quick=args.quick, note=args.note, many=many,
-                       progress=lambda msg: print(msg, flush=True))
+                       quick=args.quick, note=args.note, many=many, model=model,
+                       many_rules=many_rules, progress=lambda msg: print(msg, flush=True))
     cpu = {k: v for k, v in report.items() if k != "gpu_results"}
     stem = Path(args.name).name
     if cpu["results"] or cpu["torch_cpu"]:
@@ -144,7 +201,25 @@ def run(args) -> int:
         print(f"GPU figures not measured: {report['gpu']['reason']}")
     for line in summary_lines(report):
         print(line)
+    if report.get("note"):
+        # The load the JSON records, said where the figures are read: a loaded machine's
+        # medians are slower and noisier, and parallel regions stall (see _load_note).
+        loaded = (report.get("other_processes") or {}).get("other_fraction_of_all_cpus") or 0.0
+        print(("warning: " if loaded > LOAD_WARNING_FRACTION else "") + report["note"])
     return 0
+
+
+#: Above this fraction of all CPUs' time used by other processes during a run, ``refopt bench``
+#: prints its load note as a warning.
+LOAD_WARNING_FRACTION = 0.05
+
+
+def default_out_dir() -> Path:
+    """Where ``refopt bench`` writes without ``--out``: a per-user cache folder, never the
+    repository's committed ``figures/`` (``$XDG_CACHE_HOME/refopt/bench``, else
+    ``~/.cache/refopt/bench``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "refopt" / "bench"
 
 
 # -- timing -----------------------------------------------------------------------------------
@@ -179,6 +254,7 @@ def _max_threads() -> int:
 
 
 def benchmark(sizes, rules, backends, *, threads=None, quick=False, note="", many=(0, 0),
+              model=None, many_rules=None,
               progress: Callable[[str], None] = lambda msg: None) -> dict:
     """Run the benchmark and return the report (a JSON-ready dict); see the module docstring."""
     from .. import get_rule
@@ -260,10 +336,21 @@ def benchmark(sizes, rules, backends, *, threads=None, quick=False, note="", man
             progress(f"n = {n:.0e}: {name} done")
         rooflines.append(roof)
     _add_rates_and_ratios(results, rooflines, torch_rows)
-    many_cpu = None
+    many_cpu = model_cpu = None
+    many_rules = tuple(many_rules or rules)
     if many != (0, 0) and {"numpy", "numba", "torch"} & set(backends):
-        many_cpu = _many_tensors_cpu(rules, many, backends, numba_ok, torch_ok, quick)
+        shapes = [(f"t{k}", (many[1],)) for k in range(many[0])]
+        many_cpu = _many_tensors_cpu(many_rules, shapes, backends, numba_ok, torch_ok, quick)
+        many_cpu["n_each"] = many[1]
         progress(f"{many[0]} tensors of {many[1]}: done")
+    if model is not None and {"numpy", "numba", "torch"} & set(backends):
+        name, div = model
+        shapes = MODELS[name](div)
+        progress(f"{name}/{div}: {len(shapes)} tensors, "
+                 f"{sum(int(np.prod(s)) for _, s in shapes):,} parameters")
+        model_cpu = _many_tensors_cpu(many_rules, shapes, backends, numba_ok, torch_ok, quick)
+        model_cpu.update(model=name, div=div, shapes=[[k, list(s)] for k, s in shapes])
+        progress(f"{name}/{div}: done")
 
     gpu = {"measured": False, "reason": "not requested (--backends without cupy)"}
     gpu_results: list[dict] = []
@@ -290,6 +377,7 @@ def benchmark(sizes, rules, backends, *, threads=None, quick=False, note="", man
         "results": results,
         "targets": _targets(results, rooflines, torch_rows),
         "many_tensors": many_cpu,
+        "model_tensors": model_cpu,
         "gpu": gpu,
         "gpu_results": gpu_results,
     }
@@ -420,28 +508,35 @@ def _torch_calls(p0, g, impls=tuple(_TORCH_IMPLS)) -> dict:
     return calls
 
 
-def _many_tensors_cpu(rules, many, backends, numba_ok, torch_ok, quick) -> dict:
-    """Each rule's step over ``many = (K, N)``: K float32 tensors of N elements, interleaved."""
+def _many_tensors_cpu(rules, shapes, backends, numba_ok, torch_ok, quick) -> dict:
+    """Each rule's steps over a parameter list (``shapes``: (name, shape) pairs, float32),
+    interleaved with torch's fused and foreach AdamW over the same list.
+
+    numba ``step_`` runs on a state from ``init`` and ``step_`` (a training loop's); ``step``
+    on the state of one reference step, returning new arrays each call (its outputs of two calls
+    ago recycled, as a loop ``params, state = rule.step(...)`` lets them go).
+    """
     from .. import get_rule
 
-    tensors, n_each = many
     rng = np.random.default_rng(1)
-    p0 = [rng.standard_normal(n_each).astype(np.float32) for _ in range(tensors)]
-    g = [rng.standard_normal(n_each).astype(np.float32) for _ in range(tensors)]
-    reps = 3 if quick else 100
+    p0 = [rng.standard_normal(s).astype(np.float32) for _, s in shapes]
+    g = [rng.standard_normal(s).astype(np.float32) for _, s in shapes]
+    total = sum(p.size for p in p0)
+    reps = 3 if quick else (100 if total <= 10**6 else 20)
+    numpy_reps = 3 if quick else (20 if total <= 10**6 else 3)
     rows = []
     for name in rules:
         ref = get_rule(name)
         state = ref.step(p0, g, ref.init(p0))[1]
         calls = {}
         if "numpy" in backends:
-            calls["numpy step"] = (lambda: ref.step(p0, g, state), 20)
+            calls["numpy step"] = (lambda: ref.step(p0, g, state), numpy_reps)
         if numba_ok:
             fast = get_rule(name, backend="numba")
             calls["numba step"] = (lambda: fast.step(p0, g, state), reps)
             inplace = get_rule(name, backend="numba", nonfinite="propagate")
             params = [p.copy() for p in p0]
-            holder = [inplace.step(params, g, state)[1]]
+            holder = [inplace.step_(params, g, inplace.init(params))]
 
             def step_(rule=inplace, params=params, holder=holder):
                 holder[0] = rule.step_(params, g, holder[0])
@@ -450,17 +545,21 @@ def _many_tensors_cpu(rules, many, backends, numba_ok, torch_ok, quick) -> dict:
         if torch_ok:
             calls.update(_torch_calls(p0, g, impls=("fused", "foreach")))
         stats = interleaved(calls, reps)
+        del calls
         torch_best = min((v["median"] for k, v in stats.items() if k.startswith("torch ")),
                          default=None)
+        fused = stats.get("torch fused", {}).get("median")
         for key, value in stats.items():
             backend, mode = key.split(" ", 1)
             row = {"rule": "adamw" if backend == "torch" else name, "measured_with": name,
                    "backend": backend, "mode": mode, "time_s": value,
-                   "us_per_tensor": value["median"] / tensors * 1e6}
+                   "us_per_tensor": value["median"] / len(shapes) * 1e6}
             if torch_best and backend == "numba":
                 row["speed_vs_torch_best"] = torch_best / value["median"]
+            if fused and backend == "numba":
+                row["speed_vs_torch_fused"] = fused / value["median"]
             rows.append(row)
-    return {"tensors": tensors, "n_each": n_each, "dtype": "float32", "results": rows}
+    return {"tensors": len(shapes), "elements": total, "dtype": "float32", "results": rows}
 
 
 def _add_rates_and_ratios(results, rooflines, torch_rows) -> None:
@@ -686,7 +785,7 @@ def _load_note(other: dict | None, threads) -> str:
         return ""
     frac = other["other_fraction_of_all_cpus"]
     cpus = os.cpu_count() or 1
-    if frac > 0.05:
+    if frac > LOAD_WARNING_FRACTION:
         return (f"Other processes were running: they used {100 * frac:.0f}% of the {cpus} CPUs' "
                 f"time during the run. A parallel region of {threads} threads stalls whenever one "
                 f"worker is descheduled, so medians are slower and noisier than on an idle "
@@ -761,12 +860,19 @@ def summary_lines(report: dict) -> list[str]:
         lines.append(f"  {r['rule']:10s} {r['backend']:6s} {r['mode']:12s} n={r['n']:<10d} "
                      f"{r['time_s']['median'] * 1e3:9.3f} ms  {r['GBps']:7.2f} GB/s")
     for where, many in (("CPU", report.get("many_tensors")),
+                        ("CPU", report.get("model_tensors")),
                         ("GPU", (report.get("gpu") or {}).get("many_tensors"))):
         if not many:
             continue
-        lines.append(f"  {where}, {many['tensors']} tensors of {many['n_each']} elements:")
+        what = (f"{many['model']}/{many['div']}, {many['tensors']} tensors, "
+                f"{many['elements']:,} elements" if "model" in many else
+                f"{many['tensors']} tensors of {many['n_each']} elements")
+        lines.append(f"  {where}, {what}:")
         for r in many["results"]:
-            if "speed_vs_torch_best" in r:
+            if "speed_vs_torch_fused" in r:
+                ratio = (f"  ({r['speed_vs_torch_fused']:.2f}x torch fused, "
+                         f"{r['speed_vs_torch_best']:.2f}x torch's best)")
+            elif "speed_vs_torch_best" in r:
                 ratio = f"  ({r['speed_vs_torch_best']:.2f}x torch's best)"
             elif "speed_vs_torch_fused" in r:
                 ratio = f"  ({r['speed_vs_torch_fused']:.2f}x torch fused)"

@@ -326,17 +326,19 @@ class FusedRule:
         return list(params), state, {"skipped": True, "tensors": [{} for _ in params]}
 
     def _check_inplace(self, params, grads, state) -> None:
-        for i, (p, g) in enumerate(zip(params, grads)):
-            if g is None:
-                continue
-            # (dtypes and shapes were checked by ``_validate``.)
-            for label, a in [("params", p)] + [(f"state.{b}", getattr(state, b)[i])
-                                               for b in self.buffers]:
-                flags = a.flags
-                # (CuPy's flags have no ``writeable``: device arrays always are.)
-                if not (flags.c_contiguous and getattr(flags, "writeable", True)):
-                    raise ValueError(f"{label}[{i}] must be C-contiguous and writeable for an "
-                                     f"in-place step; use step() or np.ascontiguousarray")
+        # (dtypes and shapes were checked by ``_validate``.) A scan without labels first (it
+        # runs on every step); the error names the first refused array, tensors in order.
+        bufs = [getattr(state, b) for b in self.buffers]
+        if any(_refused(a.flags) for arrays in [params] + bufs
+               for a, g in zip(arrays, grads) if g is not None):
+            for i, (p, g) in enumerate(zip(params, grads)):
+                if g is None:
+                    continue
+                for label, a in [("params", p)] + [(f"state.{b}", getattr(state, b)[i])
+                                                   for b in self.buffers]:
+                    if _refused(a.flags):
+                        raise ValueError(f"{label}[{i}] must be C-contiguous and writeable for "
+                                         f"an in-place step; use step() or np.ascontiguousarray")
         self._check_overlap(params, grads, state)
 
     def _check_overlap(self, params, grads, state) -> None:
@@ -409,6 +411,10 @@ class FusedRule:
         grad_and_written = (lx.startswith("grads[") and wy) or (ly.startswith("grads[") and wx)
         return (grad_and_written and ix == iy and sx == sy and ax.shape == ay.shape
                 and _strides(ax) == _strides(ay))
+
+
+def _refused(flags) -> bool:
+    return not (flags.c_contiguous and getattr(flags, "writeable", True))
 
 
 def _strides(a) -> tuple[int, ...]:
