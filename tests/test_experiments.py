@@ -246,7 +246,11 @@ def test_memory_and_table_checks():
 
     assert all(v.verdict == REPRODUCED for v in memory_checks())
     v = table_check()
-    assert v.verdict == NOT_REPRODUCED and "rows off: CAdamW;" in v.evidence  # 82.4286 vs 82.42
+    assert v.verdict == NOT_REPRODUCED   # CAdamW: 82.4286 vs 82.42
+    assert v.evidence.startswith("CAdamW: mean of its 7 scores 82.4286, printed 82.42")
+    assert "the other 5 rows agree" in v.evidence
+    others = [m for m in GLUE_TABLE if m != "CAdamW"]   # only the bad row is named
+    assert not any(re.search(rf"(?<![A-Za-z]){re.escape(m)}", v.evidence) for m in others)
     assert np.mean(GLUE_TABLE["AlphaAdam"][0]) == pytest.approx(83.63, abs=0.005)
 
 
@@ -310,7 +314,7 @@ def test_report_renders_the_proofs_table_and_survives_a_missing_registry(tmp_pat
     assert "**withdrawn by its authors**" in text.split("## Theory claims")[1]
     assert "refuted (unexpected)" in text
     n3 = next(line for line in text.splitlines() if line.startswith("| adams.N3 |"))
-    assert "measured by experiment S-rate" in n3
+    assert "measured by experiment [S-rate](#check-s-rate)" in n3 and "open: measured by S-rate" in n3
     assert f"**{summary['verdicts']['adams.C1']}**" in n3     # the experiment's verdict
     monkeypatch.undo()
     monkeypatch.setitem(sys.modules, "refopt.proofs", None)   # import fails: ImportError

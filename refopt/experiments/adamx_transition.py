@@ -204,51 +204,76 @@ def run(config: str = "quick", out_dir: str | Path = "reports", *, rule: str = "
         "X-T8", decide(t8_ok), "peak and 2000-steps-after |dtheta|/eta match spec T8 to 1 %",
         "; ".join(f"{n} K={K}: peak {fmt(p, 3)}, after {fmt(a, 3)} (spec {expected[n][K][0]} / "
                   f"{expected[n][K][1]})" for n in late for K, (p, a) in late[n].items())))
-    fig_path = _figure(by_rule, rule, cfg, late, out_dir / "figures" / f"adamx_transition_{config}.png")
-    return ExperimentResult("adamx_transition", config, nums, verdicts, [fig_path],
+    fig_paths = _figure(by_rule, rule, cfg, late,
+                        out_dir / "figures" / f"adamx_transition_{config}.png")
+    return ExperimentResult("adamx_transition", config, nums, verdicts, fig_paths,
                             time.perf_counter() - start)
 
 
 def _figure(by_rule, rule, cfg, late, path):
+    """One figure per idea (``path`` with ``_v``, ``_lr``, ``_twin``, ``_t8``): v stops moving,
+    the per-coordinate learning rate, the distance to momentum SGD, and the T8 late activation
+    (measured against the spec's table, one group per K: no log axis for a single K)."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
+    stem = Path(path).with_suffix("")
     colors = {rule: "C0", "adam": "C3"}
     b1, b2 = cfg["betas"]
     c = b2 ** (1 - b2)
+    paths = []
+
+    def finish(fig, ax, name):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=9)
+        fig.tight_layout()
+        paths.append(save_figure(fig, f"{stem}_{name}.png"))
+
+    figs = {name: plt.subplots(figsize=(7.5, 5)) for name in ("v", "lr", "twin")}
     for name, runs in by_rule.items():
         r = runs[0]
         t = np.asarray(r["t"])
         dv = np.median(np.array([x["rel_dv"][1:] for x in runs], dtype=float), axis=0)
-        axes[0].loglog(t[1:], dv, color=colors[name], label=f"{name} (median of seeds)")
+        figs["v"][1].loglog(t[1:], dv, color=colors[name], label=f"{name} (median of seeds)")
         eff = np.array(r["eff_lr"])
         for j, h in enumerate(r["h_coords"]):
-            axes[1].loglog(t, eff[:, j], color=colors[name], ls=["-", "--", ":"][j],
-                           label=f"{name}, h = {h:.2g}")
+            figs["lr"][1].loglog(t, eff[:, j], color=colors[name], ls=["-", "--", ":"][j],
+                                 label=f"{name}, h = {h:.2g}")
         tw = np.median(np.array([x["twin_dist"] for x in runs]), axis=0)
-        axes[2].semilogy(np.asarray(r["twin_t"]) - cfg["t0"], np.maximum(tw, 1e-17),
-                         color=colors[name], label=name)
+        figs["twin"][1].semilogy(np.asarray(r["twin_t"]) - cfg["t0"], np.maximum(tw, 1e-17),
+                                 color=colors[name], label=f"{name} (median of seeds)")
+    fig, ax = figs["v"]
     tt = np.arange(2, cfg["steps"] + 1)
-    axes[0].loglog(tt, -np.expm1(np.log(c)) / (np.exp(-(tt - 1) * np.log(c)) - c) * 1.0,
-                   color="k", lw=0.8, ls="--", label=r"AdamX $1-\hat\beta_{2,t}$ (T1)")
-    axes[0].axvline(1 / (1 - c), color="gray", lw=0.6)
-    axes[0].set(xlabel="step t", ylabel="relative change of v per step",
-                title=f"v stops moving (betas {b1}, {b2}; H = {1 / (1 - c):.0f})")
-    axes[0].set_ylim(1e-17, 10)
-    axes[1].set(xlabel="step t", ylabel=r"effective lr $\eta/(\sqrt{v_t}+\epsilon)$",
-                title="per-coordinate learning rate (seed 0)")
-    axes[2].set(xlabel=f"steps after t0 = {cfg['t0']}",
-                ylabel=r"$\|\theta-\theta^{twin}\| / \|\theta-\theta_{t_0}\|$",
-                title="distance to momentum SGD, frozen preconditioner")
-    for name, d in late.items():
-        Ks = sorted(d)
-        axes[3].plot(Ks, [d[K][0] for K in Ks], "o-", color=colors.get(name, "C0"),
-                     label=f"{name}: peak")
-        axes[3].plot(Ks, [d[K][1] for K in Ks], "s--", color=colors.get(name, "C0"),
-                     label=f"{name}: 2000 steps after")
-    axes[3].set(xscale="log", yscale="log", xlabel="activation step K (gradient 0 before)",
-                ylabel=r"step size $|\Delta\theta|/\eta$", title="T8: late activation (beta2 0.99)")
-    for ax in axes:
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return save_figure(fig, path)
+    ax.loglog(tt, -np.expm1(np.log(c)) / (np.exp(-(tt - 1) * np.log(c)) - c) * 1.0,
+              color="k", lw=0.8, ls="--", label=r"AdamX $1-\hat\beta_{2,t}$ (T1)")
+    ax.axvline(1 / (1 - c), color="gray", lw=0.6, label=f"memory horizon H = {1 / (1 - c):.0f}")
+    ax.set(xlabel="step t", ylabel="relative change of v per step",
+           title=f"v stops moving (betas {b1}, {b2})", ylim=(1e-17, 10))
+    finish(fig, ax, "v")
+    fig, ax = figs["lr"]
+    ax.set(xlabel="step t", ylabel=r"effective lr $\eta/(\sqrt{v_t}+\epsilon)$",
+           title="per-coordinate learning rate (seed 0)")
+    finish(fig, ax, "lr")
+    fig, ax = figs["twin"]
+    ax.set(xlabel=f"steps after t0 = {cfg['t0']}",
+           ylabel=r"$\|\theta-\theta^{twin}\| / \|\theta-\theta_{t_0}\|$",
+           title="distance to momentum SGD with the preconditioner frozen at t0")
+    finish(fig, ax, "twin")
+
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    Ks = sorted({K for d in late.values() for K in d})
+    width = 0.8 / max(1, 2 * len(late))
+    for i, (name, d) in enumerate(late.items()):
+        expected = T8_TABLE["adam" if name == "adam" else "adamx"]
+        for j, (what, idx) in enumerate((("peak", 0), ("2000 steps after", 1))):
+            x = np.arange(len(Ks)) + (2 * i + j - (2 * len(late) - 1) / 2) * width
+            ax.bar(x, [d[K][idx] for K in Ks], width, color=colors.get(name, "C0"),
+                   alpha=1.0 if idx == 0 else 0.5, label=f"{name}: {what} (measured)")
+            ax.plot(x, [expected[K][idx] if K in expected else np.nan for K in Ks], "k_",
+                    ms=18, mew=2, label="spec T8 table" if i == 0 and j == 0 else None)
+    ax.set_xticks(np.arange(len(Ks)), [f"K = {K:,}" for K in Ks])
+    values = [v for d in late.values() for pair in d.values() for v in pair]
+    ax.set(yscale="log" if max(values) > 30 * min(values) else "linear",
+           xlabel="activation step K (gradient 0 before, 1 from K on)",
+           ylabel=r"step size $|\Delta\theta|/\eta$",
+           title="T8: late activation (beta2 = 0.99)")
+    finish(fig, ax, "t8")
+    return paths

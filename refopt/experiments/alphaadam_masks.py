@@ -305,53 +305,80 @@ def run(config: str = "quick", out_dir: str | Path = "reports", *,
         f"{fmt(stats['alphaadam:count']['mean'])}, cautious "
         f"{fmt(stats['alphaadam:first=cautious']['mean'])}, as_is "
         f"{fmt(stats['alphaadam:first=as_is']['mean'])}"))
-    fig = _figure(by_label, budget, floor, cfg, out_dir / "figures" / f"alphaadam_masks_{config}{tag}.png")
+    figs = _figure(by_label, budget, floor, cfg,
+                   out_dir / "figures" / f"alphaadam_masks_{config}{tag}.png")
     nums["welch_tests"] = tests
-    return ExperimentResult("alphaadam_masks", config, nums, verdicts, [fig],
+    return ExperimentResult("alphaadam_masks", config, nums, verdicts, figs,
                             time.perf_counter() - start)
 
 
 def _figure(by_label, budget, floor, cfg, path):
+    """Four figures, one per idea (loss curves, mask density, budget loss, noise floor), each
+    legible at its own size: ``path`` with ``_loss``, ``_density``, ``_budget``, ``_floor``."""
+    from scipy import stats
+
     plt = pyplot()
-    fig, axes = plt.subplots(1, 4, figsize=(21, 4.6))
+    path = Path(path)
+    stem = path.with_suffix("")
     labels = [k for k in by_label if not k.startswith(("density:", "floor:")) and "first=" not in k]
-    for i, lab in enumerate(labels):
+    colors = {lab: f"C{i % 10}" for i, lab in enumerate(labels)}
+    paths = []
+
+    def finish(fig, ax, name, legend=True):
+        ax.grid(alpha=0.3)
+        if legend:
+            ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3)
+        fig.tight_layout()
+        paths.append(save_figure(fig, f"{stem}_{name}.png"))
+
+    fig, ax = plt.subplots(figsize=(8, 5.6))
+    for lab in labels:
         rs = by_label[lab]
-        t = np.asarray(rs[0]["t"])
-        axes[0].loglog(t, np.median(np.array([r["loss"] for r in rs]), axis=0), color=f"C{i}",
-                       label=lab)
-        axes[1].semilogx(np.asarray(rs[0]["kept_t"]),
-                         np.median(np.array([r["kept"] for r in rs]), axis=0),
-                         color=f"C{i}", label=lab)
-        frs = by_label.get(f"floor:{lab}")
-        if frs:
-            axes[3].semilogy(np.asarray(frs[0]["t"]),
-                             np.median(np.array([r["loss"] for r in frs]), axis=0),
-                             color=f"C{i}", label=f"{lab}: {floor[lab]['mean']:.3g}")
+        ax.loglog(np.asarray(rs[0]["t"]), np.median(np.array([r["loss"] for r in rs]), axis=0),
+                  color=colors[lab], label=lab)
+    ax.set(xlabel="step t", ylabel=r"loss $f(x_t)$ (median over seeds)",
+           title=f"noisy quadratic from x0 ~ N(0, I), d = {cfg['dim']}, lr {cfg['lr']}")
+    finish(fig, ax, "loss")
+
+    fig, ax = plt.subplots(figsize=(8, 5.6))
+    for lab in labels:
+        rs = by_label[lab]
+        ax.semilogx(np.asarray(rs[0]["kept_t"]), np.median(np.array([r["kept"] for r in rs]),
+                                                           axis=0), color=colors[lab], label=lab)
     for j, obj in enumerate(("rosenbrock", "logistic")):
         rs = by_label.get(f"density:{obj}")
         if rs:
-            axes[1].semilogx(rs[0]["kept_t"], rs[0]["kept"], color="k", ls=["--", ":"][j], lw=0.9,
-                             label=f"default, {obj} (exact grad.)")
-    axes[0].set(xlabel="step t", ylabel=r"loss $f(x_t)$ (median over seeds)",
-                title=f"noisy quadratic from x0 ~ N(0, I), d = {cfg['dim']}, lr {cfg['lr']}")
-    axes[1].set(xlabel="step t", ylabel="mask density (kept fraction k/n)",
-                title="mask density over time", ylim=(-0.02, 1.02))
+            ax.semilogx(rs[0]["kept_t"], rs[0]["kept"], color="k", ls=["--", ":"][j], lw=1.2,
+                        label=f"default, {obj} (exact grad.)")
+    ax.set(xlabel="step t", ylabel="mask density (kept fraction k/n)",
+           title="mask density over time", ylim=(-0.02, 1.02))
+    finish(fig, ax, "density")
+
+    fig, ax = plt.subplots(figsize=(8, 5.2))
     order = sorted(budget, key=lambda k: budget[k]["mean"])
     y = np.arange(len(order))
-    axes[2].barh(y, [budget[k]["mean"] for k in order],
-                 xerr=[2 * (budget[k]["se"] if math.isfinite(budget[k]["se"]) else 0)
-                       for k in order],
-                 color=["C1" if k.startswith("alphaadam") else "C7" for k in order])
-    axes[2].set_yticks(y, order, fontsize=7)
-    axes[2].set(xlabel=f"loss: mean over steps {cfg['steps'] - cfg['window'] + 1}..{cfg['steps']} "
-                "(± 2 s.e.)", title="loss after the spec 4.5 budget")
-    axes[3].set(xlabel="step t (from the minimiser x* = 0)",
-                ylabel=r"loss $f(x_t)$ (median over seeds)",
-                title="stationary noise floor (legend: mean of last quarter)")
-    for ax in (axes[0], axes[1], axes[3]):
-        ax.legend(fontsize=6)
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return save_figure(fig, path)
+
+    def half_width(k):
+        se, n = budget[k]["se"], budget[k].get("n", 0)
+        return float(stats.t.ppf(0.975, n - 1) * se) if n > 1 and math.isfinite(se) else 0.0
+
+    ax.barh(y, [budget[k]["mean"] for k in order], xerr=[half_width(k) for k in order],
+            color=["C1" if k.startswith("alphaadam") else "C7" for k in order])
+    ax.set_yticks(y, order, fontsize=10)
+    ax.set(xlabel=f"loss: mean over steps {cfg['steps'] - cfg['window'] + 1}..{cfg['steps']} "
+           f"(95% t interval over {len(cfg['seeds'])} seeds)",
+           title="loss after the spec 4.5 budget (orange: AlphaAdam variants)")
+    finish(fig, ax, "budget", legend=False)
+
+    fig, ax = plt.subplots(figsize=(8, 5.6))
+    for lab in labels:
+        frs = by_label.get(f"floor:{lab}")
+        if frs:
+            ax.semilogy(np.asarray(frs[0]["t"]), np.median(np.array([r["loss"] for r in frs]),
+                                                           axis=0),
+                        color=colors[lab], label=f"{lab}: {floor[lab]['mean']:.3g}")
+    ax.set(xlabel="step t (from the minimiser x* = 0)",
+           ylabel=r"loss $f(x_t)$ (median over seeds)",
+           title="stationary noise floor (legend: mean of the last quarter)")
+    finish(fig, ax, "floor")
+    return paths
