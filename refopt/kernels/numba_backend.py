@@ -1137,17 +1137,23 @@ class NumbaRule(HostArrays, FusedRule):
             by_dtype.setdefault(params[i].dtype, []).append(i)
         views: dict[int, list] = {}
         for dtype, idx in by_dtype.items():
-            sizes = [params[i].size for i in idx]
-            pool = self._pool(parts * sum(sizes), dtype)
+            by_shape: dict = {}
+            for i in idx:
+                by_shape.setdefault(params[i].shape, []).append(i)
+            pool = self._pool(parts * sum(params[i].size for i in idx), dtype)
             start = 0
-            for i, n in zip(idx, sizes):
-                shape = params[i].shape
-                outs = []
-                for _ in range(parts):
-                    a = pool[start:start + n]
-                    start += n
-                    outs.append(a if len(shape) == 1 else a.reshape(shape))
-                views[i] = outs
+            for shape, same in by_shape.items():
+                # Tensors of one shape: their outputs are the rows of one block of the pool,
+                # (tensor, part, *shape), handed out by NumPy's iteration (a view per row).
+                n = params[same[0]].size
+                stop = start + len(same) * parts * n
+                if shape:
+                    block = iter(pool[start:stop].reshape((len(same) * parts,) + shape))
+                else:  # 0-d: iteration would give NumPy scalars, not arrays
+                    block = iter([pool[j:j + 1].reshape(()) for j in range(start, stop)])
+                start = stop
+                for i in same:
+                    views[i] = [next(block) for _ in range(parts)]
         result: dict = {}
         names = self.buffers
 
