@@ -186,4 +186,5 @@ def test_ctrl_c_on_report_is_one_line_130_without_traceback(tmp_path):
     assert rc == 130
     assert "Traceback" not in err
     assert err.strip().splitlines() == ["refopt report: interrupted (SIGINT); finished work is kept"]
-    assert any(_lines(p) for p in results.glob("*.jsonl"))          # finished runs kept
+    kept = {p.name: _lines(p) for p in results.glob("*")}
+    assert any(n for name, n in kept.items() if name.endswith(".jsonl")), kept  # finished runs
