@@ -100,3 +100,101 @@ def log_grid(t_max: int, n: int = 60, start: int = 1) -> np.ndarray:
     """About n log-spaced integer steps in [start, t_max], always including both ends."""
     pts = np.unique(np.round(np.logspace(math.log10(start), math.log10(t_max), n)).astype(int))
     return pts[(pts >= start) & (pts <= t_max)]
+
+
+# -- configurations --------------------------------------------------------------------------
+
+#: The shipped experiment configurations (package data): ``configs/<name>.json``, one object
+#: per experiment module plus ``description`` (and ``notes``).
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+EXPERIMENTS = ("adamx_transition", "adams_rate", "alphaadam_masks")
+#: Which paper each configurable experiment belongs to (``refopt report --rules``).
+EXPERIMENT_RULE = {"adamx_transition": "adamx", "adams_rate": "adams",
+                   "alphaadam_masks": "alphaadam"}
+SHIPPED_CONFIGS = ("quick", "full", "tiny")
+_CONFIG_KEYS = ("description", "notes", "base", *EXPERIMENTS)
+
+
+def shipped_configs(experiment: str) -> dict[str, dict]:
+    """``{config name: this experiment's settings}`` from the shipped files."""
+    out = {}
+    for name in SHIPPED_CONFIGS:
+        data = _io.load_json(CONFIG_DIR / f"{name}.json")
+        out[name] = data[experiment]
+    return out
+
+
+def load_report_config(path: str | Path, seeds: list[int] | None = None) -> tuple[str, dict]:
+    """A report configuration file: ``(name, {experiment: settings})``.
+
+    The file is a JSON object with an optional ``"base"`` (a shipped configuration, default
+    ``"quick"``), optional ``"description"``/``"notes"``, and per experiment
+    (``adamx_transition``, ``adams_rate``, ``alphaadam_masks``) an object of settings that
+    replace the base's (only the base's fields are accepted). ``seeds`` (``--seeds``) then
+    replaces every experiment's seeds. The name is the file's stem. A bad file raises a
+    one-line ``ValueError`` naming the field and what is allowed.
+    """
+    import re
+
+    path = Path(path)
+    data = _io.load_json(path)
+    where = f"--config {path}"
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: must be a JSON object, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(_CONFIG_KEYS))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {list(_CONFIG_KEYS)}")
+    base = data.get("base", "quick")
+    if base not in SHIPPED_CONFIGS:
+        raise ValueError(f"{where}: base must be one of {list(SHIPPED_CONFIGS)}, got {base!r}")
+    name = path.stem
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise ValueError(f"{where}: the file name must use letters, digits, '_', '-', '.' (it "
+                         f"names the results files), got {name!r}")
+    merged = {}
+    for exp in EXPERIMENTS:
+        settings = dict(shipped_configs(exp)[base])
+        given = data.get(exp, {})
+        if not isinstance(given, dict):
+            raise ValueError(f"{where}: {exp} must be an object of settings, got {given!r}")
+        bad = sorted(set(given) - set(settings))
+        if bad:
+            raise ValueError(f"{where}: {exp}.{bad[0]} is not a setting; allowed: "
+                             f"{sorted(settings)}")
+        for key, value in given.items():
+            if type(value) is not type(settings[key]) and not (
+                    isinstance(value, (int, float)) and isinstance(settings[key], (int, float))
+                    and not isinstance(value, bool)):
+                raise ValueError(f"{where}: {exp}.{key} must be a {type(settings[key]).__name__}"
+                                 f" like the base's {settings[key]!r}, got {value!r}")
+        settings.update(given)
+        if seeds is not None:
+            settings["seeds"] = list(seeds)
+        _check_seeds(f"{where}: {exp}.seeds", settings["seeds"])
+        merged[exp] = settings
+    return name, merged
+
+
+def _check_seeds(what: str, seeds) -> None:
+    if not isinstance(seeds, list) or not seeds or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds) \
+            or len(set(seeds)) != len(seeds):
+        raise ValueError(f"{what} must be a non-empty list of distinct integers >= 0, got "
+                         f"{seeds!r}")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds``: ``N`` (the seeds 0..N-1) or a comma-separated list ``0,3,7``."""
+    try:
+        if "," in text:
+            seeds = [int(part) for part in text.split(",")]
+        else:
+            n = int(text)
+            if n < 1:
+                raise ValueError
+            seeds = list(range(n))
+    except ValueError:
+        raise ValueError(f"--seeds must be a count N >= 1 (seeds 0..N-1) or a comma-separated "
+                         f"list of integers >= 0, got {text!r}") from None
+    _check_seeds("--seeds", seeds)
+    return seeds

@@ -38,15 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import ExperimentResult, Verdict, decide, fmt, pyplot, save_figure
+from ._common import (ExperimentResult, Verdict, decide, fmt, pyplot, save_figure, shipped_configs)
 from .runner import run_sweep
 
-CONFIGS = {
-    "quick": {"Ts": [100, 300, 1000, 3000, 10000], "seeds": list(range(6)), "dim": 10},
-    "full": {"Ts": [100, 300, 1000, 3000, 10000, 30000, 100000], "seeds": list(range(20)),
-             "dim": 10},
-    "tiny": {"Ts": [100, 300, 1000, 3000], "seeds": [0, 1, 2], "dim": 10},
-}
+#: The shipped configurations (quick, full, tiny), read from configs/*.json; refopt report
+#: --config adds others at run time.
+CONFIGS = shipped_configs("adams_rate")
 
 N1_EXPECTED = {1.0: 20, 5.0: 103, 20.0: 412}
 

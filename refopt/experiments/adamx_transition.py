@@ -30,20 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import ExperimentResult, Verdict, decide, fmt, log_grid, pyplot, save_figure
+from ._common import (ExperimentResult, Verdict, decide, fmt, log_grid, pyplot, save_figure,
+                      shipped_configs)
 from .runner import run_sweep, task
 
-CONFIGS = {
-    # beta2 = 0.9: H = 95 steps, so the tail t >> H is reached in seconds.
-    "quick": {"betas": [0.9, 0.9], "lr": 1e-2, "steps": 3000, "t0": 1000, "seeds": [0, 1, 2],
-              "dim": 20, "late_K": [1000]},
-    # The released defaults beta2 = 0.99: H = 9,950 steps; run 6 H.
-    "full": {"betas": [0.9, 0.99], "lr": 1e-2, "steps": 60000, "t0": 40000,
-             "seeds": [0, 1, 2, 3, 4], "dim": 50, "late_K": [1000, 10000, 30000, 60000]},
-    # For tests only: seconds.
-    "tiny": {"betas": [0.9, 0.9], "lr": 1e-2, "steps": 1500, "t0": 700, "seeds": [0],
-             "dim": 8, "late_K": [1000]},
-}
+#: The shipped configurations (quick, full, tiny), read from configs/*.json; refopt report
+#: --config adds others at run time.
+CONFIGS = shipped_configs("adamx_transition")
 
 # spec adamx.md T8 table (beta2 = 0.99): K -> (peak, 2000 steps after) of |dtheta|/eta.
 T8_TABLE = {"adamx": {1000: (6.76, 1.26), 10000: (27.2, 3.24), 30000: (91.0, 10.4),

@@ -36,19 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import ExperimentResult, Verdict, decide, fmt, pyplot, save_figure
+from ._common import (ExperimentResult, Verdict, decide, fmt, pyplot, save_figure, shipped_configs)
 from .runner import run_sweep, task
 
-CONFIGS = {
-    # "steps"/"window": the spec 4.5 budget; "floor_steps": the runs from x* for the floor.
-    "quick": {"dim": 1000, "steps": 3000, "seeds": [0, 1, 2], "window": 200, "lr": 3e-3,
-              "density_steps": 2000, "floor_steps": 4000},
-    "full": {"dim": 1000, "steps": 3000, "seeds": list(range(10)), "window": 200, "lr": 3e-3,
-             "density_steps": 10000, "floor_steps": 40000},
-    # tiny: 3 seeds, not 2: with 2 seeds the Welch df is ~1 and even a 4x gap is not significant.
-    "tiny": {"dim": 200, "steps": 600, "seeds": [0, 1, 2], "window": 100, "lr": 3e-3,
-             "density_steps": 300, "floor_steps": 800},
-}
+#: The shipped configurations (quick, full, tiny), read from configs/*.json; refopt report
+#: --config adds others at run time.
+CONFIGS = shipped_configs("alphaadam_masks")
 
 FLOOR_VARIANTS = ("adam", "cadamw", "alphaadam:count", "alphaadam:count+1", "alphaadam:norm",
                   "alphaadam:soft", "alphaadam:none")

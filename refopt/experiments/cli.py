@@ -15,6 +15,16 @@ def register(subparsers) -> None:
         "evidence and the figures.")
     p.add_argument("--out", default="reports", metavar="DIR", help="output folder (default: reports)")
     p.add_argument("--full", action="store_true", help="run the long versions")
+    p.add_argument("--config", default=None, metavar="FILE.json",
+                   help="a configuration file: {\"base\": \"quick\"|\"full\", "
+                   "\"adams_rate\": {\"Ts\": [...], \"seeds\": [...]}, ...} replacing the "
+                   "base's settings per experiment; the shipped ones are "
+                   "refopt/experiments/configs/{quick,full,tiny}.json")
+    p.add_argument("--seeds", default=None, metavar="N|S1,S2,...",
+                   help="seeds of every experiment: N (0..N-1) or a comma-separated list")
+    p.add_argument("--rules", default=None, metavar="RULE,...",
+                   help="run only the experiments and claims of these papers: adamx, adams, "
+                   "alphaadam (comma-separated; default all)")
     p.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tiny sizes, for tests
     p.add_argument("--skip-proofs", action="store_true", help="leave out the proofs registry")
     p.add_argument("--real", action="store_true",
@@ -81,6 +91,28 @@ def run_report_cmd(args) -> int:
         return 2
     from pathlib import Path
 
+    from .. import _io
+    from ._common import load_report_config, parse_seeds
+
+    seeds = rules = None
+    try:
+        if getattr(args, "seeds", None) is not None:
+            seeds = parse_seeds(args.seeds)
+        if getattr(args, "rules", None) is not None:
+            from .report import PAPERS
+
+            rules = [r.strip().lower() for r in args.rules.split(",") if r.strip()]
+            if not rules or set(rules) - set(PAPERS):
+                raise ValueError(f"--rules must be a comma-separated list of {list(PAPERS)}, "
+                                 f"got {args.rules!r}")
+        if getattr(args, "config", None) is not None:
+            if args.full or args.smoke:
+                raise ValueError("--config cannot be combined with --full or --smoke (set "
+                                 "\"base\" in the file instead)")
+            load_report_config(args.config, seeds)   # refuse a bad file before running
+    except (ValueError, FileNotFoundError, _io.CorruptFileError) as exc:
+        print(f"refopt report: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     bad = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
     if bad is not None:
@@ -89,7 +121,8 @@ def run_report_cmd(args) -> int:
     try:
         summary = run_report(args.out, config=config, include_proofs=not args.skip_proofs,
                              max_workers=args.workers, scheduler=args.scheduler,
-                             progress=not args.quiet and sys.stderr.isatty(), real=getattr(args, "real", False))
+                             progress=not args.quiet and sys.stderr.isatty(), real=getattr(args, "real", False),
+                             config_file=getattr(args, "config", None), seeds=seeds, rules=rules)
     except (OSError, TimeoutError) as exc:
         print(f"refopt report: {_os_error(args.scheduler, out, exc)}", file=sys.stderr)
         return 2

@@ -267,37 +267,62 @@ def real_data_result(out_dir: Path, rerun: bool, **kw) -> ExperimentResult:
 
 def run_report(out_dir: str | Path = "reports", *, config: str = "quick",
                include_proofs: bool = True, max_workers: int | None = 1, scheduler=None,
-               progress: bool = False, real: bool = False) -> dict:
+               progress: bool = False, real: bool = False, config_file: str | Path | None = None,
+               seeds: list[int] | None = None, rules: list[str] | None = None) -> dict:
     """Run every experiment (``config`` quick, full or tiny) and the proofs; write the report.
 
     The real-data rows (``real_data``) read the committed results unless ``real`` reruns them.
+    ``config_file`` (``--config``) names a configuration file instead (see
+    :func:`refopt.experiments._common.load_report_config`; the shipped ones are
+    ``refopt/experiments/configs/*.json``); ``seeds`` (``--seeds``) replaces every experiment's
+    seeds; ``rules`` (``--rules``) runs only the experiments and claims of those papers
+    (``adamx``, ``adams``, ``alphaadam``).
 
     Returns a summary dict: ``path`` (report.md), ``verdicts`` (claim id -> verdict),
     ``seconds`` and ``counts`` (verdict -> number of paper claims).
     """
     from . import adams_rate, adamx_transition, alphaadam_masks
+    from ._common import EXPERIMENT_RULE, SHIPPED_CONFIGS, load_report_config
 
-    if config not in ("quick", "full", "tiny"):
+    modules = {"adamx_transition": adamx_transition, "adams_rate": adams_rate,
+               "alphaadam_masks": alphaadam_masks}
+    if rules is not None:
+        bad = sorted(set(rules) - set(PAPERS))
+        if bad or not rules:
+            raise ValueError(f"--rules must name some of {list(PAPERS)}, got {list(rules)!r}")
+    papers = [p for p in PAPERS if rules is None or p in rules]
+    if config_file is not None:
+        config, settings = load_report_config(config_file, seeds)
+        for name, module in modules.items():
+            module.CONFIGS[config] = settings[name]
+    elif config not in SHIPPED_CONFIGS:
         raise ValueError(f"config must be 'quick', 'full' or 'tiny', got {config!r}")
+    elif seeds is not None:
+        base = config
+        config = f"{base}-seeds{len(seeds)}"
+        for module in modules.values():
+            module.CONFIGS[config] = {**module.CONFIGS[base], "seeds": list(seeds)}
     start = time.perf_counter()
     out_dir = Path(out_dir)
     kw = {"max_workers": max_workers, "scheduler": scheduler, "progress": progress}
     experiments: list[ExperimentResult] = [
-        adamx_transition.run(config, out_dir, **kw),
-        adams_rate.run(config, out_dir, **kw),
-        alphaadam_masks.run(config, out_dir, **kw),
-        real_data_result(out_dir, real, **kw),
-    ]
+        module.run(config, out_dir, **kw) for name, module in modules.items()
+        if EXPERIMENT_RULE[name] in papers]
+    experiments.append(real_data_result(out_dir, real, **kw))
     checks: dict[str, Verdict] = {v.claim_id: v for e in experiments for v in e.verdicts}
     for v in (*memory_checks(), table_check()):
         checks[v.claim_id] = v
     proofs, proofs_note = (None, "skipped (--skip-proofs)")
     if include_proofs:
         proofs, proofs_note = _proof_results()
+        if proofs is not None:
+            proofs = [r for r in proofs if r.rule in papers]
     seconds = time.perf_counter() - start
 
     rows = []
     for c in CLAIMS:
+        if c.paper not in papers:
+            continue
         if c.check:
             v = checks[c.check]
             note = f"{c.note} " if c.note else ""
@@ -307,7 +332,8 @@ def run_report(out_dir: str | Path = "reports", *, config: str = "quick",
         else:
             rows.append((c, c.status, c.reason))
     counts = {k: sum(1 for _, v, _ in rows if v == k) for k in VERDICTS}
-    text = _render(rows, experiments, checks, proofs, proofs_note, config, seconds, counts, out_dir)
+    text = _render(rows, experiments, checks, proofs, proofs_note, config, seconds, counts, out_dir,
+                   papers)
     path = out_dir / "report.md"
     _io.atomic_write_bytes(path, text.encode("utf-8"))
     summary = {"config": config, "seconds": seconds, "counts": counts,
@@ -324,7 +350,8 @@ def run_report(out_dir: str | Path = "reports", *, config: str = "quick",
     return summary
 
 
-def _render(rows, experiments, checks, proofs, proofs_note, config, seconds, counts, out_dir):
+def _render(rows, experiments, checks, proofs, proofs_note, config, seconds, counts, out_dir,
+            papers=tuple(PAPERS)):
     from .. import __version__
 
     L = ["# refopt reproduction report", "",
@@ -338,7 +365,7 @@ def _render(rows, experiments, checks, proofs, proofs_note, config, seconds, cou
          "refopt.torch on real data (committed results unless `--real`). The raw results are in "
          "`results/*.jsonl`, all numbers in `report.json`.", "",
          "Summary (paper-claim rows): " + ", ".join(f"{k}: {n}" for k, n in counts.items()), ""]
-    for paper, title in PAPERS.items():
+    for paper, title in ((p, t) for p, t in PAPERS.items() if p in papers):
         L += [f"## {title}", "", "| id | claim | source | verdict | evidence / reason |",
               "|---|---|---|---|---|"]
         for c, v, ev in rows:
