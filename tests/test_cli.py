@@ -188,3 +188,37 @@ def test_ctrl_c_on_report_is_one_line_130_without_traceback(tmp_path):
     assert err.strip().splitlines() == ["refopt report: interrupted (SIGINT); finished work is kept"]
     kept = {p.name: _lines(p) for p in results.glob("*")}
     assert any(n for name, n in kept.items() if name.endswith(".jsonl")), kept  # finished runs
+
+
+SLOW_PORT = '''
+import time
+import refopt
+
+
+class Slow:
+    """refopt's AdamS, 20 ms a step: slow enough to be interrupted mid-suite."""
+
+    def __init__(self, **hyper):
+        self.rule = refopt.get_rule("adams", **hyper)
+
+    def init(self, params):
+        return self.rule.init(params)
+
+    def step(self, params, grads, state, lr=None):
+        time.sleep(0.02)
+        return self.rule.step(params, grads, state, lr=lr)
+'''
+
+
+def test_ctrl_c_on_verify_keeps_the_judged_cases_in_json(tmp_path):
+    (tmp_path / "slow_port.py").write_text(SLOW_PORT)
+    out = tmp_path / "v.json"
+    started = time.monotonic()
+    rc, err = _interrupt(["verify", "adams", "slow_port:Slow", "--adapter", "rule", "--cases",
+                          "adams_paper_*", "--dtype", "float64", "--no-diagnose", "--json",
+                          str(out)], lambda: time.monotonic() - started > 6, tmp_path)
+    assert rc == 130
+    assert err.strip().splitlines() == ["refopt verify: interrupted (SIGINT); finished work is kept"]
+    partial = json.loads(out.read_text())
+    assert partial["interrupted"] is True and 1 <= len(partial["cases"]) < 17
+    assert all(c["status"] == "pass" for c in partial["cases"])

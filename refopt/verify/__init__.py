@@ -477,19 +477,24 @@ def verify_cases(cases: Iterable, port: Any, *, options: Mapping | None = None,
                  port_name: str | None = None, variant: Mapping | None = None,
                  strict: bool = False, progress=None) -> Report:
     """Run ``cases`` (GoldenCase objects) through ``port`` and judge each (see verify_rule).
-    ``progress(done, total, case_id)``, if given, is called before each case and at the end."""
+    ``progress(done, total, case_id)``, if given, is called before each case and at the end.
+    A Ctrl-C (KeyboardInterrupt) propagates with ``partial_report``: the cases judged before it."""
     p = make_port(port, options, adapter, port_name, variant=variant)
     name = getattr(p, "name", port_name or repr(port))
     results = []
     cases = list(cases)
-    with watch_user_interrupt():
-        for k, case in enumerate(cases):
-            if progress is not None:
-                progress(k, len(cases), case.case_id)
-            results.append(_verify_one(p, _with_probe_inputs(case), name, diagnose, strict))
-        if progress is not None:
-            progress(len(cases), len(cases), "")
     rule_name = rule or (cases[0].rule if cases else "?")
+    try:
+        with watch_user_interrupt():
+            for k, case in enumerate(cases):
+                if progress is not None:
+                    progress(k, len(cases), case.case_id)
+                results.append(_verify_one(p, _with_probe_inputs(case), name, diagnose, strict))
+            if progress is not None:
+                progress(len(cases), len(cases), "")
+    except KeyboardInterrupt as exc:  # the user's Ctrl-C: the cases judged so far go with it
+        exc.partial_report = Report(rule=rule_name, port=name, results=results)
+        raise
     return Report(rule=rule_name, port=name, results=results)
 
 

@@ -350,6 +350,13 @@ def run_verify(args) -> int:
     except (TypeError, ValueError) as exc:
         print(f"refopt verify: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # --json keeps the cases judged before Ctrl-C
+        partial = getattr(exc, "partial_report", None)
+        if partial is not None and args.json:
+            from .._cliutil import write_json
+
+            write_json(args.json, {**partial.to_dict(), "interrupted": True})
+        raise
     return _finish(report, args)
 
 
