@@ -484,7 +484,7 @@ def _fail(good: bool, c: dict, bound: float, sense: str) -> str:
         return " FAILS (a run diverged or too few seeds)"
     past = lo > bound if sense == "upper" else hi < bound
     return (" FAILS (the whole CI is past the bound)" if past else
-            f" FAILS (inconclusive: the CI straddles the bound at n = {c['n']} seeds)")
+            f" FAILS (the CI straddles the bound, n = {c['n']} seeds)")
 
 
 def verdicts(final_records: list[dict], scale: str) -> tuple[list[Verdict], dict]:
