@@ -474,6 +474,15 @@ def _ci_text(c: dict, digits: int = 3) -> str:
     return f"{fmt(c['mean'], digits)} [{fmt(c['lo'], digits)}, {fmt(c['hi'], digits)}]"
 
 
+_SIZES = ("XS", "S", "M", "L", "XL")
+
+
+def _size_rank(cell) -> tuple:
+    """Order (problem, size, ...) keys: digits first, then the LM sizes from small to large."""
+    size = cell[1]
+    return (cell[0], _SIZES.index(size) if size in _SIZES else len(_SIZES), str(size))
+
+
 def _fail(good: bool, c: dict, bound: float, sense: str) -> str:
     """Why a bound failed: the whole CI on the wrong side (evidence against), or the CI straddling
     the bound (inconclusive at this number of seeds), or a diverged run (NaN)."""
@@ -490,7 +499,7 @@ def _fail(good: bool, c: dict, bound: float, sense: str) -> str:
 def verdicts(final_records: list[dict], scale: str) -> tuple[list[Verdict], dict]:
     """The verdicts of :data:`CRITERIA` from the evaluation runs, and the numbers behind them."""
     g = _by(final_records)
-    lm_cells = sorted({(p, s) for p, s, _ in g if p == "lm"}, key=lambda c: str(c[1]))
+    lm_cells = sorted({(p, s) for p, s, _ in g if p == "lm"}, key=_size_rank)
     dig = ("digits", None)
     nums: dict = {}
     out = []
@@ -595,7 +604,7 @@ def table_md(final_records: list[dict], chosen: dict) -> str:
     g = _by(final_records)
     rows = ["| task | arm | lr (tuned on val) | test loss | test acc | train loss | state KiB "
             "| params | diverged |", "|---|---|---|---|---|---|---|---|---|"]
-    for (p, size, arm) in sorted(g, key=lambda k: (k[0], str(k[1]), list(ARMS).index(k[2]))):
+    for (p, size, arm) in sorted(g, key=lambda k: (*_size_rank(k), list(ARMS).index(k[2]))):
         runs = list(g[(p, size, arm)].values())
         src = ARMS[arm].get("inherit", arm)
         pick = chosen.get((p, size, src), {})
@@ -624,7 +633,7 @@ def _color(arm: str) -> str:
 def figures(final_records: list[dict], out_dir: Path, name: str) -> list[Path]:
     plt = pyplot()
     g = _by(final_records)
-    cells = sorted({(p, s) for p, s, _ in g}, key=lambda c: (c[0], str(c[1])))
+    cells = sorted({(p, s) for p, s, _ in g}, key=_size_rank)
     paths = []
     fig, axes = plt.subplots(1, len(cells), figsize=(4.2 * len(cells), 3.4), squeeze=False)
     for ax, cell in zip(axes[0], cells):
