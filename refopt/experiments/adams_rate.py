@@ -339,7 +339,7 @@ def run(config: str = "quick", out_dir: str | Path = "reports", *, schedule: str
     suffix = "" if schedule == "theorem" else f"_{schedule}"
     fig = _figure(records, fit_min, fit_mean, n1, pvc, cfg,
                   out_dir / "figures" / f"adams_rate_{config}{suffix}.png")
-    figs = [fig]
+    figs = list(fig)
     if slopes:
         figs.append(_local_slope_figure(slopes, fit_mean, config,
                                         out_dir / "figures" /
@@ -376,8 +376,12 @@ def _local_slope_figure(slopes, fit_mean, config, path):
 
 
 def _figure(records, fit_min, fit_mean, n1, pvc, cfg, path):
+    """Three figures, one per idea (``path`` with ``_fit``, ``_n1``, ``_forms``): the rate fit,
+    the divergence contrast and the paper vs code form."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    stem = Path(path).with_suffix("")
+    axes = [plt.subplots(figsize=(7.5, 5.2)) for _ in range(3)]
+    figs, axes = [f for f, _ in axes], [a for _, a in axes]
     ax = axes[0]
     T = np.array([r["spec"]["steps"] for r in records], dtype=float)
     for key, fit, color, label in (("min_grad_norm", fit_min, "C0", r"$\min_t\|\nabla f\|$"),
@@ -408,8 +412,10 @@ def _figure(records, fit_min, fit_mean, n1, pvc, cfg, path):
     ax.semilogy(steps, pvc["ratio"], label="code form / paper form (measured)")
     ax.semilogy(steps, pvc["bias_factor"], "k--", lw=0.8, label=r"$1/(1-\beta_1^t)$")
     ax.set(xlabel="step t", ylabel="ratio of update norms", title="paper vs official-code form")
-    for ax in axes:
-        ax.legend(fontsize=7)
+    paths = []
+    for fig, ax, name in zip(figs, axes, ("fit", "n1", "forms")):
+        ax.legend(fontsize=9)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return save_figure(fig, path)
+        fig.tight_layout()
+        paths.append(save_figure(fig, f"{stem}_{name}.png"))
+    return paths
