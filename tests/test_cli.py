@@ -116,13 +116,15 @@ def _on_a_terminal(argv, timeout=120):
 
 
 def test_progress_is_labelled_on_a_terminal_only():
-    rc, shown = _on_a_terminal(["golden", "check", "--cases", "adams_paper_*_float64"])
+    cases = "adams_paper_d*_float64"  # decay, defaults
+    rc, shown = _on_a_terminal(["golden", "check", "--cases", cases])
     assert rc == 0
-    assert "refopt golden check [adams_paper_" in shown and "/17 cases" in shown  # label, phase
-    rc, quiet = _on_a_terminal(["golden", "check", "--cases", "adams_paper_*_float64", "-q"])
+    assert "refopt golden check [adams_paper_defaults_float64]: 0/2 cases" in shown  # label, phase
+    assert "[adams_paper_decay_float64]: 1/2 cases" in shown and "s left)" in shown
+    rc, quiet = _on_a_terminal(["golden", "check", "--cases", cases, "-q"])
     assert rc == 0 and "refopt golden check [" not in quiet
-    piped = subprocess.run([sys.executable, "-m", "refopt", "golden", "check", "--cases",
-                            "adams_paper_*_float64"], capture_output=True, text=True, cwd=ROOT)
+    piped = subprocess.run([sys.executable, "-m", "refopt", "golden", "check", "--cases", cases],
+                           capture_output=True, text=True, cwd=ROOT)
     assert piped.returncode == 0 and "refopt golden check [" not in piped.stderr
 
 

@@ -32,7 +32,7 @@ def test_site_builds_strict_with_every_page(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "WARNING" not in done.stderr, done.stderr
     home = (site / "index.html").read_text()
-    assert "make test" in home and "refopt verify" in home
+    assert "Set-up: two commands" in home and "I want to check my port" in home
     kernels = (site / "docs" / "kernels.html").read_text()
     assert "roofline" in kernels and "<table>" in kernels
     api = (site / "docs" / "api.html").read_text()
