@@ -298,9 +298,9 @@ def run(config: str = "quick", out_dir: str | Path = "reports", *, schedule: str
     local_text = ", ".join(f"{d['T_from']}-{d['T_to']}: {d['slope']:.3f}" for d in slopes)
     verdicts = [Verdict(
         "S-rate", verdict, RATE_CRITERION,
-        f"{config}: T in {cfg['Ts']}, {len(cfg['seeds'])} seeds, {cfg['dim']}-D cosh, sigma = 1: "
         f"slope {fmt(fit_mean['slope'])}, 95% t CI [{fmt(fit_mean['ci'][0])}, "
-        f"{fmt(fit_mean['ci'][1])}] ({why}); {log_text}; local slopes {local_text or 'n/a'}; "
+        f"{fmt(fit_mean['ci'][1])}] ({why}); {config}: T in {cfg['Ts']}, {len(cfg['seeds'])} "
+        f"seeds, {cfg['dim']}-D cosh, sigma = 1; {log_text}; local slopes {local_text or 'n/a'}; "
         f"min_t slope (reported only: falls with T even for a constant schedule) "
         f"{fmt(fit_min['slope'])} [{fmt(fit_min['ci'][0])}, {fmt(fit_min['ci'][1])}]")]
 
