@@ -29,8 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--skip-proofs", action="store_true", help="leave out the proofs registry")
     p.add_argument("--real", action="store_true",
                    help="rerun the real-data experiments (digits MLP, stdlib byte LM; full "
-                   "configuration, ~30 min on 2 cores, resumable in DIR/results) instead of "
-                   "reading the committed results (docs/real_data.md)")
+                   "configuration, ~50 min of single-thread runs, resumable in DIR/results) "
+                   "instead of reading the committed results (docs/real_data.md)")
     p.add_argument("--workers", type=int, default=1,
                    help="local worker processes for the sweeps (default 1: in this process)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",

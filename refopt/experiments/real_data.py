@@ -503,7 +503,7 @@ def verdicts(final_records: list[dict], scale: str) -> tuple[list[Verdict], dict
     dig = ("digits", None)
     nums: dict = {}
     out = []
-    tag = f"at {scale}"
+    tag = f"At {scale}"
 
     # AdamX vs Adam on digits (test accuracy).
     c = paired(g, dig, "adamx", "adam", "test_acc")
