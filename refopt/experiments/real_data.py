@@ -680,7 +680,11 @@ def figures(final_records: list[dict], out_dir: Path, name: str) -> list[Path]:
                 ax.errorbar(xs, ms, yerr=[lo, hi], marker="o", capsize=3, label=_LABEL[arm],
                             color=_color(arm), ls="--" if "inherit" in ARMS[arm] else "-")
         ax.set_xscale("log")
-        ax.set_xlabel("parameters")
+        ticks = {next(iter(g[(*c, "adamw")].values()))["n_params"]: c[1] for c in lm
+                 if (*c, "adamw") in g}
+        ax.minorticks_off()
+        ax.set_xticks(list(ticks), [f"{name}\n{n / 1e3:.0f}k" for n, name in ticks.items()])
+        ax.set_xlabel("model size (parameters)")
         ax.set_ylabel("test loss, nats/byte (mean, 95 % t CI)")
         ax.set_title("stdlib byte LM: final test loss vs model size")
         ax.legend(fontsize=7)
