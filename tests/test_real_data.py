@@ -178,3 +178,29 @@ def test_real_runs_on_a_dask_cluster_give_the_same_numbers(tmp_path):
     def strip(recs):   # wall time aside, a run is a function of its spec
         return [{k: v for k, v in r["result"].items() if k != "seconds"} for r in recs]
     assert strip(dask) == strip(serial) and len(serial) == 2
+
+
+def test_report_real_flag_reruns_instead_of_reading(tmp_path, monkeypatch):
+    """``refopt report --real`` asks run_report to rerun the real-data runs; the rerun goes to
+    the full configuration into DIR/results (planted here: no training)."""
+    from refopt.cli import main
+    from refopt.experiments import report
+
+    seen = {}
+
+    def fake_run_report(out, **kw):
+        seen.update(kw)
+        return {"path": tmp_path / "report.md", "seconds": 0.0, "counts": {}, "config": "quick",
+                "verdicts": {}}
+
+    monkeypatch.setattr(report, "run_report", fake_run_report)
+    assert main(["report", "--out", str(tmp_path), "--real", "--skip-proofs"]) == 0
+    assert seen["real"] is True
+    assert main(["report", "--out", str(tmp_path), "--skip-proofs"]) == 0
+    assert seen["real"] is False
+    calls = []
+    monkeypatch.setattr(R, "run", lambda config, out, **kw: calls.append((config, out, kw)) or
+                        "ran")
+    assert report.real_data_result(tmp_path, True, max_workers=1) == "ran"
+    assert calls[0][:2] == ("full", tmp_path / "results")
+    assert calls[0][2]["fig_dir"] == tmp_path / "figures"
