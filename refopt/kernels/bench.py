@@ -19,12 +19,17 @@ For each size n (float32 elements, one tensor) and each rule, in one run on one 
   the same steps over the list, where the cost per tensor (Python, launches) counts rather than
   bandwidth: numba's ``step_`` and ``step`` and NumPy's ``step`` against torch's fused and
   foreach AdamW over the same list, and on a GPU CuPy's multi-tensor ``step_`` against torch's
-  fused CUDA AdamW (``many_tensors`` in the JSON; no target, reported as measured).
+  fused CUDA AdamW (``many_tensors`` in the JSON; no target, reported as measured);
+* a real model's parameter list (``--model gpt2-small/DIV``, default every width, the vocabulary
+  and the context halved: 148 tensors, 31M parameters), the same steps (``model_tensors``), with
+  C-AdamW besides the default rules on both lists; ratios to torch's fused AdamW are recorded as
+  ``speed_vs_torch_fused``.
 
 Time per step is the median of repeats (fewer at large n), with min/quartiles/max. Effective
 GB/s uses the bytes the rule must move per element (AdamX 28 B in float32: read w, g, m, v;
 write w, m, v; AdamS 20 B; AlphaAdam 28 B plus its 8 B count pass, recorded as
-``bytes_actual``). Results go to ``<out>/bench_cpu.json`` and ``bench_cpu.png`` (and
+``bytes_actual``). Results go to ``<out>/bench_cpu.json`` and ``bench_cpu.png`` (``<out>``:
+``--out``, else :func:`default_out_dir`, outside the repository; and
 ``bench_gpu.*`` for a GPU run) with the machine described. Nothing here is a unit test: timings
 are never asserted.
 """

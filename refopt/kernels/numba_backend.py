@@ -13,7 +13,10 @@ arrays exceed twice the last-level cache (:data:`STREAM_MIN_BYTES`) runs the sam
 block into L1-resident scratch and copies each block out with non-temporal (streaming) stores;
 see "streamed out-of-place drivers" below. An in-place step over many small tensors replays one
 recorded launch per (step count, dtype) instead of planning each tensor
-(:meth:`NumbaRule._batched`). Parity with the float64 NumPy reference
+(:meth:`NumbaRule._batched`); AlphaAdam's and C-AdamW's counted masks, whose launch depends on
+each tensor's count, run all small tensors of a (step count, dtype) in one launch of a table
+driver (``_masked_batch``, ``_cautious_batch``), and ``step``'s small outputs are views of one
+pooled array per dtype (:meth:`NumbaRule._batched_out`). Parity with the float64 NumPy reference
 (``shared/guides/kernels.md``):
 
 * ``fastmath=False`` (no reassociation, no contraction into FMA) and ``error_model="numpy"``
