@@ -211,7 +211,8 @@ def objective_from_path(path: str, constants: Mapping[str, Any], what: str = "ob
     if isinstance(obj, Objective):
         if constants:
             raise ValueError(f"{what} {path!r} is a built Objective and takes no constants; "
-                             f"name a factory (**constants) -> Objective to pass {sorted(constants)}")
+                             f"name a factory (**constants) -> Objective to pass "
+                             f"{sorted(constants)}")
         return obj
     if callable(obj):
         built = obj(**dict(constants))

@@ -32,7 +32,8 @@ def test_a_config_file_replaces_the_base_settings_and_seeds_replace_all(tmp_path
 
 
 @pytest.mark.parametrize("content, match", [
-    ({"adams_rate": {"T": [1]}}, r"adams_rate\.T is not a setting; allowed: \['Ts', 'dim', 'seeds'\]"),
+    ({"adams_rate": {"T": [1]}},
+     r"adams_rate\.T is not a setting; allowed: \['Ts', 'dim', 'seeds'\]"),
     ({"base": "huge"}, r"base must be one of \['quick', 'full', 'tiny'\]"),
     ({"adams": {}}, r"unknown key\(s\) \['adams'\]; allowed:"),
     ({"adams_rate": {"seeds": [0, 0]}}, r"adams_rate\.seeds must be a non-empty list of distinct"),
@@ -49,7 +50,8 @@ def test_bad_config_files_are_one_line_naming_the_field(tmp_path, content, match
 @pytest.mark.parametrize("argv, match", [
     (["--seeds", "0"], "--seeds must be a count N >= 1"),
     (["--seeds", "1,x"], "--seeds must be"),
-    (["--rules", "adamz"], r"--rules must be a comma-separated list of \['adamx', 'adams', 'alphaadam'\]"),
+    (["--rules", "adamz"],
+     r"--rules must be a comma-separated list of \['adamx', 'adams', 'alphaadam'\]"),
     (["--config", "{bad}"], r"adams_rate\.Ts"),
     (["--config", "{bad}", "--full"], "cannot be combined with --full"),
 ])

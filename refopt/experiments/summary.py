@@ -35,7 +35,8 @@ def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float] |
     values = np.asarray(values, dtype=float)
     if values.size < 2 or not np.all(np.isfinite(values)):
         return None
-    half = stats.t.ppf(0.5 + level / 2, values.size - 1) * values.std(ddof=1) / math.sqrt(values.size)
+    quantile = stats.t.ppf(0.5 + level / 2, values.size - 1)
+    half = quantile * values.std(ddof=1) / math.sqrt(values.size)
     return float(values.mean() - half), float(values.mean() + half)
 
 
@@ -94,7 +95,8 @@ def figure(rows: list[dict], path: str | Path, title: str = "") -> Path:
         loss = np.array([[np.nan if v is None else v for v in c["loss"]] for c in curves
                          if len(c["loss"]) == len(t)], dtype=float)
         color = f"C{i % 10}"
-        ax.plot(t, np.nanmean(loss, axis=0), color=color, label=f"{r['label']} ({r['seeds']} seeds)")
+        ax.plot(t, np.nanmean(loss, axis=0), color=color,
+                label=f"{r['label']} ({r['seeds']} seeds)")
         ax.fill_between(t, np.nanmin(loss, axis=0), np.nanmax(loss, axis=0), color=color,
                         alpha=0.15, lw=0)
     ax.set_yscale("log")
