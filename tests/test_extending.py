@@ -165,3 +165,22 @@ def test_docs_extending_examples_run_and_print_what_they_say(monkeypatch, capsys
         assert f"# {line}" in text
     spec = json.loads(re.search(r"```json\n(.*?)```", text, re.S).group(1))
     assert spec == json.loads((EXAMPLE / "lion_vs_adams.json").read_text())
+
+
+def test_a_dask_worker_process_finds_the_user_rule_and_objective_by_importing(tmp_path,
+                                                                              monkeypatch):
+    """The worker is a separate process (processes=True) that only has PYTHONPATH: nothing is
+    pickled but the JSON spec, so it must import lion and my_objective itself."""
+    distributed = pytest.importorskip("distributed", reason="dask[distributed] is not installed")
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    monkeypatch.setenv("PYTHONPATH", str(EXAMPLE))
+    sweep = {**json.loads((EXAMPLE / "lion_vs_adams.json").read_text()), "seeds": [0],
+             "steps": 30}
+    serial = runner.run_sweep(sweep, tmp_path / "a.jsonl", max_workers=1)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        with distributed.Client(cluster.scheduler_address) as client:
+            pids = client.run(__import__("os").getpid)
+        assert __import__("os").getpid() not in pids.values()
+        remote = runner.run_sweep(sweep, tmp_path / "d.jsonl", scheduler=cluster.scheduler_address)
+    assert remote == serial and remote.new == 4 and not remote.failed
