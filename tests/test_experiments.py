@@ -370,6 +370,30 @@ def test_a_second_sweep_on_the_same_results_file_is_refused_at_once(tmp_path):
         os.close(fd)
     assert len(_strict_lines(out)) == 2                       # nothing run, nothing appended
     assert len(run_sweep(SWEEP, out, max_workers=1)) == N_RUNS  # the lock is free again
+    assert not (tmp_path / "r.jsonl.lock").exists()           # and removed when a sweep ends
+
+
+def test_a_lock_file_removed_by_the_sweep_that_held_it_is_not_trusted(tmp_path, monkeypatch):
+    """The race of removing the lock file at the end: a sweep that opened the old file before
+    it was removed gets its flock on a file no longer at the path, and must open anew."""
+    import os
+
+    out = tmp_path / "r.jsonl"
+    lock = runner._ResultsLock(out)
+    real_open, calls = os.open, []
+
+    def open_then_lose_the_race(path, *args, **kwargs):
+        fd = real_open(path, *args, **kwargs)
+        calls.append(path)
+        if len(calls) == 1:          # the holder ends right after our open: file removed
+            os.unlink(path)
+        return fd
+
+    monkeypatch.setattr(runner.os, "open", open_then_lose_the_race)
+    with lock:
+        held = os.fstat(lock.fd)
+        assert len(calls) == 2 and os.path.samestat(held, os.stat(lock.path))
+    assert not lock.path.exists()
 
 
 def test_a_torn_fragment_followed_by_a_whole_record_is_repaired_not_refused(tmp_path):

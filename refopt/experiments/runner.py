@@ -424,7 +424,8 @@ def append_record(path: str | os.PathLike, record: Mapping) -> None:
 
 
 class _ResultsLock:
-    """An exclusive, non-blocking ``flock`` on ``<out>.lock`` (refused at once when held)."""
+    """An exclusive, non-blocking ``flock`` on ``<out>.lock`` (refused at once when held); the
+    lock file is removed when the sweep ends."""
 
     def __init__(self, out: Path):
         self.path = out.with_name(out.name + ".lock")
@@ -435,21 +436,38 @@ class _ResultsLock:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX: no lock
             return self
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(self.fd)
-            self.fd = None
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise ResultsLockedError(
-                    f"another sweep is writing {self.path.with_suffix('')} (it holds "
-                    f"{self.path.name}); wait for it to finish or use another --out") from None
-            raise
-        return self
+        for _ in range(100):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise ResultsLockedError(
+                        f"another sweep is writing {self.path.with_suffix('')} (it holds "
+                        f"{self.path.name}); wait for it to finish or use another --out") from None
+                raise
+            # The sweep that held it may have removed the file between our open and our flock
+            # (see __exit__): a lock on a file no longer at the path locks nothing; open again.
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.fd = fd
+                return self
+            os.close(fd)
+        raise ResultsLockedError(f"could not lock {self.path}: it keeps being replaced")
 
     def __exit__(self, *exc) -> None:
         if self.fd is not None:
+            # Removed while still held, so no results file keeps a stale .lock beside it; a
+            # sweep that opened it meanwhile finds it gone after its flock and opens anew.
+            try:
+                if os.path.samestat(os.fstat(self.fd), os.stat(self.path)):
+                    os.unlink(self.path)
+            except OSError:
+                pass
             os.close(self.fd)  # releases the lock
             self.fd = None
 
