@@ -149,6 +149,12 @@ def test_report_rows_read_the_committed_results(tmp_path):
     assert res.figures and all(p.is_file() for p in res.figures)
     checked = {c.id for c in CLAIMS if c.check.startswith("R-")}
     assert checked >= {"adamx.C3", "adams.C4", "adams.C9", "alphaadam.C3"}
+    # The claim table's cell shows the measurement; the scale statement stays in the details.
+    from refopt.experiments.report import _measured
+    for v in res.verdicts:
+        cell = _measured(v.evidence)
+        assert v.evidence.startswith("At small scale (") and not cell.startswith("At small")
+        assert v.evidence.endswith(cell) and len(cell) < len(v.evidence)
     with pytest.raises(FileNotFoundError):
         R.from_committed(tmp_path / "f", committed=tmp_path / "nothing")
 

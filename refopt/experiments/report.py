@@ -327,7 +327,8 @@ def run_report(out_dir: str | Path = "reports", *, config: str = "quick",
             v = checks[c.check]
             note = f"{c.note} " if c.note else ""
             rows.append((c, v.verdict,
-                         f"{note}{_short(v.evidence, 160)} ([{c.check}](#{_anchor(c.check)}): "
+                         f"{note}{_short(_measured(v.evidence), 160)} "
+                         f"([{c.check}](#{_anchor(c.check)}): "
                          f"criterion and full evidence below)"))
         else:
             rows.append((c, c.status, c.reason))
@@ -430,6 +431,24 @@ def _render(rows, experiments, checks, proofs, proofs_note, config, seconds, cou
 def _anchor(check_id: str) -> str:
     """The HTML id of a check's details in the report (``S-rate`` -> ``check-s-rate``)."""
     return "check-" + "".join(ch if ch.isalnum() else "-" for ch in check_id.lower())
+
+
+#: How the real-data evidence opens: the scale of the run, in parentheses.
+_SCALE_PREFIX = "At small scale ("
+
+
+def _measured(evidence: str) -> str:
+    """The evidence for a claim-table cell: without the real-data runs' opening statement of
+    their scale (the row's note says "at small scale" and the full evidence below keeps the
+    statement), so that the cut cell shows the measurement, not the same preamble each time."""
+    if not evidence.startswith(_SCALE_PREFIX):
+        return evidence
+    depth = 0
+    for i in range(len(_SCALE_PREFIX) - 1, len(evidence)):
+        depth += {"(": 1, ")": -1}.get(evidence[i], 0)
+        if depth == 0:
+            return evidence[i + 1:].lstrip(" :")
+    return evidence
 
 
 def _short(text: str, n: int = 300) -> str:
