@@ -188,3 +188,43 @@ def test_cited_path_check_catches_a_missing_path(tmp_path, monkeypatch):
     found = set(cited_paths("doc.md"))
     assert found == {"shared/spec/adams.md", "proofs/nothing_here.md"}
     assert not glob.glob("proofs/nothing_here.md", root_dir=ROOT)
+
+
+#: README console samples run by the test below: fast, deterministic commands (the report's line
+#: holds its run time, so it is only parsed).
+RUN_SAMPLES = ("verify",)
+
+
+def _console_samples(doc: str):
+    """(command words, the output lines shown) of each `$ refopt ...` in a console block."""
+    for info, body, line in blocks(doc):
+        if info != "console":
+            continue
+        command, shown = None, []
+        for raw in body.splitlines() + ["$ "]:
+            if raw.startswith("$ "):
+                if command:
+                    yield command, shown, line
+                command, shown = shlex.split(raw[2:]) or None, []
+            elif command and raw.strip() and raw.strip() != "...":
+                shown.append(" ".join(raw.split()))
+
+
+def test_readme_console_samples_print_what_they_show(capsys, monkeypatch):
+    """The README's sample output is what its commands print now: each line shown (``...``
+    stands for lines left out) is a line of the real output, whitespace aside."""
+    from refopt.cli import main as refopt_main
+
+    pytest.importorskip("torch", reason="the README's verify samples run torch ports (extra)")
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "ports"))
+    ran = 0
+    for words, shown, line in _console_samples("README.md"):
+        if words[0] != "refopt" or words[1] not in RUN_SAMPLES:
+            continue
+        capsys.readouterr()
+        refopt_main(words[1:] + ["--quiet"])
+        printed = {" ".join(x.split()) for x in capsys.readouterr().out.splitlines()}
+        missing = [x for x in shown if x not in printed]
+        assert not missing, f"README.md:{line}: {' '.join(words)} no longer prints {missing}"
+        ran += 1
+    assert ran >= 2
