@@ -82,7 +82,14 @@ def test_every_code_block_names_a_language_of_the_convention():
 def test_python_blocks_run_in_order(doc, tmp_path, monkeypatch, capsys):
     """A document's python blocks run top to bottom in one namespace, as a reader would paste
     them into one session, in an empty working directory."""
+    from refopt import objectives, registry
+
     monkeypatch.chdir(tmp_path)
+    # A page may register rules and objectives (docs/extending.md): in copies of the registries,
+    # so that no other test in this process finds them taken.
+    monkeypatch.setattr(registry, "RULES", dict(registry.RULES))
+    monkeypatch.setattr(registry, "_ALIASES", dict(registry._ALIASES))
+    monkeypatch.setattr(objectives, "OBJECTIVES", dict(objectives.OBJECTIVES))
     namespace: dict = {"__name__": "__docs__"}
     for info, body, line in blocks(doc):
         if info != "python":

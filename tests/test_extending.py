@@ -152,6 +152,7 @@ def test_docs_extending_examples_run_and_print_what_they_say(monkeypatch, capsys
     from refopt import objectives, registry
 
     monkeypatch.setattr(registry, "RULES", dict(registry.RULES))
+    monkeypatch.setattr(registry, "_ALIASES", dict(registry._ALIASES))
     monkeypatch.setattr(objectives, "OBJECTIVES", dict(objectives.OBJECTIVES))
     text = (ROOT / "docs" / "extending.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
