@@ -16,7 +16,8 @@ from refopt.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTING = (["rules"], ["verify", "adams", "numpy"], ["compare", "adams", "d"],
-             ["golden", "check"], ["golden", "build"], ["prove"], ["report"], ["sweep", "s.json"])
+             ["golden", "check"], ["golden", "build"], ["prove"], ["report"], ["sweep", "s.json"],
+             ["bench"])
 TINY_SWEEP = {"rules": [{"name": "adams", "grid": {"lr": [0.01, 0.1]}}],
               "objectives": [{"name": "quadratic", "constants": {"dim": 3}}],
               "seeds": [0, 1, 2], "steps": 20, "x0": {"dim": 3, "scale": 2.0}}

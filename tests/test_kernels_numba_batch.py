@@ -238,6 +238,15 @@ def test_bench_writes_outside_the_repository_unless_asked_and_warns_under_load(
     assert model["elements"] == sum(int(np.prod(s)) for _, s in bench.gpt2_small_shapes(48))
     assert {(r["backend"], r["mode"]) for r in model["results"]} == {("numba", "step"),
                                                                     ("numba", "step_")}
+    # --quiet --json -: the JSON alone on stdout, the load warning still said (on stderr).
+    status = main(["bench", "--quick", "--sizes", "1000", "--rules", "adamx", "--backends",
+                   "numba", "--many", "0", "0", "--model", "none", "--quiet", "--json", "-"])
+    captured = capsys.readouterr()
+    assert status == 0 and json.loads(captured.out)["other_processes"] == data["other_processes"]
+    assert "warning: Other processes were running" in captured.err   # results there too
+    assert "n = " not in captured.err        # no progress messages
+    assert main(["bench", "--quick", "--json", str(tmp_path / "no" / "b.json")]) == 2
+    assert "--json" in capsys.readouterr().err
     assert main(["bench", "--quick", "--model", "gpt3/2"]) == 2
     assert main(["bench", "--quick", "--model", "gpt2-small/0"]) == 2
     assert "--model" in capsys.readouterr().err

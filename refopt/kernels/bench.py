@@ -139,6 +139,10 @@ def register(subparsers) -> None:
                         f"--out figures)")
     p.add_argument("--name", default="bench_cpu",
                    help="file stem of the CPU results (default bench_cpu: .json and .png)")
+    from .._cliutil import add_json, add_quiet
+
+    add_quiet(p)
+    add_json(p, "the CPU results (the same object as <out>/<name>.json)")
     p.set_defaults(func=run)
 
 
@@ -153,8 +157,20 @@ def _size(text: str) -> int:
 
 
 def run(args) -> int:
+    from .._cliutil import json_problem, write_json
     from .._io import atomic_write_json
     from ..registry import canonical_name
+
+    quiet, json_path = getattr(args, "quiet", False), getattr(args, "json", None)
+    problem = json_problem(json_path)
+    if problem:
+        print(f"refopt bench: {problem}", file=sys.stderr)
+        return 2
+    # With --json - the JSON alone goes to stdout: the messages go to stderr.
+    say_to = sys.stderr if json_path == "-" else sys.stdout
+
+    def say(msg: str) -> None:
+        print(msg, file=say_to, flush=True)
 
     sizes = tuple(args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES))
     try:
@@ -186,31 +202,36 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     report = benchmark(sizes, rules, tuple(args.backends), threads=args.threads,
                        quick=args.quick, note=args.note, many=many, model=model,
-                       many_rules=many_rules, progress=lambda msg: print(msg, flush=True))
+                       many_rules=many_rules, progress=(lambda msg: None) if quiet else say)
     cpu = {k: v for k, v in report.items() if k != "gpu_results"}
     stem = Path(args.name).name
     if cpu["results"] or cpu["torch_cpu"]:
         atomic_write_json(out / f"{stem}.json", cpu)
         plot(cpu, out / f"{stem}.png")
-        print(f"wrote {out / (stem + '.json')} and {out / (stem + '.png')}")
+        say(f"wrote {out / (stem + '.json')} and {out / (stem + '.png')}")
     else:
-        print("no CPU backend requested: no CPU figures written")
+        say("no CPU backend requested: no CPU figures written")
     if report["gpu"]["measured"]:
         gpu = {**{k: report[k] for k in ("schema", "created", "machine", "config", "note")},
                "gpu": report["gpu"], "results": report["gpu_results"],
                "targets": report["gpu"]["targets"]}
         atomic_write_json(out / "bench_gpu.json", gpu)
         plot(gpu, out / "bench_gpu.png")
-        print(f"wrote {out / 'bench_gpu.json'} and {out / 'bench_gpu.png'}")
+        say(f"wrote {out / 'bench_gpu.json'} and {out / 'bench_gpu.png'}")
     else:
-        print(f"GPU figures not measured: {report['gpu']['reason']}")
+        say(f"GPU figures not measured: {report['gpu']['reason']}")
     for line in summary_lines(report):
-        print(line)
+        say(line)
     if report.get("note"):
         # The load the JSON records, said where the figures are read: a loaded machine's
         # medians are slower and noisier, and parallel regions stall (see _load_note).
         loaded = (report.get("other_processes") or {}).get("other_fraction_of_all_cpus") or 0.0
-        print(("warning: " if loaded > LOAD_WARNING_FRACTION else "") + report["note"])
+        # Said even with --quiet when it is a warning: it changes how the figures read.
+        if loaded > LOAD_WARNING_FRACTION:
+            print("warning: " + report["note"], file=sys.stderr if quiet else say_to)
+        elif not quiet:
+            say(report["note"])
+    write_json(json_path, cpu)
     return 0
 
 
