@@ -455,7 +455,8 @@ def _runslow(config) -> bool:
 
 
 # Valid values in the ranges a run uses (a hyperparameter beyond the tensor dtype's range, e.g.
-# lr = 3e38 on float32, overflows: issue 13 item 11) and invalid ones of every kind.
+# lr = 3e38 on float32, is refused with a ValueError: issue 13 item 11) and invalid ones of every
+# kind.
 _number = st.one_of(st.floats(0, 10), st.floats(-10, 10), st.integers(-3, 10),
                     st.sampled_from([0, 1e-12, float("nan"), float("inf"), -float("inf")]),
                     st.booleans(), st.none(), st.text(max_size=3))
