@@ -3,7 +3,6 @@ suite selection ``--suite DIR`` / ``--cases PATTERN`` (old spellings kept as hid
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -45,10 +44,16 @@ def write_json(path: str | None, obj) -> None:
     """Write ``obj`` to ``path`` atomically (``-``: to stdout); nothing when ``path`` is None."""
     if not path:
         return
-    if path == "-":
-        sys.stdout.write(json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
-        sys.stdout.flush()
-        return
-    from ._io import atomic_write_json
+    from ._io import atomic_write_json, json_text
 
+    if path == "-":
+        stream = JSON_STREAM or sys.stdout
+        stream.write(json_text(obj))
+        stream.flush()
+        return
     atomic_write_json(path, obj)
+
+
+#: Where ``--json -`` writes: the real stdout, which :func:`refopt.cli.main` keeps here while it
+#: sends everything else a command prints to stderr (so stdout holds the JSON alone).
+JSON_STREAM = None

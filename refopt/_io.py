@@ -139,9 +139,13 @@ def remove_stale_temporaries(path: str | os.PathLike, *, min_age_s: float = 60.0
     return removed
 
 
+def json_text(obj: Any) -> str:
+    """The JSON refopt writes (files and ``--json -`` alike): strict (no NaN/inf), sorted."""
+    return json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, json_text(obj).encode("utf-8"))
 
 
 def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:

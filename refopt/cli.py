@@ -12,6 +12,7 @@ reaches the dispatcher (an output path that is a file or lies under one) is one 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import signal
 import sys
@@ -60,7 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError):  # not the main thread: leave SIGTERM alone
         pass
     try:
-        return int(args.func(args) or 0)
+        if getattr(args, "json", None) != "-":
+            return int(args.func(args) or 0)
+        # --json -: stdout holds the JSON alone, whatever else the command prints goes to stderr.
+        from . import _cliutil
+
+        _cliutil.JSON_STREAM = sys.stdout
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                return int(args.func(args) or 0)
+        finally:
+            _cliutil.JSON_STREAM = None
     except KeyboardInterrupt:
         _say(f"{command}: interrupted (SIGINT); finished work is kept")
         return 128 + signal.SIGINT

@@ -165,15 +165,11 @@ def define_objective(name: str, value: Callable[[np.ndarray], float],
     per-coordinate standard deviation ``noise_scale``. ``constants`` (JSON-able) are recorded
     with the noise settings in ``Objective.constants``.
     """
-    from .objectives import NOISE_LAWS, Objective
+    from .objectives import Objective, _noise_constants
 
-    if noise not in NOISE_LAWS:
-        raise ValueError(f"noise must be one of {list(NOISE_LAWS)}, got {noise!r}")
-    scale = float(noise_scale)
-    if not math.isfinite(scale) or scale < 0:
-        raise ValueError(f"noise_scale must be finite and >= 0, got {noise_scale!r}")
-    if not (math.isfinite(float(noise_df)) and float(noise_df) > 2):
-        raise ValueError(f"noise_df must be finite and > 2, got {noise_df!r}")
+    # The built-in objectives' checks of the noise law, its scale and its df.
+    c = _noise_constants({**dict(constants or {}), "noise": noise, "noise_scale": noise_scale,
+                          "noise_df": noise_df})
     if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
         raise ValueError(f"dim must be None or an integer >= 1, got {dim!r}")
     if l0l1 is not None:
@@ -181,8 +177,6 @@ def define_objective(name: str, value: Callable[[np.ndarray], float],
         if not all(math.isfinite(c) and c >= 0 for c in l0l1):
             raise ValueError(f"l0l1 must be two finite numbers >= 0, got {l0l1!r}")
     x_star = None if minimizer is None else np.asarray(minimizer, dtype=np.float64)
-    c = {**dict(constants or {}), "noise": noise, "noise_scale": scale,
-         "noise_df": float(noise_df)}
     return Objective(name=name, constants=c, minimizer=x_star,
                      min_value=None if min_value is None else float(min_value), l0l1=l0l1,
                      shape=None if dim is None else (dim,), source=source,

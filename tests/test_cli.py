@@ -38,6 +38,9 @@ def test_verify_help_names_every_rule(capsys):
     assert len(built_in) >= 8
     for name in built_in:
         assert name in text, name
+    # Exactly the built-in rules, by whole name ("adam" is in "adamx" too).
+    from refopt.verify.cli import RULE_NAMES
+    assert {n.split()[0] for n in RULE_NAMES} == set(built_in)
     assert "(adam, adamw, cadamw, ...)" not in text
 
 
@@ -74,6 +77,12 @@ def test_json_outputs(tmp_path, capsys):
     assert proofs["complete"] and proofs["claims"][0]["status"] == "proved"
     out = capsys.readouterr().out
     assert "adams.A2" not in out and "1 claims" in out               # --quiet: the summary only
+    # --json - on any command: stdout holds the JSON alone, the rest goes to stderr.
+    for argv in (["golden", "check", "--cases", "adams_paper_spectable_*"],
+                 ["prove", "--claim", "adams.A2"]):
+        assert main([*argv, "--json", "-"]) == 0
+        captured = capsys.readouterr()
+        assert json.loads(captured.out) and captured.err.strip(), argv
 
     spec = tmp_path / "s.json"
     spec.write_text(json.dumps(TINY_SWEEP))

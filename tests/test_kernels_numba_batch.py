@@ -174,7 +174,7 @@ def test_pooled_outputs_bitwise_and_never_overwritten_while_held(name):
 
 @pytest.mark.parametrize("policy", ["raise", "skip"])
 @pytest.mark.parametrize("name", ["alphaadam", "cadamw", "adamx"])
-def test_batched_out_of_place_counts_nonfinite_gradients(name, policy, monkeypatch):
+def test_batched_out_of_place_counts_nonfinite_gradients(name, policy, monkeypatch, launched):
     """Out of place the batched kernels count NaN/inf as they read g (no pre-pass): the step is
     refused naming the first bad tensor, or skipped whole, inputs untouched."""
     fast = refopt.get_rule(name, backend="numba", nonfinite=policy)
@@ -189,15 +189,44 @@ def test_batched_out_of_place_counts_nonfinite_gradients(name, policy, monkeypat
     grads[2][0, 1] = np.inf
     before = [p.tobytes() for p in params]
     monkeypatch.setattr(fast.K, "count_nonfinite", staticmethod(_no_prepass))
+    batched_out = []
+    original = nb.NumbaRule._batched_out
+    monkeypatch.setattr(nb.NumbaRule, "_batched_out", lambda self, *a, **k: batched_out.append(1)
+                        or original(self, *a, **k))
+    launched.clear()
     if policy == "raise":
         with pytest.raises(FloatingPointError, match=r"grads\[1\]"):
             fast.step(params, grads, state)
+        # The batched out-of-place path ran (the count is its own, not a pre-pass's).
+        assert batched_out and (launched or name == "adamx")
     else:
         new_params, new_state, info = fast.step_with_info(params, grads, state)
         assert info["skipped"] and new_state is state
         new_params, new_state = fast.step(params, grads, state)
         assert new_state is state
     assert [p.tobytes() for p in params] == before
+
+
+def test_step_in_place_on_the_pooled_outputs_of_step_takes_the_quick_overlap_check(monkeypatch):
+    """step's small outputs are views of one pooled array: a later step_ on them must not fall
+    back to the labelled pairwise check (a sorted pass over byte ranges settles it), and a real
+    overlap is still refused."""
+    rule = refopt.get_rule("adamx", backend="numba")
+    rng = np.random.default_rng(3)
+    params = [rng.standard_normal(50).astype(np.float32) for _ in range(20)]
+    grads = [rng.standard_normal(50).astype(np.float32) for _ in range(20)]
+    params, state = rule.step(params, grads, rule.init(params))
+    assert params[0].base is not None and params[0].base is params[1].base   # pooled
+    expected = refopt.get_rule("adamx").step(params, grads, state)
+    monkeypatch.setattr(type(rule), "_check_group",
+                        lambda self, group: pytest.fail("took the labelled overlap check"))
+    params = list(params)
+    state = rule.step_(params, grads, state)
+    assert all(np.array_equal(a, b) for a, b in zip(params, expected[0]))
+    monkeypatch.undo()
+    x = np.zeros(10, np.float32)
+    with pytest.raises(ValueError, match="share memory"):
+        rule.step_([x[:6]], [x[4:]], rule.init([x[:6]]))
 
 
 def _no_prepass(g):

@@ -29,6 +29,11 @@ def test_a_config_file_replaces_the_base_settings_and_seeds_replace_all(tmp_path
     _, seeded = C.load_report_config(path, seeds=[3, 4])
     assert all(v["seeds"] == [3, 4] for v in seeded.values())
     assert C.parse_seeds("4") == [0, 1, 2, 3] and C.parse_seeds("2,7") == [2, 7]
+    # A file named like a shipped configuration would replace it in this process: refused.
+    shadow = tmp_path / "quick.json"
+    shadow.write_text(json.dumps({"base": "full"}))
+    with pytest.raises(ValueError, match="must not be a shipped configuration"):
+        C.load_report_config(shadow)
 
 
 @pytest.mark.parametrize("content, match", [

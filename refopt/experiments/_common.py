@@ -151,6 +151,9 @@ def load_report_config(path: str | Path, seeds: list[int] | None = None) -> tupl
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise ValueError(f"{where}: the file name must use letters, digits, '_', '-', '.' (it "
                          f"names the results files), got {name!r}")
+    if name in SHIPPED_CONFIGS:   # it would replace the shipped configuration in this process
+        raise ValueError(f"{where}: the file name must not be a shipped configuration's "
+                         f"({', '.join(SHIPPED_CONFIGS)}); rename the file")
     merged = {}
     for exp in EXPERIMENTS:
         settings = dict(shipped_configs(exp)[base])
@@ -198,3 +201,19 @@ def parse_seeds(text: str) -> list[int]:
                          f"list of integers >= 0, got {text!r}") from None
     _check_seeds("--seeds", seeds)
     return seeds
+
+
+def t_ci(x, level: float = 0.95) -> dict:
+    """Mean and two-sided Student-t interval of the values (n - 1 degrees of freedom):
+    ``{"mean", "lo", "hi", "n"}``; lo and hi are NaN for fewer than two values or a non-finite
+    one (a diverged run: NaN fails every criterion)."""
+    from scipy import stats
+
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    if n < 2 or not np.all(np.isfinite(x)):
+        return {"mean": float(np.mean(x)) if n and np.all(np.isfinite(x)) else math.nan,
+                "lo": math.nan, "hi": math.nan, "n": n}
+    mean = float(np.mean(x))
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * np.std(x, ddof=1) / math.sqrt(n))
+    return {"mean": mean, "lo": mean - half, "hi": mean + half, "n": n}

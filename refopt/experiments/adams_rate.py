@@ -38,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import (ExperimentResult, Verdict, decide, fmt, pyplot, save_figure, shipped_configs)
+from ._common import (ExperimentResult, Verdict, decide, fmt, pyplot, save_figure, shipped_configs,
+                      t_ci)
 from .runner import run_sweep
 
 #: The shipped configurations (quick, full, tiny), read from configs/*.json; refopt report
@@ -168,8 +169,6 @@ def local_slopes(records: list, key: str = "mean_grad_norm", level: float = 0.95
     """Slope of log ``key`` between consecutive horizons, per seed, with its mean and a
     two-sided t interval over the seeds (seeds - 1 df); one entry per pair of horizons, at
     their geometric mean."""
-    from scipy import stats
-
     by_t: dict[int, dict[int, float]] = {}
     for r in records:
         by_t.setdefault(int(r["spec"]["steps"]), {})[int(r["spec"]["seed"])] = r["result"][key]
@@ -181,9 +180,9 @@ def local_slopes(records: list, key: str = "mean_grad_norm", level: float = 0.95
                       for s in seeds if by_t[a][s] and by_t[b][s]])
         if d.size < 2:
             continue
-        half = stats.t.ppf(0.5 + level / 2, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size)
-        out.append({"T_mid": math.sqrt(a * b), "T_from": a, "T_to": b, "slope": float(d.mean()),
-                    "ci": [float(d.mean() - half), float(d.mean() + half)], "seeds": int(d.size)})
+        c = t_ci(d, level)
+        out.append({"T_mid": math.sqrt(a * b), "T_from": a, "T_to": b, "slope": c["mean"],
+                    "ci": [c["lo"], c["hi"]], "seeds": int(d.size)})
     return out
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .. import _io
-from ._common import ExperimentResult, Verdict, decide, fmt, pyplot, save_figure
+from ._common import ExperimentResult, Verdict, decide, fmt, pyplot, save_figure, t_ci
 from .runner import read_results, run_sweep, task
 
 TASK_VERSION = 1
@@ -427,20 +427,6 @@ def final_specs(cfg: dict, chosen: dict) -> list[dict]:
 
 # -- statistics and verdicts -----------------------------------------------------------------
 
-def t_ci(x, level: float = 0.95) -> dict:
-    """Mean and two-sided Student-t interval of the values (n - 1 degrees of freedom)."""
-    from scipy import stats
-
-    x = np.asarray(x, dtype=float)
-    n = len(x)
-    if n < 2 or not np.all(np.isfinite(x)):  # (a diverged run: NaN fails every criterion)
-        return {"mean": float(np.mean(x)) if n and np.all(np.isfinite(x)) else math.nan,
-                "lo": math.nan, "hi": math.nan, "n": n}
-    mean = float(np.mean(x))
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * np.std(x, ddof=1) / math.sqrt(n))
-    return {"mean": mean, "lo": mean - half, "hi": mean + half, "n": n}
-
-
 def _by(records: list[dict]) -> dict:
     """(problem, size, arm) -> {seed: result}."""
     out: dict = {}
@@ -752,10 +738,11 @@ def current_records(cfg: dict, tune_path: Path, final_path: Path) -> tuple[list,
     """The records of ``cfg``'s runs in the two files, in spec order: a results file may also
     hold runs of an earlier grid (its lr no longer selected), which must not be mixed in.
     Raises FileNotFoundError when an evaluation run of the current selection is missing."""
-    from .runner import jsonable, run_key
+    from .runner import _is_current, jsonable, run_key
 
     def pick(path, specs):
-        recs = {r["key"]: r for r in read_results(path)}
+        # Only records of the task's current version, as the runner reuses them.
+        recs = {r["key"]: r for r in read_results(path) if _is_current(r)}
         keys = [run_key(jsonable(s)) for s in specs]
         missing = [k for k in keys if k not in recs]
         return [recs[k] for k in keys if k in recs], missing

@@ -15,7 +15,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from .. import _io
-from ._common import fmt, pyplot, save_figure
+from ._common import fmt, pyplot, save_figure, t_ci
 from .runner import canonical_json
 
 
@@ -28,16 +28,10 @@ def _label(spec: Mapping, varying: set[str]) -> str:
     return " ".join(parts)
 
 
-def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float] | None:
+def t_interval(values, level: float = 0.95) -> tuple[float, float] | None:
     """Two-sided Student-t interval of the mean (n - 1 df); None for fewer than two values."""
-    from scipy import stats
-
-    values = np.asarray(values, dtype=float)
-    if values.size < 2 or not np.all(np.isfinite(values)):
-        return None
-    quantile = stats.t.ppf(0.5 + level / 2, values.size - 1)
-    half = quantile * values.std(ddof=1) / math.sqrt(values.size)
-    return float(values.mean() - half), float(values.mean() + half)
+    c = t_ci(values, level)
+    return None if math.isnan(c["lo"]) else (c["lo"], c["hi"])
 
 
 def summarize(records: Iterable[Mapping]) -> list[dict]:

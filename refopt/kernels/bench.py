@@ -161,16 +161,13 @@ def run(args) -> int:
     from .._io import atomic_write_json
     from ..registry import canonical_name
 
-    quiet, json_path = getattr(args, "quiet", False), getattr(args, "json", None)
+    quiet, json_path = args.quiet, args.json
     problem = json_problem(json_path)
     if problem:
         print(f"refopt bench: {problem}", file=sys.stderr)
         return 2
-    # With --json - the JSON alone goes to stdout: the messages go to stderr.
-    say_to = sys.stderr if json_path == "-" else sys.stdout
-
-    def say(msg: str) -> None:
-        print(msg, file=say_to, flush=True)
+    def say(msg: str) -> None:   # (with --json -, refopt.cli.main sends it to stderr)
+        print(msg, flush=True)
 
     sizes = tuple(args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES))
     try:
@@ -228,7 +225,7 @@ def run(args) -> int:
         loaded = (report.get("other_processes") or {}).get("other_fraction_of_all_cpus") or 0.0
         # Said even with --quiet when it is a warning: it changes how the figures read.
         if loaded > LOAD_WARNING_FRACTION:
-            print("warning: " + report["note"], file=sys.stderr if quiet else say_to)
+            print("warning: " + report["note"], file=sys.stderr if quiet else sys.stdout)
         elif not quiet:
             say(report["note"])
     write_json(json_path, cpu)

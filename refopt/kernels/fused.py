@@ -39,6 +39,8 @@ identical falls back to scalar code) and then the scalars:
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import functools
 from typing import Any
 
@@ -358,11 +360,21 @@ class FusedRule:
         """
         owner = self._memory_owner
         buffers = [getattr(state, b) for b in self.buffers]
-        keys = [owner(p) for p in params if p.size]
-        keys += [owner(x) for bufs in buffers for x in bufs if x.size]
-        keys += [owner(g) for g in grads if g is not None and g.size]
+        arrays = [p for p in params if p.size]
+        arrays += [x for bufs in buffers for x in bufs if x.size]
+        arrays += [g for g in grads if g is not None and g.size]
+        keys = [owner(a) for a in arrays]
         if len(set(keys)) == len(keys):
             return  # every array its own allocation (the common case): nothing can overlap
+        # Arrays of one owner laid out side by side (the views of one pooled output of step(),
+        # which a later step_ is given) cannot overlap either: one sorted pass over their byte
+        # ranges settles it before any labelled entry is built.
+        repeated = {k for k, n in Counter(keys).items() if n > 1}
+        shared = [a for a, k in zip(arrays, keys) if k in repeated]
+        if all(a.flags.c_contiguous for a in shared):
+            spans = sorted((self._address(a), a.nbytes) for a in shared)
+            if all(start + n <= nxt for (start, n), (nxt, _) in zip(spans, spans[1:])):
+                return
         entries = []  # (label, tensor index, array, written)
         for i, (p, g) in enumerate(zip(params, grads)):
             stepped = g is not None

@@ -684,7 +684,8 @@ MISTAKES: tuple = (
 #: missing_bias_correction, alphaadam's and the baselines' is hf_style_eps, cadamw's scaling and
 #: alphaadam's count+1 are count_rescale).
 _COMMON_HYPER = ("lr", "betas", "eps", "weight_decay", "nonfinite")
-_NAMED_RESETS = {"bias_correction": None, "scaling": None, "alpha_rule": "count+1", "coef_form": None}
+_NAMED_RESETS = {"bias_correction": None, "scaling": None, "alpha_rule": "count+1",
+                 "coef_form": None}
 
 
 def _ignored_option_mistakes(case) -> list:
@@ -862,7 +863,6 @@ class Diagnosis:
         parts.extend(self.hints)
         return ". ".join(parts)
 
-
     def _after_horizon_message(self) -> str:
         if self.matches:
             text = ("after the pointwise horizon, the port's final loss is the one of known "
@@ -1017,12 +1017,6 @@ def diagnose(case, run: PortRun, port_name: str = "") -> Diagnosis:
                      hints=hints)
 
 
-def _final_loss(objective, params: list) -> float:
-    """f in float64 at the last recorded params (as the final_loss invariant evaluates it)."""
-    with np.errstate(all="ignore"):
-        return float(sum(objective.value(np.asarray(p[-1], dtype=np.float64)) for p in params))
-
-
 def diagnose_after_horizon(case, run: PortRun, port_name: str = "") -> Diagnosis | None:
     """Which known mistake gives the port's final loss, for a port that matches the reference
     at every step up to the pointwise horizon and fails the final_loss invariant after it?
@@ -1034,7 +1028,7 @@ def diagnose_after_horizon(case, run: PortRun, port_name: str = "") -> Diagnosis
     Returns None when the case has no final_loss invariant or the final params were not
     recorded.
     """
-    from .invariants import _objective, _value
+    from .invariants import _objective, _value, final_loss_value
 
     spec = next((s for s in (case.tolerance or {}).get("invariants") or []
                  if s.get("id") == "final_loss"), None)
@@ -1042,7 +1036,7 @@ def diagnose_after_horizon(case, run: PortRun, port_name: str = "") -> Diagnosis
     if spec is None or objective is None or int(case.steps[-1]) != int(case.n_steps):
         return None
     rtol, atol = float(spec["rtol"]), float(spec.get("atol") or 0.0)
-    port_loss = _final_loss(objective, list(run.params))
+    port_loss = final_loss_value(objective, run.params)
     golden = _value(spec["value"])
     if not math.isfinite(port_loss) or abs(port_loss - golden) <= atol + rtol * abs(golden):
         return None     # no final loss to match, or it is not what failed
@@ -1052,8 +1046,8 @@ def diagnose_after_horizon(case, run: PortRun, port_name: str = "") -> Diagnosis
             built = mistake.build(case)
             best = math.inf
             for mutant in (built if isinstance(built, list) else [built]):
-                loss = _final_loss(objective, run_case(RulePort(mutant, rebuild=False),
-                                                       case).params)
+                loss = final_loss_value(objective, run_case(RulePort(mutant, rebuild=False),
+                                                            case).params)
                 allowed = atol + rtol * abs(loss)
                 # A mutant whose own final loss passes the invariant cannot explain its failure
                 # (on this case it is indistinguishable from the reference).
@@ -1063,7 +1057,9 @@ def diagnose_after_horizon(case, run: PortRun, port_name: str = "") -> Diagnosis
             candidates.append(Candidate(mistake, None, excess=best))
         except (ValueError, TypeError, FloatingPointError, PortError) as exc:
             candidates.append(Candidate(mistake, None, f"{type(exc).__name__}: {exc}"))
-    ranked = sorted((c for c in candidates if c.excess is not None), key=lambda c: c.excess)
+    # Mutants that cannot explain the failure (excess inf) are neither matches nor closest.
+    ranked = sorted((c for c in candidates if c.excess is not None and math.isfinite(c.excess)),
+                    key=lambda c: c.excess)
     matches = [c for c in ranked if c.excess <= 1.0]
     if matches:
         fewest = min(_components(c.mistake.key) for c in matches)

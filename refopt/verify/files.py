@@ -290,16 +290,16 @@ def write_inputs(cases: Iterable, directory: str | os.PathLike, *,
                                     f"the case folders refopt wrote there, or give an empty "
                                     f"directory")
         clear_inputs(root)
-    written, folders = [], {}
+    folders = {}   # folder name -> golden case id, in order
     for case in cases:
-        name = port_case_id(case.case_id)
-        if folders.setdefault(name, case.case_id) != case.case_id:
-            raise ValueError(f"cases {folders[name]!r} and {case.case_id!r} have the same "
-                             f"folder name {name}; rename one")
+        folder_name = port_case_id(case.case_id)
+        if folders.setdefault(folder_name, case.case_id) != case.case_id:
+            raise ValueError(f"cases {folders[folder_name]!r} and {case.case_id!r} have the "
+                             f"same folder name {folder_name}; rename one")
         case = file_mode_case(case)
         replayed = case.grads is None and case.result != "invalid"
         meta, arrays, texts = _case_inputs(replay_case(case), replayed)
-        folder = root / name
+        folder = root / folder_name
         atomic_savez(folder / INPUTS_NPZ, arrays)
         for key, value in arrays.items():
             le = np.ascontiguousarray(value, dtype=np.asarray(value).dtype.newbyteorder("<"))
@@ -307,14 +307,13 @@ def write_inputs(cases: Iterable, directory: str | os.PathLike, *,
         for name, text in texts.items():
             atomic_write_bytes(folder / name, text.encode("ascii"))
         atomic_write_json(folder / INPUTS_JSON, meta)   # last: a complete folder has it
-        written.append(case.case_id)
     names = list(folders)
     atomic_write_json(root / INDEX_JSON, {"format": FORMAT, "format_version": FORMAT_VERSION,
                                           "cases": names})
     # The same list for C: the number of cases, then one case id (folder name) per line.
     atomic_write_bytes(root / INDEX_TXT, "".join(f"{x}\n" for x in [len(names)] + names)
                        .encode("ascii"))
-    return written
+    return list(folders.values())
 
 
 class NoOutput(Exception):

@@ -231,7 +231,7 @@ def fuzz(rule: str, port: Any, n_draws: int, *, seed: int = 0, dtype: str | None
             progress(n_draws, n_draws, "")
         if result.failure is None:
             return result
-        best, best_res = result.first_case, result.failure
+        best = result.first_case
         improved = True
         while improved and result.shrinks < MAX_SHRINKS:
             improved = False
@@ -244,7 +244,7 @@ def fuzz(rule: str, port: Any, n_draws: int, *, seed: int = 0, dtype: str | None
                 except (ValueError, TypeError, AssertionError):   # the builder refuses it
                     continue
                 if res.status in (FAIL, ERROR):
-                    best, best_res, improved = candidate, res, True
+                    best, improved = candidate, True
                     break
         final = dataclasses.replace(best, scenario=f"d{result.draws}min")
         result.minimal_case = final

@@ -178,6 +178,14 @@ def _objective(case):
     return make_objective(case.objective["name"], **case.objective["constants"])
 
 
+def final_loss_value(objective, params) -> float:
+    """f in float64 at the last recorded params of every tensor (``params``: one history per
+    tensor), as the manifest value was made from the golden ones (a float32 evaluation is
+    quantised near a minimum)."""
+    with np.errstate(all="ignore"):
+        return float(sum(objective.value(np.asarray(p[-1], dtype=np.float64)) for p in params))
+
+
 # -- the invariants -------------------------------------------------------------------------
 def final_loss(case, trace: Trace, spec: Mapping, horizon: int) -> InvariantResult:
     name = "final_loss"
@@ -188,10 +196,7 @@ def final_loss(case, trace: Trace, spec: Mapping, horizon: int) -> InvariantResu
         return InvariantResult(name, NOT_CHECKABLE, "the final params were not recorded")
     golden, rtol = _value(spec["value"]), float(spec["rtol"])
     atol = float(spec.get("atol") or 0.0)       # suites built before atol was stored: 0
-    with np.errstate(all="ignore"):
-        # f in float64 at the port's final params, as the manifest value was made from the
-        # golden ones (a float32 evaluation is quantised near a minimum).
-        loss = float(sum(obj.value(np.asarray(p[-1], dtype=np.float64)) for p in trace.params))
+    loss = final_loss_value(obj, trace.params)
     allowed = atol + rtol * abs(golden)
     err = abs(loss - golden) if math.isfinite(loss) else math.inf
     excess = err / allowed if allowed > 0 else (0.0 if err == 0 else math.inf)
