@@ -372,7 +372,7 @@ class FusedRule:
         repeated = {k for k, n in Counter(keys).items() if n > 1}
         shared = [a for a, k in zip(arrays, keys) if k in repeated]
         if all(a.flags.c_contiguous for a in shared):
-            spans = sorted((self._address(a), a.nbytes) for a in shared)
+            spans = sorted((self._address(a), a.size * a.dtype.itemsize) for a in shared)
             if all(start + n <= nxt for (start, n), (nxt, _) in zip(spans, spans[1:])):
                 return
         entries = []  # (label, tensor index, array, written)
