@@ -57,3 +57,21 @@ def write_json(path: str | None, obj) -> None:
 #: Where ``--json -`` writes: the real stdout, which :func:`refopt.cli.main` keeps here while it
 #: sends everything else a command prints to stderr (so stdout holds the JSON alone).
 JSON_STREAM = None
+
+
+def user_rule_problem(rule: str | None) -> str | None:
+    """None if ``rule`` is None, a rule refopt ships, or an importable user rule
+    ``module:Class`` (the current directory first on sys.path, as for a verify TARGET);
+    otherwise the one-line reason."""
+    if rule is None or ":" not in rule:
+        return None
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    from .registry import canonical_name
+
+    try:
+        canonical_name(rule)
+    except ValueError as exc:
+        return str(exc)
+    return None

@@ -52,6 +52,11 @@ RULES: dict[str, RuleInfo] = {
 
 _ALIASES = {alias: info.name for info in RULES.values() for alias in info.aliases}
 
+#: The rules refopt ships, with golden cases, arithmetic twins and a known-mistake catalogue;
+#: any other rule (``refopt.extend``: registered, or an import path) gets the generic cases of
+#: :mod:`refopt.golden.user_rules`.
+BUILTIN_RULES = frozenset(RULES)
+
 # Fast backends live in their own modules, imported only when asked for.
 BACKENDS = {"numpy": None, "numba": "refopt.kernels.numba_backend",
             "cupy": "refopt.kernels.cupy_backend"}
@@ -72,6 +77,23 @@ def canonical_name(name: str) -> str:
                          f"(aliases: {sorted(_ALIASES)}), or an import path 'module:Class' "
                          f"of a refopt.extend.Rule subclass")
     return key
+
+
+def rule_info(name: str) -> RuleInfo:
+    """The :class:`RuleInfo` of a registered rule, or one made for an import path
+    ``"module:Class"`` (source "user rule module:Class", no variant options)."""
+    from .extend import is_import_path, rule_class_from_path
+
+    if is_import_path(name):
+        return RuleInfo(name, rule_class_from_path(name), f"user rule {name}")
+    return RULES[canonical_name(name)]
+
+
+def is_builtin(name: str) -> bool:
+    """True for a rule refopt ships (:data:`BUILTIN_RULES`), by name or alias."""
+    from .extend import is_import_path
+
+    return not is_import_path(name) and canonical_name(name) in BUILTIN_RULES
 
 
 def get_rule(name: str, *, backend: str = "numpy", **hyper: Any) -> Rule:

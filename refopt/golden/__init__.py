@@ -72,11 +72,14 @@ def load_suite(pattern: str = "*", dtype: str | None = None,
     directory = Path(directory) if directory is not None else SUITE_DIR
     if dtype not in (None, "float32", "float64"):
         raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
-    target = None
+    target = prefix = None
     if rule is not None:
-        from ..registry import canonical_name
+        from ..registry import canonical_name, is_builtin, rule_info
 
-        target = canonical_name(rule)
+        target = prefix = canonical_name(rule)
+        if not is_builtin(target):  # a user rule's cases: <label>_user_... (golden.user_rules)
+            from .user_rules import rule_label
+            prefix = rule_label(rule_info(target).cls)
     ids = sorted(p.stem for p in directory.glob("*.json") if p.name != "index.json")
     if not ids:
         raise FileNotFoundError(f"no golden cases in {directory}")
@@ -86,7 +89,7 @@ def load_suite(pattern: str = "*", dtype: str | None = None,
             continue
         if dtype is not None and not case_id.endswith(f"_{dtype}"):
             continue
-        if target is not None and not case_id.startswith(f"{target}_"):
+        if prefix is not None and not case_id.startswith(f"{prefix}_"):
             continue
         manifest, arrays = read_case(directory, case_id)
         if target is not None and manifest.get("rule") != target:

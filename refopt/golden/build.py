@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import __version__
 from .._io import CorruptFileError, TamperedFileError, atomic_write_bytes, load_json
-from ..registry import RULES, get_rule
+from ..registry import get_rule, is_builtin, rule_info
 from ..trajectory import trajectory
 from . import format as F
 from . import mp_reference as MP
@@ -65,6 +65,9 @@ CONVENTIONS = {
 
 def conventions_for(rule: str, hyper: dict) -> dict:
     """The case's conventions: per rule, and per eps placement for C-AdamW."""
+    if not is_builtin(rule):
+        from .user_rules import CONVENTIONS as USER_CONVENTIONS
+        return dict(USER_CONVENTIONS)
     if rule == "cadamw" and hyper.get("bias_correction") == "torch":
         return CONVENTIONS["cadamw/torch"]
     return CONVENTIONS[rule]
@@ -115,7 +118,7 @@ def payload_arrays(spec: CaseSpec, traj) -> dict[str, np.ndarray]:
         arrays[f"param.{i}"] = p
         arrays[f"grad.{i}"] = traj.grads[i]
         arrays[f"step.{i}"] = traj.state["step"][i]
-        for b in RULES[spec.rule].cls.buffers:
+        for b in rule_info(spec.rule).cls.buffers:
             arrays[f"{b}.{i}"] = traj.state[b][i]
     if spec.lr_schedule is not None:
         arrays["lr"] = np.asarray(spec.lr_schedule, dtype=np.float64)
@@ -147,7 +150,7 @@ def _anchors(spec: CaseSpec, arrays: dict) -> list[dict]:
         return []
     steps = arrays["steps"]
     out = []
-    for base in ("param",) + RULES[spec.rule].cls.buffers + ("grad",):
+    for base in ("param",) + tuple(rule_info(spec.rule).cls.buffers) + ("grad",):
         a = arrays[f"{base}.{tensor}"]
         flat = a.reshape(a.shape[0], -1)
         rows = range(min(N_ANCHOR_STEPS, a.shape[0]))
@@ -177,13 +180,14 @@ def _shapes(spec: CaseSpec) -> list:
 
 
 def manifest_for(spec: CaseSpec, arrays: dict | None, tolerance: dict, accuracy: dict) -> dict:
-    rule_cls = RULES[spec.rule].cls
+    info = rule_info(spec.rule)
+    rule_cls = info.cls
     if spec.result == "invalid":
         hyper_used = dict(spec.hyper)
     else:
         hyper_used = dict(get_rule(spec.rule, **spec.hyper).hyper)
     # Every variant option (the registry's list) plus the non-finite gradient policy.
-    options = {k: hyper_used[k] for k in RULES[spec.rule].variants if k in hyper_used}
+    options = {k: hyper_used[k] for k in info.variants if k in hyper_used}
     options["nonfinite"] = hyper_used["nonfinite"]
     if spec.lr_schedule is not None:
         schedule = {"kind": "explicit", "payload_key": "lr"}
@@ -195,7 +199,7 @@ def manifest_for(spec: CaseSpec, arrays: dict | None, tolerance: dict, accuracy:
         "variant_id": spec.variant_id, "options": options,
         "hyperparams": F.encode_hyper(hyper_used),
         "conventions": conventions_for(spec.rule, hyper_used),
-        "source": {**spec.source, "rule_source": RULES[spec.rule].source},
+        "source": {**spec.source, "rule_source": info.source},
         "generator": generator_info(),
         "param_dtype": spec.dtype, "state_dtype": hyper_used.get("state_dtype") or spec.dtype,
         "scalar_dtype": "float64",
@@ -245,9 +249,21 @@ def _no_match_error(pattern: str, n_cases: int, example: str, hint: str = "") ->
                       f"(examples of patterns: 'adamx_*', '*_float32', '{example}'){hint}")
 
 
+def cases_of(rule: str | None) -> list[CaseSpec]:
+    """The catalogue of the shipped suite (``rule`` None) or of a user rule's suite
+    (:func:`refopt.golden.user_rules.user_catalogue`)."""
+    if rule is None:
+        return catalogue()
+    from .user_rules import user_catalogue
+    return user_catalogue(rule)
+
+
 def build_suite(out: str | Path | None = None, pattern: str = "*", *,
-                progress=None) -> list[str]:
+                progress=None, rule: str | None = None) -> list[str]:
     """Write every case matching ``pattern`` (and, for the full suite, ``index.json``) to ``out``.
+
+    ``rule``: a user rule's import path (:mod:`refopt.golden.user_rules`): its generic cases
+    instead of the shipped suite; ``out`` is then required and ``index.json`` records the rule.
 
     ``progress(done, total, case_id)``, if given, is called before each case and at the end.
 
@@ -255,8 +271,11 @@ def build_suite(out: str | Path | None = None, pattern: str = "*", *,
     files of cases no longer in the catalogue are removed when the whole suite is built.
     Raises ValueError when ``pattern`` matches no case id.
     """
+    if rule is not None and out is None:
+        raise ValueError("a user rule's suite needs an output directory (--out DIR); the "
+                         "packaged suite holds refopt's own rules only")
     out = Path(out) if out is not None else SUITE_DIR
-    all_specs = catalogue()
+    all_specs = cases_of(rule)
     specs = select(all_specs, pattern)
     if not specs:
         raise _no_match_error(pattern, len(all_specs), all_specs[0].case_id)
@@ -266,6 +285,11 @@ def build_suite(out: str | Path | None = None, pattern: str = "*", *,
         if progress is not None:
             progress(k, len(specs), spec.case_id)
         data, payload = generate(spec)
+        if rule is not None:  # the shipped suite's manifests are checked by its tests
+            errors = F.validate_manifest(json.loads(data))
+            if errors:
+                raise AssertionError(f"{spec.case_id}: refopt wrote a manifest that breaks "
+                                     f"its schema: {errors[:3]}")
         if payload is not None:
             atomic_write_bytes(out / f"{spec.case_id}.npz", payload)
         elif (out / f"{spec.case_id}.npz").exists():
@@ -279,16 +303,29 @@ def build_suite(out: str | Path | None = None, pattern: str = "*", *,
         for path in list(out.glob("*.json")) + list(out.glob("*.npz")):
             if path.name != INDEX_FILE and path.name not in keep:
                 path.unlink()
-        atomic_write_bytes(out / INDEX_FILE, index_bytes(index))
+        atomic_write_bytes(out / INDEX_FILE, index_bytes(index, rule))
     if progress is not None:
         progress(len(specs), len(specs), "")
     return [s.case_id for s in specs]
 
 
-def index_bytes(index: dict) -> bytes:
+def index_bytes(index: dict, rule: str | None = None) -> bytes:
     doc = {"schema": F.SCHEMA_FILE, "schema_version": F.SCHEMA_VERSION,
            "suite_version": SUITE_VERSION, "n_cases": len(index), "cases": index}
+    if rule is not None:  # a user rule's suite: `refopt golden check` finds its catalogue here
+        doc["rule"] = rule
     return F.manifest_bytes(doc)
+
+
+def suite_rule(directory: str | Path) -> str | None:
+    """The user rule a suite was built for (its index.json's ``rule``), None for refopt's own
+    rules or a directory without a readable index."""
+    try:
+        doc = load_json(Path(directory) / INDEX_FILE)
+    except (OSError, CorruptFileError):
+        return None
+    rule = doc.get("rule") if isinstance(doc, dict) else None
+    return rule if isinstance(rule, str) else None
 
 
 # -- checking ----------------------------------------------------------------------------------
@@ -397,7 +434,7 @@ def _version_notice(recorded: dict[str, set], current: dict) -> str | None:
 
 
 def check_report(directory: str | Path | None = None, pattern: str = "*", *,
-                 progress=None) -> CheckReport:
+                 progress=None, rule: str | None = None) -> CheckReport:
     """Check the suite at ``directory`` against the current reference (``refopt golden check``).
 
     For every catalogue case matching ``pattern``: validates the manifest against the schema,
@@ -408,6 +445,8 @@ def check_report(directory: str | Path | None = None, pattern: str = "*", *,
     content except its generator block (:data:`NOT_COMPARED`). Other generator versions (NumPy,
     refopt, ...) give one notice, not a problem. Files in the directory that belong to no
     catalogue case are problems whether or not a pattern is given (those matching it).
+    The catalogue is the user rule's (``rule``, or the rule the suite's index.json records)
+    or the shipped one.
     ``progress(done, total, case_id)``, if given, is called before each case and at the end.
 
     Raises
@@ -422,7 +461,8 @@ def check_report(directory: str | Path | None = None, pattern: str = "*", *,
         raise FileNotFoundError(f"golden suite directory {directory} does not exist")
     if not directory.is_dir():
         raise NotADirectoryError(f"golden suite directory {directory} is not a directory")
-    all_specs = catalogue()
+    rule = rule or suite_rule(directory)
+    all_specs = cases_of(rule)
     specs = select(all_specs, pattern)
     unknown = _unknown_files(directory, {s.case_id for s in all_specs}, pattern)
     if not specs:
@@ -507,7 +547,8 @@ def check_report(directory: str | Path | None = None, pattern: str = "*", *,
     if notice:
         report.notices.append(notice)
     if index is not None and not problems:
-        expected = index_bytes({s.case_id: index[s.case_id] for s in specs if s.case_id in index})
+        expected = index_bytes({s.case_id: index[s.case_id] for s in specs if s.case_id in index},
+                               rule)
         if pattern == "*" and index_path.read_bytes() != expected:
             problems.append(f"{index_path}: differs from the index the catalogue would write")
     return report

@@ -13,7 +13,12 @@ def register(sub) -> None:
     b = gsub.add_parser("build", help="regenerate the suite from the float64 reference (bit for "
                                       "bit; atomic writes)")
     b.add_argument("--out", default=None, metavar="DIR",
-                   help="output directory (default: the packaged suite)")
+                   help="output directory (default: the packaged suite; required with --rule)")
+    b.add_argument("--rule", default=None, metavar="MODULE:CLASS",
+                   help="build the generic cases of your own rule (a refopt.extend.Rule "
+                        "subclass, by import path) instead of refopt's suite; then judge a "
+                        "port of it with 'refopt verify MODULE:CLASS PORT --suite DIR' "
+                        "(docs/extending.md)")
     b.add_argument("--cases", default="*", metavar="PATTERN",
                    help="only cases whose id matches this glob (index.json is written only "
                         "for '*')")
@@ -46,14 +51,27 @@ def run_build(args) -> int:
     if problem:
         print(f"golden build: error: {problem}", file=sys.stderr)
         return 2
+    from .._cliutil import user_rule_problem
+
+    problem = user_rule_problem(args.rule)
+    if problem:
+        print(f"golden build: error: {problem}", file=sys.stderr)
+        return 2
+    if args.rule is not None and args.out is None:
+        print("golden build: error: --rule needs --out DIR (the packaged suite holds refopt's "
+              "own rules only)", file=sys.stderr)
+        return 2
     out = args.out or SUITE_DIR
     try:
-        ids = build_suite(out, pattern=args.cases, progress=_progress("refopt golden build", args))
-    except ValueError as exc:   # --cases matches no case
+        ids = build_suite(out, pattern=args.cases, rule=args.rule,
+                          progress=_progress("refopt golden build", args))
+    except ValueError as exc:   # --cases matches no case, or --rule names no usable rule
         print(f"golden build: error: {exc}", file=sys.stderr)
         return 2
     write_json(args.json, {"directory": str(out), "case_ids": ids})
     print(f"wrote {len(ids)} golden cases to {out}")
+    if args.rule is not None and not args.quiet:
+        print(f"judge a port with: refopt verify {args.rule} PORT --suite {out}")
     return 0
 
 

@@ -79,7 +79,9 @@ def _errors(actual: dict, expected: dict, keys, rows) -> dict:
 
 
 def _value_keys(spec, arrays) -> list[str]:
-    bufs = MP.BUFFERS[spec.rule]
+    from ..registry import rule_info
+
+    bufs = MP.BUFFERS.get(spec.rule) or tuple(rule_info(spec.rule).cls.buffers)
     return sorted(k for k in arrays if k.split(".")[0] in ("param",) + bufs)
 
 
@@ -142,8 +144,12 @@ def measure_legitimate(spec, arrays) -> list[dict]:
     ulp error against the golden values). Closed-loop cases run their own loop (gradients from
     the objective at the implementation's own params).
     """
+    from ..registry import is_builtin
     from .build import make_grad_fn
 
+    if not is_builtin(spec.rule):  # a user rule: its own code, faithfully rounded
+        from .user_rules import measure_legitimate as measure_user
+        return measure_user(spec, arrays)
     hyper = _full_hyper(spec)
     steps = [int(s) for s in arrays["steps"]]
     source = spec.grads if spec.objective is None else make_grad_fn(spec.objective)
@@ -171,8 +177,15 @@ def reference_accuracy(spec, arrays) -> dict:
     """Worst error of the float64 golden values against a 50-digit mpmath recomputation.
 
     Closed-loop cases replay their stored gradients (which checks the update arithmetic; the
-    objective's gradient is checked separately by the objectives' own tests).
+    objective's gradient is checked separately by the objectives' own tests). A user rule's
+    case is measured against its own code in ``np.longdouble`` instead
+    (:func:`refopt.golden.user_rules.reference_accuracy`).
     """
+    from ..registry import is_builtin
+
+    if not is_builtin(spec.rule):
+        from .user_rules import reference_accuracy as user_accuracy
+        return user_accuracy(spec, arrays)
     base = {"method": "mpmath naive loops (refopt/golden/mp_reference.py), exact inputs, exact "
                       "per-step scalars; closed-loop cases replay the stored gradients",
             "mp_dps": MP.MP_DPS}
@@ -411,11 +424,16 @@ def tolerance_for(spec, arrays) -> dict:
     worst = dict(worst_run["worst"])
     worst["normwise"] = max(r["worst"]["normwise"] for r in runs)
     worst["ulp"] = max(r["worst"]["ulp"] for r in runs)
-    model = LEGITIMATE_MODEL.format(n=len(LEGITIMATE) - 1)
-    if spec.dtype == "float32":
-        model += LEGITIMATE_FLOAT32_MODEL
+    from ..registry import is_builtin
+
+    if is_builtin(spec.rule):
+        model = LEGITIMATE_MODEL.format(n=len(LEGITIMATE) - 1)
+        if spec.dtype == "float32":
+            model += LEGITIMATE_FLOAT32_MODEL
+    else:
+        from .user_rules import LEGITIMATE_MODEL as model
     reason = RTOL_REASON[spec.dtype].format(worst=worst["rel"], model=model)
-    measured = {"model": model, "implementations": list(legitimate_for(spec.dtype)),
+    measured = {"model": model, "implementations": [r["label"] for r in runs],
                 "legit_worst_rel": _json_float(worst["rel"]),
                 "legit_worst_normwise": _json_float(worst["normwise"]),
                 "legit_worst_ulp": _json_float(worst["ulp"]),

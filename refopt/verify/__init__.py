@@ -527,8 +527,9 @@ def _verify_one(p, case, name: str, diagnose: bool, strict: bool) -> CaseResult:
 
 def load_cases(rule: str, *, dtype: str | None = None, cases: str = "*",
                directory: Any = None) -> list:
-    """The committed golden cases of ``rule`` (aliases allowed) whose id matches ``cases``."""
-    from ..registry import canonical_name
+    """The committed golden cases of ``rule`` (aliases allowed) whose id matches ``cases``; for
+    a user rule (import path), the cases of the suite at ``directory`` built for it."""
+    from ..registry import canonical_name, is_builtin
 
     try:
         from ..golden import load_suite
@@ -537,6 +538,10 @@ def load_cases(rule: str, *, dtype: str | None = None, cases: str = "*",
     if dtype not in (None, "float32", "float64"):
         raise ValueError(f"dtype must be 'float32', 'float64' or None, got {dtype!r}")
     target = canonical_name(rule)
+    if directory is None and not is_builtin(target):
+        raise ValueError(f"{rule!r} is your own rule: refopt ships no cases of it; build them "
+                         f"with 'refopt golden build --rule {rule} --out DIR' and pass "
+                         f"--suite DIR (Python: directory=DIR)")
     # Only the selected rule's cases are read: a broken case of another rule does not block it.
     found = load_suite(pattern=cases or "*", dtype=dtype, directory=directory, rule=target)
     return [c for c in found if canonical_name(c.rule) == target

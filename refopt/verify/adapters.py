@@ -201,9 +201,9 @@ def _equal(a: Any, b: Any) -> bool:
 def rule_defaults(case) -> dict:
     """The rule's default hyperparameters, with defaults that depend on other options (AlphaAdam's
     eps and density_floor) resolved for this case's options."""
-    from ..registry import RULES, canonical_name, get_rule
+    from ..registry import get_rule, rule_info
 
-    raw = dict(RULES[canonical_name(case.rule)].cls.defaults)
+    raw = dict(rule_info(case.rule).cls.defaults)
     out = dict(raw)
     dependent = [k for k, v in raw.items() if v is None]
     if dependent:
@@ -243,13 +243,13 @@ def case_kwargs(case, accepted: set, var_kw: bool, options: Mapping | None = Non
     ``options`` fixes a hyperparameter to another value than the case's, or when the case is
     not of the declared variant.
     """
-    from ..registry import RULES, canonical_name
+    from ..registry import rule_info
 
     options = dict(options or {})
     variant = dict(variant or {})
     defaults = rule_defaults(case)
     kwargs: dict = {}
-    raw = RULES[canonical_name(case.rule)].cls.defaults
+    raw = rule_info(case.rule).cls.defaults
     check_variant(case, variant)
     for key, value in case.hyper.items():
         if value is None and key in raw and raw[key] is None:
@@ -768,7 +768,7 @@ def run_case(port: Port, case) -> PortRun:
     :class:`PortError` for anything the port raised (for ``invalid`` cases a validation error is
     the expected outcome), with where it raised and whether a param had changed by then.
     """
-    from ..registry import RULES, canonical_name
+    from ..registry import rule_info
     from .invariants import Trace, trace_needed
 
     port.configure(case)  # NotApplicable before any work
@@ -776,7 +776,7 @@ def run_case(port: Port, case) -> PortRun:
     n_steps = int(case.n_steps)
     params0 = [np.array(p, dtype=dt, copy=True) for p in case.init_params]
     session = _port_call(lambda: port.open(case, params0), "construction", 0)
-    names = tuple(RULES[canonical_name(case.rule)].cls.buffers)
+    names = tuple(rule_info(case.rule).cls.buffers)
     recorded = [int(s) for s in np.asarray(case.steps)]
     tracing = trace_needed(case)
     held = list(range(n_steps + 1)) if tracing else sorted(set(recorded))

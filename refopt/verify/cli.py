@@ -102,7 +102,9 @@ def register(subparsers) -> None:
                     "relative error, ULP distance, log relative error, and for failures the known "
                     "mistake that explains them. Exit status 0 only if every selected case passes.")
     v.add_argument("rule", metavar="RULE", help="any rule of refopt: " + ", ".join(RULE_NAMES)
-                   + " (each has golden cases; `refopt rules` lists their options)")
+                   + " (each has golden cases; `refopt rules` lists their options), or your "
+                   "own rule by import path MODULE:CLASS with --suite DIR built by `refopt "
+                   "golden build --rule MODULE:CLASS --out DIR`")
     v.add_argument("target", metavar="TARGET", nargs="?",
                    help="module:attribute importable from the current directory, or a refopt "
                         "backend name (numba, cupy)")
@@ -175,10 +177,10 @@ def _check_outputs(args, command: str) -> str | None:
 
 
 def _check_variant(args) -> str | None:
-    from ..registry import RULES, canonical_name
+    from ..registry import rule_info
 
     try:
-        known = set(RULES[canonical_name(args.rule)].cls.defaults)
+        known = set(rule_info(args.rule).cls.defaults)
     except (KeyError, ValueError):
         return None  # load_cases reports the unknown rule
     for name, _ in args.variant:
@@ -296,7 +298,10 @@ def run_verify(args) -> int:
     from . import load_cases, verify_cases
     from .files import write_inputs
 
-    problem = _check_outputs(args, "verify") or _check_variant(args)
+    from .._cliutil import user_rule_problem
+
+    problem = (user_rule_problem(args.rule) or _check_outputs(args, "verify")
+               or _check_variant(args))
     if problem:
         print(f"refopt verify: {problem}", file=sys.stderr)
         return 2
@@ -330,8 +335,9 @@ def run_verify(args) -> int:
         except ValueError as exc:
             print(f"refopt verify: --write-inputs {args.write_inputs}: {exc}", file=sys.stderr)
             return 2
+        suite_arg = f" --suite {suite}" if suite else ""
         print(f"wrote the inputs of {len(written)} cases under {args.write_inputs}; run your port "
-              f"on them, then: refopt compare {args.rule} {args.write_inputs}")
+              f"on them, then: refopt compare {args.rule} {args.write_inputs}{suite_arg}")
         return 0
     if not args.target:
         print("refopt verify: TARGET (module:attribute) or --write-inputs DIR is required",
@@ -366,7 +372,9 @@ def run_compare(args) -> int:
     if not os.path.isdir(args.directory):
         print(f"refopt compare: {args.directory} is not a directory", file=sys.stderr)
         return 2
-    problem = _check_outputs(args, "compare")
+    from .._cliutil import user_rule_problem
+
+    problem = user_rule_problem(args.rule) or _check_outputs(args, "compare")
     if problem:
         print(f"refopt compare: {problem}", file=sys.stderr)
         return 2

@@ -248,9 +248,9 @@ _MUTANTS = {"adamx": AdamXMutant, "adams": AdamSMutant, "alphaadam": AlphaAdamMu
 
 
 def _baseline_eps_mutant(case, mistake="eps_inside_sqrt"):
-    from ..registry import RULES
+    from ..registry import rule_info
 
-    base = RULES[canonical_name(case.rule)].cls
+    base = rule_info(case.rule).cls
     cls = type(f"{base.__name__}EpsInsideSqrt", (AdamFamilyEpsInsideSqrt, base), {})
     rule = cls(**case.hyper)
     rule.mistake = mistake
@@ -478,9 +478,9 @@ class AdaXEpsInsideSqrt:
 
 
 def _subclass_mutant(mixin, case):
-    from ..registry import RULES
+    from ..registry import rule_info
 
-    base = RULES[canonical_name(case.rule)].cls
+    base = rule_info(case.rule).cls
     return type(f"{base.__name__}{mixin.__name__}", (mixin, base), {})(**case.hyper)
 
 
@@ -882,6 +882,16 @@ class Diagnosis:
         return ". ".join([text] + list(self.hints))
 
 
+def user_rule_hints(case) -> list:
+    """For a user rule's case: what the diagnosis could and could not try."""
+    from ..registry import is_builtin
+
+    if is_builtin(case.rule):
+        return []
+    return ["A user rule: refopt tried only its generic mistakes (float32 per-step scalars, "
+            "float32 state); the first divergence above says where the port departs"]
+
+
 def name_collision_hints(case, run: PortRun | None, port_name: str = "") -> list:
     """Signs that the port implements a different algorithm under the same name."""
     hints = []
@@ -1004,7 +1014,8 @@ def diagnose(case, run: PortRun, port_name: str = "") -> Diagnosis:
         except (ValueError, TypeError, FloatingPointError, PortError) as exc:
             candidates.append(Candidate(mistake, None, f"{type(exc).__name__}: {exc}"))
     candidates.sort(key=lambda c: c.score)
-    hints = frozen_tensor_hints(case, run) + name_collision_hints(case, run, port_name)
+    hints = (frozen_tensor_hints(case, run) + name_collision_hints(case, run, port_name)
+             + user_rule_hints(case))
     matches = [c for c in candidates if c.comparison is not None and c.comparison.passed]
     if matches:
         # The simplest explanation: one mistake before float32 state plus one.

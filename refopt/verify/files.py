@@ -493,7 +493,7 @@ def compare_directory(rule: str, directory: str | os.PathLike, cases: Iterable |
     """
     import fnmatch
 
-    from ..registry import RULES, canonical_name
+    from ..registry import canonical_name, rule_info
     from . import CaseResult, ERROR, NOT_RUN, Report, judge, load_cases
 
     target = canonical_name(rule)
@@ -508,7 +508,7 @@ def compare_directory(rule: str, directory: str | os.PathLike, cases: Iterable |
     selected = [c for c in cases if folder_of[c.case_id] and canonical_name(c.rule) == target
                 and fnmatch.fnmatchcase(c.case_id, pattern or "*")
                 and (dtype is None or str(c.dtype) == dtype)]
-    buffers = tuple(RULES[target].cls.buffers)
+    buffers = tuple(rule_info(target).cls.buffers)
     results = []
     for case in selected:
         case = replay_case(file_mode_case(case))

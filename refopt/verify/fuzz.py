@@ -97,9 +97,10 @@ def _describe(spec) -> str:
     shapes = ", ".join(str(tuple(np.shape(p))) for p in spec.init)
     opts = {k: v for k, v in spec.hyper.items() if k not in ("lr", "betas", "eps",
                                                             "weight_decay")}
-    return (f"{spec.dtype}, {spec.n_steps} steps, shapes [{shapes}], lr={spec.hyper['lr']:g}, "
-            f"betas={tuple(spec.hyper['betas'])}, eps={spec.hyper['eps']:g}, "
-            f"weight_decay={spec.hyper['weight_decay']:g}"
+    h = spec.hyper
+    common = [f"lr={h['lr']:g}"] + ([f"betas={tuple(h['betas'])}"] if "betas" in h else []) \
+        + [f"{k}={h[k]:g}" for k in ("eps", "weight_decay") if k in h]
+    return (f"{spec.dtype}, {spec.n_steps} steps, shapes [{shapes}], " + ", ".join(common)
             + (f", {opts}" if opts else ""))
 
 
@@ -122,6 +123,22 @@ def random_spec(rule: str, rng: np.random.Generator, draw: int, dtype: str | Non
     for name, values in OPTIONS.get(rule, {}).items():
         hyper[name] = values[int(rng.integers(0, len(values)))]
     dtype = dtype or ("float32", "float64")[int(rng.integers(0, 2))]
+    from ..registry import is_builtin, rule_info
+
+    if not is_builtin(rule):  # a user rule: only the common hyperparameters it has
+        from ..golden.user_rules import USER_VARIANT, UserCaseSpec, rule_label
+
+        cls = rule_info(rule).cls
+        defaults = dict(cls.defaults)
+        keep = {"lr"} | {k for k in ("eps", "weight_decay") if k in defaults
+                         and defaults[k] is not None}
+        if isinstance(defaults.get("betas"), (tuple, list)) and len(defaults["betas"]) == 2:
+            keep.add("betas")
+        return UserCaseSpec(rule=rule, variant=USER_VARIANT, scenario=f"fuzz-d{draw}",
+                            hyper={k: v for k, v in hyper.items() if k in keep}, dtype=dtype,
+                            init=init, grads=grads, n_steps=n_steps,
+                            comment="random case drawn by refopt verify --fuzz",
+                            label=rule_label(cls))
     return CaseSpec(rule=rule, variant="fuzz", scenario=f"d{draw}", hyper=hyper, dtype=dtype,
                     init=init, grads=grads, n_steps=n_steps,
                     comment="random case drawn by refopt verify --fuzz")

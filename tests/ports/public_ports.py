@@ -13,11 +13,16 @@ import pytest
 
 def timm_adamw():
     """timm's AdamWLegacy from the installed package, without ``timm/__init__``."""
+    return timm_optimizer("adamw", "AdamWLegacy")
+
+
+def timm_optimizer(module: str, attr: str):
+    """``timm.optim.<module>.<attr>`` from the installed package, without ``timm/__init__``."""
     spec = importlib.util.find_spec("timm")
     if spec is None:
         pytest.skip("timm is optional (extra refopt[conformance]; make test installs it)")
     try:
-        return importlib.import_module("timm.optim.adamw").AdamWLegacy
+        return getattr(importlib.import_module(f"timm.optim.{module}"), attr)
     except ImportError:
         pass  # timm/__init__ needs torchvision: load the optimizer module on its own
     root = Path(spec.origin).parent
@@ -27,7 +32,7 @@ def timm_adamw():
             stub = types.ModuleType(name)
             stub.__path__ = [str(path)]
             sys.modules[name] = stub
-        return importlib.import_module("timm.optim.adamw").AdamWLegacy
+        return getattr(importlib.import_module(f"timm.optim.{module}"), attr)
     finally:
         for k, v in saved.items():
             if v is None:
