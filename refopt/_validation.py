@@ -196,3 +196,48 @@ def check_grads(params: list[np.ndarray], grads: Any) -> list[np.ndarray | None]
             raise TypeError(f"grads[{i}] has dtype {g.dtype} but params[{i}] has dtype {p.dtype}; "
                             f"cast explicitly, refopt never casts silently")
     return grads
+
+
+_REAL_DTYPES = SUPPORTED_DTYPES[:2]
+
+
+def plain_lists(params: Any, grads: Any, state: Any, state_type: type,
+                buffers: Sequence[str]) -> tuple[list, list] | None:
+    """``(list(params), list(grads))`` where the call is plainly valid, else None.
+
+    A quick sufficient test for the fused rules' every step (one pass per list, no messages):
+    ``params`` and ``grads`` lists (or tuples) of exact ``numpy.ndarray`` of float32/float64
+    (a grad may be None) with matching shapes and dtypes, and ``state`` exactly of
+    ``state_type`` whose step counts are Python ints >= 0 and whose buffers are tuples of exact
+    ndarrays fitting the params. Where it says yes, :func:`as_param_list`, :func:`check_grads`
+    and ``Rule._check_state`` accept the call and return the same lists; None (anything else:
+    a subclass, a NumPy scalar, complex dtypes, NumPy step counts, an error) means "take those
+    checks", which raise with their messages or convert as they do.
+    """
+    seq = (list, tuple)
+    if type(params) not in seq or type(grads) not in seq or type(state) is not state_type:
+        return None
+    n = len(params)
+    steps = state.step
+    if len(grads) != n or type(steps) is not tuple or len(steps) != n:
+        return None
+    for t in steps:
+        if type(t) is not int or t < 0:
+            return None
+    nd, real = np.ndarray, _REAL_DTYPES
+    for p, g in zip(params, grads):
+        if type(p) is not nd:
+            return None
+        dt = p.dtype
+        if dt not in real:
+            return None
+        if g is not None and (type(g) is not nd or g.dtype != dt or g.shape != p.shape):
+            return None
+    for b in buffers:
+        arrays = getattr(state, b)
+        if type(arrays) is not tuple or len(arrays) != n:
+            return None
+        for p, s in zip(params, arrays):
+            if type(s) is not nd or s.dtype != p.dtype or s.shape != p.shape:
+                return None
+    return list(params), list(grads)

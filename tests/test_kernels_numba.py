@@ -264,12 +264,18 @@ REPLAY_CONFIGS = [(name, {}) for name in sorted(RULES)] + [
 
 @pytest.mark.parametrize("cfg", REPLAY_CONFIGS, ids=_id)
 def test_inplace_small_tensors_replay_the_recorded_launch_bitwise(cfg, monkeypatch):
-    """numba's step_ runs the plan once per (t, dtype) and replays its launch on each small
-    tensor (NumbaRule._batched). Tensors at different step counts (grads None at some steps),
-    two dtypes, and one tensor above SERIAL_BELOW (the plan path) must all match the reference;
-    plans that count a mask first (AlphaAdam's count rules after step 1, C-AdamW) must not be
-    replayed: their small tensors go to the table drivers (tests/test_kernels_numba_batch.py)."""
-    from refopt.kernels.numba_backend import SERIAL_BELOW, NumbaRule
+    """numba's step_ runs the plan once per (t, dtype) and runs its launch on all the group's
+    small tensors (NumbaRule._batched): one launch of the rule's table driver (AlphaAdam's
+    where alpha is known without a count), or a replay per tensor where it has none (AdamX's
+    state_dtype rounding). Tensors at different step counts (grads None at some steps), two dtypes,
+    and one tensor above SERIAL_BELOW (the plan path) must all match the reference; plans that
+    count a mask first (AlphaAdam's count rules after step 1, C-AdamW) must not be replayed:
+    their small tensors go to the counted-mask table drivers
+    (tests/test_kernels_numba_batch.py)."""
+    from refopt.kernels import numba_backend as nb
+    from refopt.kernels.numba_backend import SERIAL_BELOW, NumbaRule, _count_nonfinite_batch
+
+    COUNTED_DRIVERS = {nb._masked_batch_in, nb._cautious_batch_in}
 
     name, hyper = cfg
     shapes = [(7,), (3, 5), (), (SERIAL_BELOW + 3,), (1023,), (4,)]
@@ -287,9 +293,13 @@ def test_inplace_small_tensors_replay_the_recorded_launch_bitwise(cfg, monkeypat
     monkeypatch.setattr(NumbaRule, "_batched", spy)
     tabled = []
     launch_table = NumbaRule._launch_table
-    monkeypatch.setattr(NumbaRule, "_launch_table", staticmethod(
-        lambda kernel, rows, sizes, args: tabled.append(len(sizes)) or launch_table(
-            kernel, rows, sizes, args)))
+
+    def table_spy(kernel, rows, sizes, args):
+        if kernel is not _count_nonfinite_batch:  # (the read-only count of nonfinite="raise")
+            tabled.append((kernel, len(sizes)))
+        return launch_table(kernel, rows, sizes, args)
+
+    monkeypatch.setattr(NumbaRule, "_launch_table", staticmethod(table_spy))
     rng = np.random.default_rng(11)
     p_ref = [rng.standard_normal(s).astype(d) for s, d in zip(shapes, dtypes)]
     p_fast = [p.copy() for p in p_ref]
@@ -310,10 +320,15 @@ def test_inplace_small_tensors_replay_the_recorded_launch_bitwise(cfg, monkeypat
     counts_a_mask = name == "cadamw" or (name == "alphaadam" and hyper.get("mask_source") !=
                                          "ones" and hyper.get("alpha_rule") != "none")
     assert sum(replayed) >= 10, replayed  # the small tensors with a gradient
-    if counts_a_mask:  # step 1 of AlphaAdam is unmasked: no count, replayed
-        assert sum(tabled) == (sum(replayed[1:]) if name == "alphaadam" else sum(replayed)), tabled
+    counted = sum(n for kernel, n in tabled if kernel in COUNTED_DRIVERS)
+    if counts_a_mask:  # step 1 of AlphaAdam is unmasked: no count, its launch recorded
+        assert counted == (sum(replayed[1:]) if name == "alphaadam" else sum(replayed)), tabled
     else:
+        assert counted == 0, tabled
+    if hyper.get("state_dtype"):  # no table driver for the rounded AdamX: replayed per tensor
         assert not tabled
+    else:
+        assert sum(n for _, n in tabled) == sum(replayed), tabled
 
 
 def test_replay_survives_a_non_contiguous_gradient_on_the_recorded_tensor(monkeypatch):
@@ -440,6 +455,7 @@ def test_out_of_place_kernels_count_nonfinite_gradients_in_their_pass(cfg, bad_v
         grads = _grads(shapes, dtype, 3, seed=5)
         grads[1].reshape(-1)[-1] = bad_value
         monkeypatch.setattr(fast.K, "count_nonfinite", staticmethod(_no_prepass))
+        monkeypatch.setattr(fast.K, "count_nonfinite_many", staticmethod(_no_prepass))
         before = [p.copy() for p in params]
         if policy == "raise":
             with pytest.raises(FloatingPointError, match=r"grads\[1\]"):

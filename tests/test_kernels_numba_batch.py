@@ -56,12 +56,14 @@ def _grads(rng, t):
 
 @pytest.fixture
 def launched(monkeypatch):
-    """Tensors stepped by the table drivers, per launch."""
+    """Tensors stepped by the table drivers, per launch (the in-place steps' read-only count of
+    non-finite gradients, also a table launch, is left out)."""
     seen = []
     original = nb.NumbaRule._launch_table
 
     def spy(kernel, rows, sizes, args):
-        seen.append((kernel, len(sizes)))
+        if kernel is not nb._count_nonfinite_batch:
+            seen.append((kernel, len(sizes)))
         return original(kernel, rows, sizes, args)
 
     monkeypatch.setattr(nb.NumbaRule, "_launch_table", staticmethod(spy))
@@ -104,17 +106,22 @@ def test_counted_masks_batched_bitwise_against_reference(cfg, mode, launched):
     ref = refopt.get_rule(name, **hyper)
     fast = refopt.get_rule(name, backend="numba", **hyper)
     _assert_bitwise(_run(ref, "step"), _run(fast, mode))
-    # Every step after the first counts (and the first too, but for m_prev's unmasked step):
-    # each (t, dtype) group of small tensors with a gradient is one launch.
-    drivers = {kernel for kernel, _ in launched}
-    assert drivers == {nb._cautious_batch if name == "cadamw" else nb._masked_batch}
-    stepped = sum(n for _, n in launched)
+    # Every step after the first counts (and the first too, but for m_prev's unmasked step,
+    # whose known alpha goes to the replayed rules' driver): each (t, dtype) group of small
+    # tensors with a gradient is one launch.
+    driver = nb._cautious_batch if name == "cadamw" else nb._masked_batch
+    driver = nb._COUNTED_IN_PLACE[driver] if mode == "step_" else driver
+    known = nb._masked_adam_batch_in if mode == "step_" else nb._masked_adam_batch_out
     first_unmasked = name == "alphaadam" and fast.hyper["mask_source"] == "m_prev" \
         and fast.hyper["first_step"] == "unmasked"
+    assert {kernel for kernel, _ in launched} == ({driver, known} if first_unmasked
+                                                  else {driver})
+    stepped = sum(n for kernel, n in launched if kernel is driver)
     small_with_grad = {t: [k for k in range(len(SHAPES)) if k not in NONE_AT[t] and k != 4]
                        for t in NONE_AT}
     expected = sum(len(v) for t, v in small_with_grad.items() if t > 1 or not first_unmasked)
     assert stepped == expected
+    assert sum(n for _, n in launched) == sum(len(v) for v in small_with_grad.values())
 
 
 @pytest.mark.parametrize("mode", ["step_", "step"])
@@ -139,7 +146,11 @@ def test_norm_rule_batched_bitwise_against_the_per_tensor_plan(source, mode, lau
     plan = _run(PerTensor(), "step")
     assert not launched
     _assert_bitwise(plan, _run(fast, mode))
-    assert launched and {k for k, _ in launched} == {nb._masked_batch}
+    counted = nb._masked_batch_in if mode == "step_" else nb._masked_batch
+    known = nb._masked_adam_batch_in if mode == "step_" else nb._masked_adam_batch_out
+    # m_prev's first step is unmasked (alpha = 1, no count): the replayed rules' driver.
+    assert launched and {k for k, _ in launched} == ({counted, known} if source == "m_prev"
+                                                     else {counted})
 
 
 @pytest.mark.parametrize("name", ["adamx", "adams", "alphaadam", "cadamw", "sgdm"])
@@ -189,6 +200,7 @@ def test_batched_out_of_place_counts_nonfinite_gradients(name, policy, monkeypat
     grads[2][0, 1] = np.inf
     before = [p.tobytes() for p in params]
     monkeypatch.setattr(fast.K, "count_nonfinite", staticmethod(_no_prepass))
+    monkeypatch.setattr(fast.K, "count_nonfinite_many", staticmethod(_no_prepass))
     batched_out = []
     original = nb.NumbaRule._batched_out
     monkeypatch.setattr(nb.NumbaRule, "_batched_out", lambda self, *a, **k: batched_out.append(1)

@@ -191,6 +191,7 @@ def test_streamed_kernels_count_nonfinite_gradients(policy, streamed_calls, monk
             raise AssertionError("pre-pass ran")
 
         monkeypatch.setattr(fast.K, "count_nonfinite", staticmethod(no_prepass))
+        monkeypatch.setattr(fast.K, "count_nonfinite_many", staticmethod(no_prepass))
         if policy == "raise":
             with pytest.raises(FloatingPointError, match=r"grads\[2\]"):
                 fast.step(params, grads, state)

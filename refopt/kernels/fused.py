@@ -140,6 +140,12 @@ class FusedRule:
         """Return (params, grads) as lists of the backend's arrays; raise as the reference does."""
         raise NotImplementedError
 
+    def _validate_fast(self, params, grads, state):
+        """(params, grads) as :meth:`_validate` returns them where a quick test finds the call
+        plainly valid (and real: no complex tensor, step counts that are Python ints), else None
+        (then :meth:`_validate` runs). The default has no quick test."""
+        return None
+
     def _flat(self, a):
         """A flat C-contiguous view (or copy) of ``a``."""
         raise NotImplementedError
@@ -151,6 +157,11 @@ class FusedRule:
     def _memory_owner(self, a):
         """A key equal for arrays that may share memory (their allocation); 0: unknown."""
         return 0
+
+    def _owner_keys(self, arrays) -> list:
+        """``[self._memory_owner(a) for a in arrays]`` (a backend may compute it faster)."""
+        owner = self._memory_owner
+        return [owner(a) for a in arrays]
 
     def _shares_memory(self, a, b) -> bool:
         """Whether ``a`` and ``b``, whose address ranges overlap, share an element's memory."""
@@ -214,20 +225,22 @@ class FusedRule:
 
     # -- the step ---------------------------------------------------------------------------
     def _run(self, params, grads, state, lr, *, inplace: bool, want_info: bool):
-        from .. import _validation as V
-
-        if inplace and isinstance(params, (list, tuple)):
-            for i, p in enumerate(params):
-                if isinstance(p, np.generic):  # validation would make a fresh 0-d array of it
-                    raise TypeError(f"params[{i}] is a NumPy scalar ({type(p).__name__}), which "
-                                    f"cannot be updated in place; pass a 0-d array "
-                                    f"(np.asarray(x)) or use step()")
-        params, grads = self._validate(params, grads, state)
-        state = normalise_steps(state)  # NumPy counters would wrap in t + 1: Python ints
+        plain = self._validate_fast(params, grads, state)
+        if plain is not None:  # real tensors, Python int step counts: nothing to normalise
+            params, grads = plain
+        else:
+            if inplace and isinstance(params, (list, tuple)):
+                for i, p in enumerate(params):
+                    if isinstance(p, np.generic):  # validation would make a fresh 0-d array
+                        raise TypeError(f"params[{i}] is a NumPy scalar ({type(p).__name__}), "
+                                        f"which cannot be updated in place; pass a 0-d array "
+                                        f"(np.asarray(x)) or use step()")
+            params, grads = self._validate(params, grads, state)
+            state = normalise_steps(state)  # NumPy counters would wrap in t + 1: Python ints
         lr = self.hyper["lr"] if lr is None else V.finite_nonneg("lr", lr)
         if inplace:
             self._check_inplace(params, grads, state)
-        if has_complex(params):  # (real, imag) pairs, as the reference: refopt.rules._complex
+        if plain is None and has_complex(params):  # (real, imag) pairs, as the reference
             def run_real(p, g, s):
                 return self._run(p, g, s, lr, inplace=inplace, want_info=want_info)
 
@@ -245,47 +258,65 @@ class FusedRule:
 
         if not inplace:
             self._new_call()
-        new_params, steps, infos, bad_after = [], [], [], []
-        new_bufs: dict[str, list] = {b: [] for b in self.buffers}
         sc_cache: dict[tuple, dict] = {}
+        reference = self.reference
 
         def scalars_for(t, dtype):
             sc = sc_cache.get((t, dtype))
             if sc is None:
-                sc = sc_cache[(t, dtype)] = cast_scalars(self.reference, t, lr, dtype)
+                sc = sc_cache[(t, dtype)] = cast_scalars(reference, t, lr, dtype)
                 sc["zero"] = np.dtype(dtype).type(0)  # the kernels' zero, in the dtype
             return sc
 
-        for i, (p, g) in enumerate(zip(params, grads)):  # checked before any kernel runs
-            if g is not None:
-                scalars_for(state.step[i] + 1, p.dtype)
-        done = self._batched(params, grads, state, lr, scalars_for) if inplace and not want_info \
-            else set()
+        old_steps = state.step
+        # Checked before any kernel runs, each (t, dtype) once, in the order of the tensors.
+        for t, dtype in dict.fromkeys([(t_old + 1, p.dtype) for t_old, p, g
+                                       in zip(old_steps, params, grads) if g is not None]):
+            scalars_for(t, dtype)
+        buffers = self.buffers
+        state_buffers = {b: getattr(state, b) for b in buffers}
+        if inplace and not want_info:
+            # step_: the tensors under the backend's multi-tensor path first, then a plan each
+            # for the rest; the state keeps its buffers (updated in place), with new counts.
+            done = self._batched(params, grads, state, lr, scalars_for)
+            steps = list(old_steps)
+            for i, (p, g) in enumerate(zip(params, grads)):
+                if g is None:
+                    continue
+                t = steps[i] = old_steps[i] + 1
+                if i not in done:
+                    old = {b: arrays[i] for b, arrays in state_buffers.items()}
+                    self._plan(self, p, g, old, p, old, t, scalars_for(t, p.dtype), False)
+            new_state = self.state_type(step=tuple(steps), **state_buffers)
+            return list(params), new_state, {"skipped": False,
+                                             "tensors": [{} for _ in params]}
         batched_out = self._batched_out(params, grads, state, lr, scalars_for) \
             if not inplace and not want_info else {}
-        state_buffers = {b: getattr(state, b) for b in self.buffers}
+        new_params, steps, infos, bad_after = [], [], [], []
+        new_bufs: dict[str, list] = {b: [] for b in buffers}
         keep_buffers = inplace  # in place the state's buffer tuples are the new state's
         for i, (p, g) in enumerate(zip(params, grads)):
-            t_old = state.step[i]
-            if i in done or g is None:  # stepped already (``_batched``), or not at all
+            t_old = old_steps[i]
+            if g is None:  # not stepped
                 new_params.append(p)
-                steps.append(t_old + 1 if i in done else t_old)
+                steps.append(t_old)
                 infos.append({})
                 if not keep_buffers:
-                    for b, buffers in state_buffers.items():
-                        new_bufs[b].append(buffers[i])
+                    for b, arrays in state_buffers.items():
+                        new_bufs[b].append(arrays[i])
                 continue
             t = t_old + 1
-            if i in batched_out:  # stepped already, into new arrays (``_batched_out``)
-                p_out, out, n_bad = batched_out[i]
+            stepped = batched_out.get(i)
+            if stepped is not None:  # stepped already, into new arrays (``_batched_out``)
+                p_out, out, n_bad = stepped
                 info = {}
             else:
-                old = {b: buffers[i] for b, buffers in state_buffers.items()}
+                old = {b: arrays[i] for b, arrays in state_buffers.items()}
                 if inplace:
                     p_out, out = p, old
                 else:
                     p_out = self._empty_like(p)
-                    out = {b: self._empty_like(old[b]) for b in self.buffers}
+                    out = {b: self._empty_like(old[b]) for b in buffers}
                 info, n_bad = self._plan(self, p, g, old, p_out, out, t,
                                          scalars_for(t, p.dtype), want_info)
             if check_after:
@@ -297,7 +328,7 @@ class FusedRule:
             steps.append(t)
             infos.append(info)
             if not keep_buffers:
-                for b in self.buffers:
+                for b in buffers:
                     new_bufs[b].append(out[b])
         if bad_after:
             # Drop the computed outputs first: a caught exception's traceback keeps this frame.
@@ -305,7 +336,7 @@ class FusedRule:
             new_bufs.clear()
             infos.clear()
             batched_out.clear()
-            p_out = out = info = None  # noqa: F841
+            p_out = out = info = stepped = None  # noqa: F841
             return self._bad_step(bad_after, params, state)
         if keep_buffers:
             new_state = self.state_type(step=tuple(steps), **state_buffers)
@@ -331,8 +362,17 @@ class FusedRule:
         # (dtypes and shapes were checked by ``_validate``.) A scan without labels first (it
         # runs on every step); the error names the first refused array, tensors in order.
         bufs = [getattr(state, b) for b in self.buffers]
-        if any(_refused(a.flags) for arrays in [params] + bufs
-               for a, g in zip(arrays, grads) if g is not None):
+        refused = False
+        for arrays in [params] + bufs:
+            for a, g in zip(arrays, grads):
+                if g is not None:
+                    flags = a.flags
+                    if not (flags.c_contiguous and getattr(flags, "writeable", True)):
+                        refused = True
+                        break
+            if refused:
+                break
+        if refused:
             for i, (p, g) in enumerate(zip(params, grads)):
                 if g is None:
                     continue
@@ -358,14 +398,20 @@ class FusedRule:
         address ranges compared, and only overlapping ranges of a strided gradient are settled
         by :meth:`_shares_memory`.
         """
-        owner = self._memory_owner
         buffers = [getattr(state, b) for b in self.buffers]
-        arrays = [p for p in params if p.size]
-        arrays += [x for bufs in buffers for x in bufs if x.size]
-        arrays += [g for g in grads if g is not None and g.size]
-        keys = [owner(a) for a in arrays]
+        arrays = list(params)
+        for bufs in buffers:
+            arrays += bufs
+        arrays += [g for g in grads if g is not None]
+        keys = self._owner_keys(arrays)
         if len(set(keys)) == len(keys):
             return  # every array its own allocation (the common case): nothing can overlap
+        # (Empty arrays, which cannot overlap anything, were counted above: a key they repeat
+        # only sends the call on to the checks below, which leave them out.)
+        arrays = [a for a in arrays if a.size]
+        keys = self._owner_keys(arrays)
+        if len(set(keys)) == len(keys):
+            return
         # Arrays of one owner laid out side by side (the views of one pooled output of step(),
         # which a later step_ is given) cannot overlap either: one sorted pass over their byte
         # ranges settles it before any labelled entry is built.
@@ -642,6 +688,9 @@ class HostArrays:
         self.reference._check_state(params, state)
         return params, grads
 
+    def _validate_fast(self, params, grads, state):
+        return V.plain_lists(params, grads, state, self.reference.state_type, self.buffers)
+
     def _flat(self, a):
         # A view when ``a`` is C-contiguous (the in-place steps require it), else a C-order copy.
         return a.ravel()
@@ -659,6 +708,10 @@ class HostArrays:
                 return id(base)
             a, base = base, base.base
         return id(a)
+
+    def _owner_keys(self, arrays) -> list:
+        owner = self._memory_owner
+        return [id(a) if a.base is None else owner(a) for a in arrays]
 
     def _shares_memory(self, a, b) -> bool:
         return bool(np.shares_memory(a, b))

@@ -662,11 +662,44 @@ _norm_sums_1 = _norm_sums.serial
 _ALPHA_CODES = {"count": 0, "count+1": 1, "soft": 2, "norm": 3}
 
 
+@njit(**_JIT_SERIAL, inline="always")
+def _masked_psi(g, m, v, n, alpha_code, density_floor, alpha_max, gamma, one, b1, omb1, b2,
+                omb2, denom_div, eps, zero, mask_mode, strict):
+    """One tensor's (psi_kept, psi_drop) in its dtype: its count (norm: its sums), its alpha in
+    float64 (the formulas of ``alpha_for``/``norm_alpha`` written out) rounded once."""
+    if alpha_code == 3:  # norm: min(alpha_max, ||u|| / ||phi u||), 1 if phi u = 0
+        kept, sum_all, sum_kept = _norm_sums_1(g, m, v, b1, omb1, b2, omb2, denom_div, eps, zero,
+                                               mask_mode, strict)
+        kept_norm = math.sqrt(sum_kept)
+        if kept_norm == 0.0:
+            alpha = 1.0
+        else:
+            ratio = math.sqrt(sum_all) / kept_norm
+            alpha = ratio if ratio < alpha_max else alpha_max  # = min(alpha_max, ratio)
+    else:
+        if mask_mode == 0:
+            kept = n
+        else:
+            kept = _count_kept_1(m, g, b1, omb1, mask_mode, strict, zero)
+        q = kept / n if n else 1.0
+        if alpha_code == 1:  # count+1
+            alpha = n / (kept + 1)
+        else:
+            s = density_floor if density_floor > q else q  # = max(q, density_floor)
+            alpha = 1.0 / s if alpha_code == 0 else s
+    cast = np.empty(1, g.dtype)
+    cast[0] = alpha  # alpha rounded once to the dtype, as kind(alpha)
+    a = cast[0]
+    if alpha_code == 2:  # soft: psi = phi/a + (1-phi) a
+        return one / a, a
+    return a, gamma
+
+
 @parallel_kernel()
 def _masked_batch(table, sizes, bad, offset, alpha_code, density_floor, alpha_max, gamma, one,
                   decay, b1, omb1, b2, omb2, step_size, denom_div, eps, zero, mask_mode, strict):
-    """AlphaAdam over a table of tensors: row k holds the handles of p, g, m, v, p_o, m_o, v_o
-    (in place: p_o, m_o, v_o are p, m, v). ``bad[k]``: non-finite gradients of tensor k."""
+    """AlphaAdam over a table of tensors: row k holds the handles of p, g, m, v, p_o, m_o, v_o.
+    ``bad[k]``: non-finite gradients of tensor k."""
     for k in prange(sizes.size):
         n = sizes[k]
         p = _view(table, k, 0, offset, n, zero)
@@ -676,35 +709,9 @@ def _masked_batch(table, sizes, bad, offset, alpha_code, density_floor, alpha_ma
         p_o = _view(table, k, 4, offset, n, zero)
         m_o = _view(table, k, 5, offset, n, zero)
         v_o = _view(table, k, 6, offset, n, zero)
-        if alpha_code == 3:  # norm: min(alpha_max, ||u|| / ||phi u||), 1 if phi u = 0
-            kept, sum_all, sum_kept = _norm_sums_1(g, m, v, b1, omb1, b2, omb2, denom_div,
-                                                        eps, zero, mask_mode, strict)
-            kept_norm = math.sqrt(sum_kept)
-            if kept_norm == 0.0:
-                alpha = 1.0
-            else:
-                ratio = math.sqrt(sum_all) / kept_norm
-                alpha = ratio if ratio < alpha_max else alpha_max  # = min(alpha_max, ratio)
-        else:
-            if mask_mode == 0:
-                kept = n
-            else:
-                kept = _count_kept_1(m, g, b1, omb1, mask_mode, strict, zero)
-            q = kept / n if n else 1.0
-            if alpha_code == 1:  # count+1
-                alpha = n / (kept + 1)
-            else:
-                s = density_floor if density_floor > q else q  # = max(q, density_floor)
-                alpha = 1.0 / s if alpha_code == 0 else s
-        cast = np.empty(1, p.dtype)
-        cast[0] = alpha  # alpha rounded once to the dtype, as kind(alpha)
-        a = cast[0]
-        if alpha_code == 2:  # soft: psi = phi/a + (1-phi) a
-            psi_kept = one / a
-            psi_drop = a
-        else:
-            psi_kept = a
-            psi_drop = gamma
+        psi_kept, psi_drop = _masked_psi(g, m, v, n, alpha_code, density_floor, alpha_max, gamma,
+                                         one, b1, omb1, b2, omb2, denom_div, eps, zero, mask_mode,
+                                         strict)
         n_bad = 0
         for i in range(n):
             gi = g[i]
@@ -713,6 +720,45 @@ def _masked_batch(table, sizes, bad, offset, alpha_code, density_floor, alpha_ma
                 p[i], gi, m[i], v[i], decay, b1, omb1, b2, omb2, step_size, denom_div, eps, zero,
                 mask_mode, strict, psi_kept, psi_drop)
         bad[k] = n_bad
+
+
+_masked_adam_in_1 = _masked_adam_in.serial
+
+
+@parallel_kernel()
+def _masked_batch_in(table, sizes, bad, offset, alpha_code, density_floor, alpha_max, gamma,
+                     one, decay, b1, omb1, b2, omb2, step_size, denom_div, eps, zero, mask_mode,
+                     strict):
+    """AlphaAdam in place over a table of tensors: row k holds the handles of p, g, m, v. The
+    update is the one-thread in-place kernel's (an out-of-place loop writing into its inputs
+    would not be vectorised). ``bad`` is left alone (the in-place step counts beforehand)."""
+    no_mask = np.empty(0, np.bool_)
+    for k in prange(sizes.size):
+        n = sizes[k]
+        p = _view(table, k, 0, offset, n, zero)
+        g = _view(table, k, 1, offset, n, zero)
+        m = _view(table, k, 2, offset, n, zero)
+        v = _view(table, k, 3, offset, n, zero)
+        psi_kept, psi_drop = _masked_psi(g, m, v, n, alpha_code, density_floor, alpha_max, gamma,
+                                         one, b1, omb1, b2, omb2, denom_div, eps, zero, mask_mode,
+                                         strict)
+        _masked_adam_in_1(p, g, m, v, no_mask, False, decay, b1, omb1, b2, omb2, step_size,
+                          denom_div, eps, zero, mask_mode, strict, psi_kept, psi_drop)
+
+
+@njit(**_JIT_SERIAL, inline="always")
+def _cautious_values(m, g, n, plus_one, min_mean, one, b1, omb1, zero):
+    """One tensor's C-AdamW mask values (keep, drop) in its dtype, from its count."""
+    kept = _count_kept_1(m, g, b1, omb1, 2, True, zero)
+    cast = np.empty(1, g.dtype)
+    if plus_one:  # s = n / (k + 1): mask values 1*s, 0*s
+        cast[0] = n / (np.float64(kept) + 1.0)
+        s = cast[0]
+        return one * s, zero * s
+    mean = kept / n if n else 1.0  # r = max(mean, 1e-3): mask values 1/r, 0/r
+    cast[0] = min_mean if min_mean > mean else mean
+    r = cast[0]
+    return one / r, zero / r
 
 
 @parallel_kernel()
@@ -728,19 +774,7 @@ def _cautious_batch(table, sizes, bad, offset, plus_one, min_mean, one, decay, b
         p_o = _view(table, k, 4, offset, n, zero)
         m_o = _view(table, k, 5, offset, n, zero)
         v_o = _view(table, k, 6, offset, n, zero)
-        kept = _count_kept_1(m, g, b1, omb1, 2, True, zero)
-        cast = np.empty(1, p.dtype)
-        if plus_one:  # s = n / (k + 1): mask values 1*s, 0*s
-            cast[0] = n / (np.float64(kept) + 1.0)
-            s = cast[0]
-            keep_val = one * s
-            drop_val = zero * s
-        else:  # r = max(mean, 1e-3): mask values 1/r, 0/r
-            mean = kept / n if n else 1.0
-            cast[0] = min_mean if min_mean > mean else mean
-            r = cast[0]
-            keep_val = one / r
-            drop_val = zero / r
+        keep_val, drop_val = _cautious_values(m, g, n, plus_one, min_mean, one, b1, omb1, zero)
         n_bad = 0
         for i in range(n):
             gi = g[i]
@@ -749,6 +783,201 @@ def _cautious_batch(table, sizes, bad, offset, plus_one, min_mean, one, decay, b
                                                     omb2, step_size, denom_div, eps, zero,
                                                     keep_val, drop_val)
         bad[k] = n_bad
+
+
+_cautious_adam_in_1 = _cautious_adam_in.serial
+
+
+@parallel_kernel()
+def _cautious_batch_in(table, sizes, bad, offset, plus_one, min_mean, one, decay, b1, omb1, b2,
+                       omb2, step_size, denom_div, eps, zero):
+    """C-AdamW in place over a table of tensors (rows as :func:`_masked_batch_in`)."""
+    for k in prange(sizes.size):
+        n = sizes[k]
+        p = _view(table, k, 0, offset, n, zero)
+        g = _view(table, k, 1, offset, n, zero)
+        m = _view(table, k, 2, offset, n, zero)
+        v = _view(table, k, 3, offset, n, zero)
+        keep_val, drop_val = _cautious_values(m, g, n, plus_one, min_mean, one, b1, omb1, zero)
+        _cautious_adam_in_1(p, g, m, v, decay, b1, omb1, b2, omb2, step_size, denom_div, eps,
+                            zero, keep_val, drop_val)
+
+
+# -- multi-tensor drivers of the replayed rules -------------------------------------------------
+# AdamX (without state_dtype rounding), AdamS, Adam/AdamW, AdaX and SGDM: the launch of a plan
+# depends only on (t, dtype) and the hyperparameters (NumbaRule._batched records it once), so a
+# whole group of small tensors is one launch of these drivers: row k of the table holds the
+# handles of p, g, *state (in place) or p, g, *state, p_o, *state_o (out of place), and each
+# tensor is one call of the rule's own one-thread kernel (the same function, so the same bits)
+# on views of its arrays. ``bad[k]``: tensor k's non-finite gradients (out of place).
+
+_adamx_in_1, _adamx_out_1 = _adamx_in.serial, _adamx_out.serial
+_adams_in_1, _adams_out_1 = _adams_in.serial, _adams_out.serial
+_adam_in_1, _adam_out_1 = _adam_in.serial, _adam_out.serial
+_adax_in_1, _adax_out_1 = _adax_in.serial, _adax_out.serial
+_sgdm_in_1, _sgdm_out_1 = _sgdm_in.serial, _sgdm_out.serial
+_count_nonfinite_1 = _count_nonfinite.serial
+
+
+@parallel_kernel(fastmath=False)
+def _count_nonfinite_batch(table, sizes, bad, offset, zero):
+    """Per-tensor counts of NaN/inf over a table of gradients (one column)."""
+    for k in prange(sizes.size):
+        bad[k] = _count_nonfinite_1(_view(table, k, 0, offset, sizes[k], zero))
+
+
+@parallel_kernel()
+def _adamx_batch_in(table, sizes, bad, offset, l2_mode, decay, l2, b1t, omb1t, b2t, omb2t, lr,
+                    eps, zero):
+    for k in prange(sizes.size):
+        n = sizes[k]
+        _adamx_in_1(_view(table, k, 0, offset, n, zero), _view(table, k, 1, offset, n, zero),
+                    _view(table, k, 2, offset, n, zero), _view(table, k, 3, offset, n, zero),
+                    l2_mode, decay, l2, b1t, omb1t, b2t, omb2t, lr, eps, zero)
+
+
+@parallel_kernel()
+def _adamx_batch_out(table, sizes, bad, offset, l2_mode, decay, l2, b1t, omb1t, b2t, omb2t, lr,
+                     eps, zero):
+    for k in prange(sizes.size):
+        n = sizes[k]
+        bad[k] = _adamx_out_1(
+            _view(table, k, 0, offset, n, zero), _view(table, k, 1, offset, n, zero),
+            _view(table, k, 2, offset, n, zero), _view(table, k, 3, offset, n, zero),
+            _view(table, k, 4, offset, n, zero), _view(table, k, 5, offset, n, zero),
+            _view(table, k, 6, offset, n, zero),
+            l2_mode, decay, l2, b1t, omb1t, b2t, omb2t, lr, eps, zero)
+
+
+@parallel_kernel()
+def _adams_batch_in(table, sizes, bad, offset, decay, b1, omb1, b2, omb2, bc1, lr, eps, zero):
+    for k in prange(sizes.size):
+        n = sizes[k]
+        _adams_in_1(_view(table, k, 0, offset, n, zero), _view(table, k, 1, offset, n, zero),
+                    _view(table, k, 2, offset, n, zero),
+                    decay, b1, omb1, b2, omb2, bc1, lr, eps, zero)
+
+
+@parallel_kernel()
+def _adams_batch_out(table, sizes, bad, offset, decay, b1, omb1, b2, omb2, bc1, lr, eps, zero):
+    for k in prange(sizes.size):
+        n = sizes[k]
+        bad[k] = _adams_out_1(
+            _view(table, k, 0, offset, n, zero), _view(table, k, 1, offset, n, zero),
+            _view(table, k, 2, offset, n, zero), _view(table, k, 3, offset, n, zero),
+            _view(table, k, 4, offset, n, zero),
+            decay, b1, omb1, b2, omb2, bc1, lr, eps, zero)
+
+
+@parallel_kernel()
+def _adam_batch_in(table, sizes, bad, offset, decoupled, decay, wd, b1, omb1, b2, omb2,
+                   step_size, denom_div, eps, zero):
+    for k in prange(sizes.size):
+        n = sizes[k]
+        _adam_in_1(_view(table, k, 0, offset, n, zero), _view(table, k, 1, offset, n, zero),
+                   _view(table, k, 2, offset, n, zero), _view(table, k, 3, offset, n, zero),
+                   decoupled, decay, wd, b1, omb1, b2, omb2, step_size, denom_div, eps, zero)
+
+
+@parallel_kernel()
+def _adam_batch_out(table, sizes, bad, offset, decoupled, decay, wd, b1, omb1, b2, omb2,
+                    step_size, denom_div, eps, zero):
+    for k in prange(sizes.size):
+        n = sizes[k]
+        bad[k] = _adam_out_1(
+            _view(table, k, 0, offset, n, zero), _view(table, k, 1, offset, n, zero),
+            _view(table, k, 2, offset, n, zero), _view(table, k, 3, offset, n, zero),
+            _view(table, k, 4, offset, n, zero), _view(table, k, 5, offset, n, zero),
+            _view(table, k, 6, offset, n, zero),
+            decoupled, decay, wd, b1, omb1, b2, omb2, step_size, denom_div, eps, zero)
+
+
+@parallel_kernel()
+def _adax_batch_in(table, sizes, bad, offset, l2_mode, decay, l2, b1, omb1, growth, b, step_size,
+                   eps, zero):
+    for k in prange(sizes.size):
+        n = sizes[k]
+        _adax_in_1(_view(table, k, 0, offset, n, zero), _view(table, k, 1, offset, n, zero),
+                   _view(table, k, 2, offset, n, zero), _view(table, k, 3, offset, n, zero),
+                   l2_mode, decay, l2, b1, omb1, growth, b, step_size, eps, zero)
+
+
+@parallel_kernel()
+def _adax_batch_out(table, sizes, bad, offset, l2_mode, decay, l2, b1, omb1, growth, b,
+                    step_size, eps, zero):
+    for k in prange(sizes.size):
+        n = sizes[k]
+        bad[k] = _adax_out_1(
+            _view(table, k, 0, offset, n, zero), _view(table, k, 1, offset, n, zero),
+            _view(table, k, 2, offset, n, zero), _view(table, k, 3, offset, n, zero),
+            _view(table, k, 4, offset, n, zero), _view(table, k, 5, offset, n, zero),
+            _view(table, k, 6, offset, n, zero),
+            l2_mode, decay, l2, b1, omb1, growth, b, step_size, eps, zero)
+
+
+@parallel_kernel()
+def _sgdm_batch_in(table, sizes, bad, offset, first, nesterov, wd, momentum, omd, lr):
+    for k in prange(sizes.size):
+        n = sizes[k]
+        like = lr  # the dtype of the views: every float scalar is in the array dtype
+        _sgdm_in_1(_view(table, k, 0, offset, n, like), _view(table, k, 1, offset, n, like),
+                   _view(table, k, 2, offset, n, like), first, nesterov, wd, momentum, omd, lr)
+
+
+@parallel_kernel()
+def _sgdm_batch_out(table, sizes, bad, offset, first, nesterov, wd, momentum, omd, lr):
+    for k in prange(sizes.size):
+        n = sizes[k]
+        like = lr
+        bad[k] = _sgdm_out_1(
+            _view(table, k, 0, offset, n, like), _view(table, k, 1, offset, n, like),
+            _view(table, k, 2, offset, n, like), _view(table, k, 3, offset, n, like),
+            _view(table, k, 4, offset, n, like), first, nesterov, wd, momentum, omd, lr)
+
+
+_masked_adam_out_1 = _masked_adam_out.serial
+
+
+@parallel_kernel()
+def _masked_adam_batch_in(table, sizes, bad, offset, decay, b1, omb1, b2, omb2, step_size,
+                          denom_div, eps, zero, mask_mode, strict, psi_kept, psi_drop):
+    """AlphaAdam where alpha is known without a count (the same psi for every tensor)."""
+    no_mask = np.empty(0, np.bool_)
+    for k in prange(sizes.size):
+        n = sizes[k]
+        _masked_adam_in_1(_view(table, k, 0, offset, n, zero), _view(table, k, 1, offset, n, zero),
+                          _view(table, k, 2, offset, n, zero), _view(table, k, 3, offset, n, zero),
+                          no_mask, False, decay, b1, omb1, b2, omb2, step_size, denom_div, eps,
+                          zero, mask_mode, strict, psi_kept, psi_drop)
+
+
+@parallel_kernel()
+def _masked_adam_batch_out(table, sizes, bad, offset, decay, b1, omb1, b2, omb2, step_size,
+                           denom_div, eps, zero, mask_mode, strict, psi_kept, psi_drop):
+    no_mask = np.empty(0, np.bool_)
+    for k in prange(sizes.size):
+        n = sizes[k]
+        bad[k] = _masked_adam_out_1(
+            _view(table, k, 0, offset, n, zero), _view(table, k, 1, offset, n, zero),
+            _view(table, k, 2, offset, n, zero), _view(table, k, 3, offset, n, zero),
+            _view(table, k, 4, offset, n, zero), _view(table, k, 5, offset, n, zero),
+            _view(table, k, 6, offset, n, zero), no_mask, False, decay, b1, omb1, b2, omb2,
+            step_size, denom_div, eps, zero, mask_mode, strict, psi_kept, psi_drop)
+
+
+#: The in-place twin of each counted-mask driver (rows p, g, m, v).
+_COUNTED_IN_PLACE = {_masked_batch: _masked_batch_in, _cautious_batch: _cautious_batch_in}
+
+#: Recorded launch name -> (in-place driver, out-of-place driver, state buffers), for the
+#: replayed rules' table launches (:meth:`NumbaRule._batched`; ``masked_adam``: AlphaAdam where
+#: alpha is known without a count). AdamX's rounded variant (``state_dtype``) has no table
+#: driver: it is replayed per tensor.
+_TABLE_DRIVERS = {"adamx": (_adamx_batch_in, _adamx_batch_out, 2),
+                  "adams": (_adams_batch_in, _adams_batch_out, 1),
+                  "adam": (_adam_batch_in, _adam_batch_out, 2),
+                  "adax": (_adax_batch_in, _adax_batch_out, 2),
+                  "sgdm": (_sgdm_batch_in, _sgdm_batch_out, 1),
+                  "masked_adam": (_masked_adam_batch_in, _masked_adam_batch_out, 2)}
 
 
 # -- streamed out-of-place drivers ---------------------------------------------------------------
@@ -1005,6 +1234,14 @@ class _Kernels:
         return _sized(_count_nonfinite, g.size)(g)
 
     @staticmethod
+    def count_nonfinite_many(grads):
+        """Per-gradient counts of NaN/inf (an int64 array) over gradients of one dtype, any
+        shape and layout: one launch of a table driver."""
+        rows = [g if g.flags.c_contiguous else np.ascontiguousarray(g) for g in grads]
+        return NumbaRule._launch_table(_count_nonfinite_batch, rows, [g.size for g in rows],
+                                       (rows[0].dtype.type(0),))
+
+    @staticmethod
     def count_kept(m, g, *args):
         return _sized(_count_kept, g.size)(m, g, *args)
 
@@ -1074,18 +1311,39 @@ class NumbaRule(HostArrays, FusedRule):
     def _no_mask(self):
         return _NO_MASK
 
+    def _nonfinite_tensors(self, grads) -> list[int]:
+        """The in-place steps' read-only pass over the gradients: one table launch for the small
+        gradients of each dtype (``count_nonfinite_many``), a parallel count for each large one."""
+        bad: list[int] = []
+        small: dict = {}
+        for i, g in enumerate(grads):
+            if g is None:
+                continue
+            if g.size >= SERIAL_BELOW:
+                if self.K.count_nonfinite(self._flat(g)) > 0:
+                    bad.append(i)
+            else:
+                small.setdefault(g.dtype, []).append(i)
+        for idx in small.values():
+            counts = self.K.count_nonfinite_many([grads[i] for i in idx])
+            bad += [i for i, c in zip(idx, counts) if c]
+        return sorted(bad)
+
     def _batched(self, params, grads, state, lr, scalars_for) -> set[int]:
         """The in-place step of the small tensors without a plan per tensor.
 
         Why: for a tensor under :data:`SERIAL_BELOW` elements the kernel takes about a
         microsecond and the Python around it (the plan, the launch's arguments) several. The
         launch of a plan depends only on (t, dtype) and the hyperparameters for every rule but
-        those that count a mask first (AlphaAdam, C-AdamW, never replayed) and those whose plan
-        reads the tensor's size (:data:`~refopt.kernels.fused.PLANS_READING_SIZE`: keyed by
-        size too): so the plan is run once per (t, dtype), with a recorder for kernel namespace,
-        and its launch is replayed on each tensor's flat arrays. The recorded inputs are
-        checked to be (params, grads, *buffers) in ``self.buffers`` order before anything is
-        replayed. Same kernel, same scalars: the same bits (tested).
+        those that count a mask first (AlphaAdam, C-AdamW: their own table drivers,
+        :meth:`_counted_groups`) and those whose plan reads the tensor's size
+        (:data:`~refopt.kernels.fused.PLANS_READING_SIZE`: keyed by size too): so the plan is
+        run once per (t, dtype), with a recorder for kernel namespace, and its launch is run on
+        all the group's tensors by one launch of the rule's table driver
+        (:data:`_TABLE_DRIVERS`: the rule's one-thread kernel per tensor), or replayed on each
+        tensor's flat arrays where the rule has none (AdamX's ``state_dtype`` rounding). The
+        recorded inputs are checked to be (params, grads, *buffers) in ``self.buffers`` order
+        before anything is run. Same kernel, same scalars: the same bits (tested).
         """
         buffers = [getattr(state, b) for b in self.buffers]
         done: set[int] = set()
@@ -1093,28 +1351,48 @@ class NumbaRule(HostArrays, FusedRule):
         for (kernel, args), idx in self._counted_groups(params, grads, state, scalars_for):
             rows = []
             for i in idx:
-                p, g, m, v = params[i], grads[i], buffers[0][i], buffers[1][i]
+                g = grads[i]
                 if not g.flags.c_contiguous:  # (params and state: checked C-contiguous)
                     g = np.ascontiguousarray(g)
-                rows += (p, g, m, v, p, m, v)
-            self._launch_table(kernel, rows, [params[i].size for i in idx], args)
+                rows += (params[i], g, buffers[0][i], buffers[1][i])
+            self._launch_table(_COUNTED_IN_PLACE[kernel], rows, [params[i].size for i in idx],
+                               args)
             done.update(idx)
         launches: dict = {}
+        tables: dict = {}  # launch key -> (driver, args, rows, sizes)
         by_size = self.name in PLANS_READING_SIZE  # e.g. alpha = n/(n+1): one launch per size
+        steps = state.step
         for i, (p, g) in enumerate(zip(params, grads)):
-            if g is None or p.size >= SERIAL_BELOW or i in done:
+            if g is None or i in done:
                 continue
-            t = state.step[i] + 1
-            key = (t, p.dtype, p.size if by_size else None)
-            if key not in launches:
-                launches[key] = self._record_launch(p, g, [b[i] for b in buffers], t,
-                                                    scalars_for(t, p.dtype))
-            launch = launches[key]
+            n = p.size
+            if n >= SERIAL_BELOW:
+                continue
+            t = steps[i] + 1
+            key = (t, p.dtype, n if by_size else None)
+            launch = launches.get(key, _MISSING)
+            if launch is _MISSING:
+                launch = launches[key] = self._record_launch(p, g, [b[i] for b in buffers], t,
+                                                             scalars_for(t, p.dtype))
             if launch is None:
                 continue
-            kernel, args = launch
-            kernel([p.ravel(), g.ravel()] + [b[i].ravel() for b in buffers], None, *args)
+            kernel, args, name = launch
+            if not g.flags.c_contiguous:  # (params and state: checked C-contiguous)
+                g = np.ascontiguousarray(g)
+            table = _table_driver(name, args, True)
+            if table is None:
+                kernel([p.ravel(), g.ravel()] + [b[i].ravel() for b in buffers], None, *args)
+            else:
+                entry = tables.get(key)
+                if entry is None:
+                    entry = tables[key] = (table[0], table[1], [], [])
+                entry[2].append(p)
+                entry[2].append(g)
+                entry[2].extend([b[i] for b in buffers])
+                entry[3].append(n)
             done.add(i)
+        for driver, args, rows, sizes in tables.values():
+            self._launch_table(driver, rows, sizes, args)
         return done
 
     def _batched_out(self, params, grads, state, lr, scalars_for) -> dict:
@@ -1125,9 +1403,10 @@ class NumbaRule(HostArrays, FusedRule):
         one dtype are views of one flat array (:meth:`_pool`: from the recycler, which reuses it
         only when no view of it, nor the array itself, is referenced any more; a view's ``base``
         is that array). Counted masks run as one launch per (t, dtype) group
-        (:meth:`_counted_groups`), the other rules replay one recorded launch per (t, dtype) on
-        each tensor as the in-place :meth:`_batched` does; a tensor whose launch cannot be
-        replayed runs its plan into its views. Same kernels, same scalars: the same bits.
+        (:meth:`_counted_groups`), the other rules' recorded launch of each (t, dtype) as one
+        launch of their table driver, as the in-place :meth:`_batched` does (replayed tensor by
+        tensor where the rule has none); a tensor whose launch cannot be recorded runs its plan
+        into its views. Same kernels, same scalars: the same bits.
         """
         buffers = [getattr(state, b) for b in self.buffers]
         small = [i for i, (p, g) in enumerate(zip(params, grads))
@@ -1175,28 +1454,48 @@ class NumbaRule(HostArrays, FusedRule):
                 outs = views[i]
                 result[i] = (outs[0], dict(zip(names, outs[1:])), int(bad[k]))
         launches: dict = {}
+        tables: dict = {}  # launch key -> (driver, args, rows, tensor indices)
         by_size = self.name in PLANS_READING_SIZE
+        steps = state.step
         for i in small:
             if i in result:
                 continue
             p, g = params[i], grads[i]
-            t = state.step[i] + 1
+            t = steps[i] + 1
             key = (t, p.dtype, p.size if by_size else None)
-            if key not in launches:
-                launches[key] = self._record_launch(p, g, [b[i] for b in buffers], t,
-                                                    scalars_for(t, p.dtype))
-            launch = launches[key]
+            launch = launches.get(key, _MISSING)
+            if launch is _MISSING:
+                launch = launches[key] = self._record_launch(p, g, [b[i] for b in buffers], t,
+                                                             scalars_for(t, p.dtype))
             outs = views[i]
-            out = dict(zip(names, outs[1:]))
             if launch is None:
+                out = dict(zip(names, outs[1:]))
                 old = {b: bufs[i] for b, bufs in zip(names, buffers)}
                 _, n_bad = self._plan(self, p, g, old, outs[0], out, t, scalars_for(t, p.dtype),
                                       False)
-            else:
-                kernel, args = launch
+                result[i] = (outs[0], out, n_bad)
+                continue
+            kernel, args, name = launch
+            table = _table_driver(name, args, False)
+            if table is None:
                 n_bad = kernel([p.ravel(), g.ravel()] + [b[i].ravel() for b in buffers],
                                [a.ravel() for a in outs], *args)
-            result[i] = (outs[0], out, n_bad)
+                result[i] = (outs[0], dict(zip(names, outs[1:])), n_bad)
+                continue
+            entry = tables.get(key)
+            if entry is None:
+                entry = tables[key] = (table[0], table[1], [], [])
+            rows = entry[2]
+            rows.append(contiguous(p))
+            rows.append(contiguous(g))
+            rows.extend([contiguous(b[i]) for b in buffers])
+            rows.extend(outs)
+            entry[3].append(i)
+        for driver, args, rows, idx in tables.values():
+            bad = self._launch_table(driver, rows, [params[i].size for i in idx], args)
+            for k, i in enumerate(idx):
+                outs = views[i]
+                result[i] = (outs[0], dict(zip(names, outs[1:])), int(bad[k]))
         return result
 
     def _pool(self, size: int, dtype):
@@ -1243,14 +1542,15 @@ class NumbaRule(HostArrays, FusedRule):
 
     @staticmethod
     def _launch_table(kernel, rows, sizes, args):
-        """Run a table driver over ``rows`` (7 arrays per tensor); returns the per-tensor counts
-        of non-finite gradients. ``rows`` keeps every array alive during the launch."""
+        """Run a table driver over ``rows`` (the same number of arrays per tensor, its columns);
+        returns the per-tensor counts of non-finite gradients (zeros from an in-place driver,
+        which does not count). ``rows`` keeps every array alive during the launch."""
         k = len(sizes)
         if ARRAY_DATA_OFFSET is not None:
-            table = np.fromiter(map(id, rows), np.int64, len(rows)).reshape(k, 7)
+            table = np.fromiter(map(id, rows), np.int64, len(rows)).reshape(k, -1)
             offset = ARRAY_DATA_OFFSET
         else:  # pragma: no cover - an interpreter whose array layout was not confirmed
-            table = np.array([_address(a) for a in rows], dtype=np.int64).reshape(k, 7)
+            table = np.array([_address(a) for a in rows], dtype=np.int64).reshape(k, -1)
             offset = -1
         sizes = np.array(sizes, dtype=np.int64)
         bad = np.zeros(k, dtype=np.int64)
@@ -1258,7 +1558,8 @@ class NumbaRule(HostArrays, FusedRule):
         return bad
 
     def _record_launch(self, p, g, bufs, t, sc):
-        """(kernel, args) of the plan's single launch at (t, dtype), or None if it has none."""
+        """(kernel, args, kernel name) of the plan's single launch at (t, dtype), or None if it
+        has none."""
         recorder = _LaunchRecorder()
         old = dict(zip(self.buffers, bufs))
         try:
@@ -1275,7 +1576,28 @@ class NumbaRule(HostArrays, FusedRule):
         if len(ins) != len(expected) or len({_address(a) for a in expected}) != len(expected) \
                 or any(_address(ins[k]) != _address(expected[k]) for k in checked):
             return None  # not (params, grads, *buffers) in order: keep the plan
-        return getattr(self.K, name), args
+        return getattr(self.K, name), args, name
+
+
+def _table_driver(name, args, in_place):
+    """(table driver, its scalar args) for a recorded launch ``name(ins, outs, *args)``, or None
+    where the kernel has no table driver (see :data:`_TABLE_DRIVERS`)."""
+    entry = _TABLE_DRIVERS.get(name)
+    if entry is None:
+        return None
+    if name == "adamx":
+        if args[-1]:  # round_mode: state_dtype rounding, replayed per tensor
+            return None
+        args = args[:-1]
+    elif name == "masked_adam":  # (mask_o, write_mask, *scalars): no mask without info
+        if args[1]:
+            return None
+        args = args[2:]
+    return (entry[0] if in_place else entry[1]), args
+
+
+#: "Not looked up yet" in the launch caches (None there means "no launch to replay").
+_MISSING = object()
 
 
 def make_rule(reference, *, recycle: bool = True) -> NumbaRule:
