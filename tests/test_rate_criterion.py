@@ -30,24 +30,72 @@ def _old_point_criterion(fit):
     return REPRODUCED if lo <= -0.25 else NOT_REPRODUCED
 
 
+@pytest.mark.parametrize("criterion", ["upper", "equivalence"])
 @pytest.mark.parametrize("seed", range(5))
-def test_quick_and_full_budgets_reach_the_same_verdict_where_the_old_test_flipped(seed):
+def test_quick_and_full_budgets_reach_the_same_verdict_where_the_old_test_flipped(seed, criterion):
     # The measured excess over -1/4 (a log factor k ~ 0.06 at these T) and the seed scatter
     # (sigma ~ 0.03 in log) of the real runs; 200 seeds stand for a budget beyond --full.
     verdicts, old = [], []
     for cfg, n in ((QUICK, None), (FULL, None), (FULL, 200)):
         fit = S.fit_slope(*_synthetic(cfg, -0.25, 0.2, 0.03, seed, n))
-        verdicts.append(S.rate_verdict(fit)[0])
+        verdicts.append(S.rate_verdict(fit, criterion=criterion)[0])
         old.append(_old_point_criterion(fit))
     assert verdicts == [REPRODUCED] * 3
     assert old[-1] == NOT_REPRODUCED   # the point test rejects the O~ rate once n is large
 
 
+@pytest.mark.parametrize("criterion", ["upper", "equivalence"])
 @pytest.mark.parametrize("cfg", [QUICK, FULL], ids=["quick", "full"])
-def test_a_slower_rate_is_not_reproduced_at_either_budget(cfg):
+def test_a_slower_rate_is_not_reproduced_at_either_budget(cfg, criterion):
     fit = S.fit_slope(*_synthetic(cfg, -0.12, 0.0, 0.03, 1))
-    verdict, why = S.rate_verdict(fit)
-    assert verdict == NOT_REPRODUCED and "not excluded" in why
+    verdict, why = S.rate_verdict(fit, criterion=criterion)
+    assert verdict == NOT_REPRODUCED and "slower than -1/4 + 0.05 not excluded" in why
+
+
+@pytest.mark.parametrize("cfg", [QUICK, FULL], ids=["quick", "full"])
+def test_a_faster_rate_meets_the_upper_bound_but_not_the_equivalence(cfg):
+    # T^-0.4 converges faster than claimed: no contradiction of an upper bound O~(T^-1/4),
+    # but the slope is not -1/4 within the margin.
+    fit = S.fit_slope(*_synthetic(cfg, -0.40, 0.0, 0.03, 2))
+    upper, why_upper = S.rate_verdict(fit, criterion="upper")
+    equiv, why_equiv = S.rate_verdict(fit, criterion="equivalence")
+    assert upper == REPRODUCED and "consistent with the upper bound" in why_upper
+    assert equiv == NOT_REPRODUCED and "faster than -1/4 - 0.05 not excluded" in why_equiv
+    assert S.rate_verdict(fit)[0] == upper   # the default is "upper"
+    assert S.DEFAULT_RATE_CRITERION == "upper"
+
+
+def test_an_unknown_criterion_is_a_one_line_error_naming_the_choices():
+    fit = S.fit_slope(*_synthetic(QUICK, -0.25, 0.0, 0.03, 0))
+    for call in (lambda: S.rate_verdict(fit, criterion="two-sided"),
+                 lambda: S.rate_criterion_text("two-sided")):
+        with pytest.raises(ValueError, match=r"rate_criterion must be one of \['upper', "
+                                             r"'equivalence'\], got 'two-sided'") as info:
+            call()
+        assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("criterion", ["upper", "equivalence"])
+def test_the_run_uses_the_configured_criterion_and_states_it_with_the_other_verdict(
+        tmp_path, monkeypatch, criterion):
+    cfg = {**S.CONFIGS["tiny"], "Ts": [100, 300, 1000], "rate_criterion": criterion}
+    monkeypatch.setitem(S.CONFIGS, f"crit_{criterion}", cfg)
+    res = S.run(f"crit_{criterion}", tmp_path)
+    v = res.verdict("S-rate")
+    other = "equivalence" if criterion == "upper" else "upper"
+    assert v.criterion.startswith(f"rate_criterion '{criterion}' (")
+    assert f"criterion '{criterion}'" in v.summary and f"'{other}' gives" in v.summary
+    assert res.numbers["criterion_fixed_before_run"]["criterion"] == criterion
+    assert res.numbers["verdict_under_other_criterion"]["criterion"] == other
+    # The verdict is the one rate_verdict gives the fit under this criterion, and the other
+    # criterion's verdict is reported, not used.
+    fit = res.numbers["fit_mean_grad_norm"]
+    assert v.verdict == S.rate_verdict(fit, criterion=criterion)[0]
+    assert res.numbers["verdict_under_other_criterion"]["verdict"] == \
+        S.rate_verdict(fit, criterion=other)[0]
+    # The argument overrides the configuration.
+    again = S.run(f"crit_{criterion}", tmp_path, rate_criterion=other)
+    assert again.verdict("S-rate").criterion.startswith(f"rate_criterion '{other}' (")
 
 
 def test_tost_p_values_are_the_one_sided_t_tests_with_n_minus_2_df():
@@ -84,6 +132,12 @@ def test_the_log_factor_fit_recovers_k_and_the_local_slopes_follow_k_over_log_t(
 def test_the_criterion_is_printed_with_the_margin_and_tests():
     assert "equivalence margin 0.05" in S.RATE_CRITERION and "one-sided t tests" in S.RATE_CRITERION
     assert "fixed before the run" in S.RATE_CRITERION
+    assert S.RATE_CRITERION == S.rate_criterion_text("upper")
+    both = S.rate_criterion_text("equivalence")
+    assert "'slope <= -1/4 - 0.05' are rejected" in both and "[-0.3, -0.2]" in both
+    # The shipped configurations name the criterion, the same in every one (issue 17: the
+    # criterion must not change with the budget).
+    assert {S.CONFIGS[c]["rate_criterion"] for c in ("quick", "full", "tiny")} == {"upper"}
 
 
 def test_welch_lower_is_scipys_one_sided_welch_test():

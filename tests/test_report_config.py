@@ -38,7 +38,18 @@ def test_a_config_file_replaces_the_base_settings_and_seeds_replace_all(tmp_path
 
 @pytest.mark.parametrize("content, match", [
     ({"adams_rate": {"T": [1]}},
-     r"adams_rate\.T is not a setting; allowed: \['Ts', 'dim', 'seeds'\]"),
+     r"adams_rate\.T is not a setting; allowed: \['Ts', 'constants', 'dim', 'objective', "
+     r"'rate_criterion', 'rule_under_test', 'seeds'\]"),
+    ({"adams_rate": {"rate_criterion": "two-sided"}},
+     r"adams_rate\.rate_criterion must be one of \['upper', 'equivalence'\], got 'two-sided'"),
+    ({"alphaadam_masks": {"rule_under_test": "alphadam"}},
+     r"alphaadam_masks\.rule_under_test: unknown rule 'alphadam'; known rules: \["),
+    ({"alphaadam_masks": {"rule_under_test": "no_such_module_xyz:Rule"}},
+     r"alphaadam_masks\.rule_under_test: rule 'no_such_module_xyz:Rule': cannot import module"),
+    ({"adams_rate": {"objective": "cosh", "constants": {"noise": "cauchy"}}},
+     r"adams_rate\.objective 'cosh' with constants \{'noise': 'cauchy'\}: "),
+    ({"adamx_transition": {"rule_under_test": "adams"}},
+     r"adamx_transition\.rule_under_test 'adams' must keep AdamX's state"),
     ({"base": "huge"}, r"base must be one of \['quick', 'full', 'tiny'\]"),
     ({"adams": {}}, r"unknown key\(s\) \['adams'\]; allowed:"),
     ({"adams_rate": {"seeds": [0, 0]}}, r"adams_rate\.seeds must be a non-empty list of distinct"),

@@ -26,6 +26,9 @@ class Verdict:
     verdict: str
     criterion: str
     evidence: str
+    #: The claim table's cell: the measurement in a line and the criterion's gist (the full
+    #: criterion and evidence are listed below the tables); empty: a cut of the evidence.
+    summary: str = ""
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -171,11 +174,82 @@ def load_report_config(path: str | Path, seeds: list[int] | None = None) -> tupl
                 raise ValueError(f"{where}: {exp}.{key} must be a {type(settings[key]).__name__}"
                                  f" like the base's {settings[key]!r}, got {value!r}")
         settings.update(given)
+        _check_named_settings(f"{where}: {exp}", exp, settings)
         if seeds is not None:
             settings["seeds"] = list(seeds)
         _check_seeds(f"{where}: {exp}.seeds", settings["seeds"])
         merged[exp] = settings
     return name, merged
+
+
+#: The settings that name code: the rule under test (a registered name or an import path
+#: ``"module:Class"`` of a :class:`refopt.extend.Rule`) and, in adams_rate, the objective (a
+#: registered name or ``"module:attr"``, built with the block's ``constants``).
+RULE_KEY, OBJECTIVE_KEY = "rule_under_test", "objective"
+
+
+def _check_named_settings(where: str, exp: str, settings: dict) -> None:
+    """The named rule and objective resolve and the rate criterion is known: one-line
+    ValueError naming the field otherwise."""
+    from ..registry import canonical_name
+
+    if RULE_KEY in settings:
+        try:
+            canonical_name(settings[RULE_KEY])
+        except ValueError as exc:
+            raise ValueError(f"{where}.{RULE_KEY}: {' '.join(str(exc).split())}") from None
+        check = EXPERIMENT_RULE_CHECKS.get(exp)
+        if check is not None:
+            check(f"{where}.{RULE_KEY}", settings[RULE_KEY])
+    if OBJECTIVE_KEY in settings:
+        from ..objectives import make_objective
+
+        try:
+            make_objective(settings[OBJECTIVE_KEY], **settings.get("constants", {}))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{where}.{OBJECTIVE_KEY} {settings[OBJECTIVE_KEY]!r} with constants "
+                             f"{settings.get('constants', {})!r}: "
+                             f"{' '.join(str(exc).split())}") from None
+    if "rate_criterion" in settings:
+        from .adams_rate import RATE_CRITERIA
+
+        if settings["rate_criterion"] not in RATE_CRITERIA:
+            raise ValueError(f"{where}.rate_criterion must be one of {list(RATE_CRITERIA)}, got "
+                             f"{settings['rate_criterion']!r}")
+
+
+def _adamx_rule_check(what: str, name: str) -> None:
+    from .adamx_transition import check_rule
+
+    check_rule(name, what)
+
+
+#: Extra checks of a rule under test, per experiment (what its task needs of the rule).
+EXPERIMENT_RULE_CHECKS = {"adamx_transition": _adamx_rule_check}
+
+
+def rule_defaults(name: str) -> dict:
+    """The hyperparameter defaults of a rule (a registered name or an import path)."""
+    from ..extend import is_import_path, rule_class_from_path
+    from ..registry import RULES, canonical_name
+
+    cls = rule_class_from_path(name) if is_import_path(name) else RULES[canonical_name(name)].cls
+    return dict(cls.defaults)
+
+
+def accepted(name: str, hyper: dict) -> dict:
+    """``hyper`` without the keys the rule ``name`` has no hyperparameter for (a user rule
+    under test need not have AdamS's ``bias_correction`` or AlphaAdam's ``alpha_rule``)."""
+    known = rule_defaults(name)
+    return {k: v for k, v in hyper.items() if k in known}
+
+
+def file_tag(name: str) -> str:
+    """A rule or objective name as part of a results file name (``my_mod:Rule`` ->
+    ``my_mod_Rule``)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
 def _check_seeds(what: str, seeds) -> None:

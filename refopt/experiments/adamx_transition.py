@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import (ExperimentResult, Verdict, decide, fmt, log_grid, pyplot, save_figure,
-                      shipped_configs)
+from ._common import (ExperimentResult, Verdict, decide, file_tag, fmt, log_grid, pyplot,
+                      save_figure, shipped_configs)
 from .runner import run_sweep, task
 
 #: The shipped configurations (quick, full, tiny), read from configs/*.json; refopt report
@@ -43,6 +43,29 @@ T8_TABLE = {"adamx": {1000: (6.76, 1.26), 10000: (27.2, 3.24), 30000: (91.0, 10.
                       60000: (421.0, 47.7)},
             "adam": {1000: (2.13, 1.00), 10000: (2.13, 1.00), 30000: (2.13, 1.00),
                      60000: (2.13, 1.00)}}
+
+
+DEFAULT_RULE = "adamx"
+
+
+def check_rule(name: str, what: str = "rule") -> str:
+    """The rule under test of this task: ``"adamx"`` (or its alias), ``"adam"`` (the planted
+    failure), or an import path ``"module:Class"`` of a rule with AdamX's state (buffers
+    ``exp_avg`` and ``exp_avg_sq``; v applied without bias correction, m Adam's m-hat, spec T3):
+    the task reads v and m from that state. Returns the canonical name; ValueError naming
+    ``what`` otherwise."""
+    from ..extend import is_import_path, rule_class_from_path
+    from ..registry import canonical_name
+
+    key = canonical_name(name)
+    if key in ("adamx", "adam"):
+        return key
+    if is_import_path(name) and {"exp_avg", "exp_avg_sq"} <= set(
+            rule_class_from_path(name, what).buffers):
+        return name
+    raise ValueError(f"{what} {name!r} must keep AdamX's state (buffers exp_avg and exp_avg_sq, "
+                     f"v applied without bias correction): 'adamx', 'adam' (planted failure) or an "
+                     f"import path 'module:Class' of such a rule")
 
 
 def _preconditioner(rule_name: str, state, t: int, betas, eps: float) -> np.ndarray:
@@ -61,7 +84,7 @@ def _second_moment(rule_name: str, state, t: int, betas) -> np.ndarray:
 def _twin_step(rule_name: str, theta, m, g, t, betas, lr, D):
     """One step of momentum SGD with the rule's own first moment and the frozen D."""
     b1 = betas[0]
-    if rule_name == "adamx":
+    if rule_name != "adam":   # AdamX, or a user rule with its state (check_rule)
         b1t = (b1 - b1 ** t) / (1.0 - b1 ** t)        # AdamX's beta1_t: m is Adam's m-hat (T3)
         m = b1t * m + (1.0 - b1t) * g
         return theta - lr * D * m, m
@@ -76,9 +99,7 @@ def transition_run(spec: dict) -> dict:
     from ..registry import get_rule
 
     betas, lr, eps = tuple(spec["betas"]), float(spec["lr"]), float(spec.get("eps", 1e-8))
-    name = spec["rule"]
-    if name not in ("adamx", "adam"):
-        raise ValueError(f"rule must be 'adamx' or 'adam' for this task, got {name!r}")
+    name = check_rule(spec["rule"])
     f = make_objective("heterogeneous_quadratic", **spec["constants"])
     steps, t0 = int(spec["steps"]), int(spec["t0"])
     rule = get_rule(name, lr=lr, betas=betas, eps=eps, weight_decay=0.0)
@@ -143,14 +164,16 @@ def late_activation(rule_name: str, K: int, beta2: float = 0.99, after: int = 20
     return float(ratios.max()), float(ratios[-1])
 
 
-def run(config: str = "quick", out_dir: str | Path = "reports", *, rule: str = "adamx",
+def run(config: str = "quick", out_dir: str | Path = "reports", *, rule: str | None = None,
         max_workers: int | None = 1, scheduler=None, progress: bool = False) -> ExperimentResult:
     """Run the experiment, save its figure and return numbers and verdicts.
 
-    ``rule`` is the rule under test (``"adamx"``; pass ``"adam"`` to see the verdict fail).
+    ``rule`` is the rule under test (default: the configuration's ``rule_under_test``,
+    ``"adamx"``; pass ``"adam"`` to see the verdict fail; see :func:`check_rule`).
     """
     start = time.perf_counter()
     cfg = CONFIGS[config]
+    rule = check_rule(rule or cfg.get("rule_under_test", DEFAULT_RULE), "rule_under_test")
     out_dir = Path(out_dir)
     specs = []
     for name in dict.fromkeys([rule, "adam"]):
@@ -158,7 +181,8 @@ def run(config: str = "quick", out_dir: str | Path = "reports", *, rule: str = "
             specs.append({"task": "adamx_transition", "rule": name, "betas": cfg["betas"],
                           "lr": cfg["lr"], "eps": 1e-8, "steps": cfg["steps"], "t0": cfg["t0"],
                           "seed": seed, "constants": {"dim": cfg["dim"]}})
-    records = run_sweep(specs, out_dir / "results" / f"adamx_transition_{config}.jsonl",
+    tag = "" if rule == DEFAULT_RULE else f"_{file_tag(rule)}"
+    records = run_sweep(specs, out_dir / "results" / f"adamx_transition_{config}{tag}.jsonl",
                         max_workers=max_workers, scheduler=scheduler, progress=progress)
     by_rule: dict[str, list] = {}
     for rec in records:
@@ -187,7 +211,11 @@ def run(config: str = "quick", out_dir: str | Path = "reports", *, rule: str = "
                 f"{rule} ({config}, betas {tuple(cfg['betas'])}, H = {fmt(nums['H'])} steps, "
                 f"T = {cfg['steps']}, t0 = {cfg['t0']}, {len(cfg['seeds'])} seeds, median): "
                 f"rel. change of v per step {fmt(rule_dv)} vs Adam {fmt(adam_dv)}; twin distance "
-                f"{fmt(rule_tw)} vs Adam {fmt(adam_tw)}"),
+                f"{fmt(rule_tw)} vs Adam {fmt(adam_tw)}",
+                f"{'' if rule == DEFAULT_RULE else rule + ': '}at step {cfg['steps']} "
+                f"(H = {nums['H']:.0f}): v changes {fmt(rule_dv, 2)} per step (needed < 1e-6; "
+                f"Adam {fmt(adam_dv, 2)}); distance to momentum SGD {fmt(rule_tw, 2)} (needed < "
+                f"1e-3; Adam {fmt(adam_tw, 2)})"),
     ]
     expected = {rule: T8_TABLE["adamx"], "adam": T8_TABLE["adam"]}
     t8_ok = rule != "adam" and all(
@@ -196,9 +224,12 @@ def run(config: str = "quick", out_dir: str | Path = "reports", *, rule: str = "
     verdicts.append(Verdict(
         "X-T8", decide(t8_ok), "peak and 2000-steps-after |dtheta|/eta match spec T8 to 1 %",
         "; ".join(f"{n} K={K}: peak {fmt(p, 3)}, after {fmt(a, 3)} (spec {expected[n][K][0]} / "
-                  f"{expected[n][K][1]})" for n in late for K, (p, a) in late[n].items())))
+                  f"{expected[n][K][1]})" for n in late for K, (p, a) in late[n].items()),
+        "; ".join(f"{n} K={K}: peak {fmt(p, 3)} eta (spec {expected[n][K][0]})"
+                  for n in late for K, (p, _) in late[n].items()) + " (needed: within 1 %)"))
     fig_paths = _figure(by_rule, rule, cfg, late,
-                        out_dir / "figures" / f"adamx_transition_{config}.png")
+                        out_dir / "figures" / f"adamx_transition_{config}{tag}.png")
+    nums["rule_under_test"] = rule
     return ExperimentResult("adamx_transition", config, nums, verdicts, fig_paths,
                             time.perf_counter() - start)
 
@@ -214,13 +245,19 @@ def _figure(by_rule, rule, cfg, late, path):
     c = b2 ** (1 - b2)
     paths = []
 
-    def finish(fig, ax, name):
+    def finish(fig, ax, name, below=False):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=9)
+        if below:   # a legend inside would cover curves
+            ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+                      frameon=False, title=below if isinstance(below, str) else None,
+                      title_fontsize=9)
+        else:
+            ax.legend(fontsize=9)
         fig.tight_layout()
         paths.append(save_figure(fig, f"{stem}_{name}.png"))
 
-    figs = {name: plt.subplots(figsize=(7.5, 5)) for name in ("v", "lr", "twin")}
+    figs = {name: plt.subplots(figsize=(6.4, 5.0 if name == "lr" else 4.3))
+            for name in ("v", "lr", "twin")}
     for name, runs in by_rule.items():
         r = runs[0]
         t = np.asarray(r["t"])
@@ -243,15 +280,15 @@ def _figure(by_rule, rule, cfg, late, path):
     finish(fig, ax, "v")
     fig, ax = figs["lr"]
     ax.set(xlabel="step t", ylabel=r"effective lr $\eta/(\sqrt{v_t}+\epsilon)$",
-           title="per-coordinate learning rate (seed 0)")
-    finish(fig, ax, "lr")
+           title="per-coordinate learning rate: AdamX's freezes (seed 0)")
+    finish(fig, ax, "lr", below="h: the curvature of the coordinate (its Hessian entry)")
     fig, ax = figs["twin"]
     ax.set(xlabel=f"steps after t0 = {cfg['t0']}",
            ylabel=r"$\|\theta-\theta^{twin}\| / \|\theta-\theta_{t_0}\|$",
            title="distance to momentum SGD with the preconditioner frozen at t0")
     finish(fig, ax, "twin")
 
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+    fig, ax = plt.subplots(figsize=(6.4, 4.3))
     Ks = sorted({K for d in late.values() for K in d})
     width = 0.8 / max(1, 2 * len(late))
     for i, (name, d) in enumerate(late.items()):

@@ -36,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import (ExperimentResult, Verdict, decide, fmt, pyplot, save_figure, shipped_configs)
+from ._common import (ExperimentResult, Verdict, decide, file_tag, fmt, pyplot, save_figure,
+                      shipped_configs)
 from .runner import run_sweep, task
 
 #: The shipped configurations (quick, full, tiny), read from configs/*.json; refopt report
@@ -53,15 +54,24 @@ ALPHA_RULES = ("count", "count+1", "norm", "soft", "none")
 FIRST_STEP = ("unmasked", "cautious", "as_is")
 
 
-def variants(rule_under_test: str = "alphaadam") -> dict[str, tuple[str, dict]]:
-    """label -> (rule name, extra hyperparameters); ``rule_under_test`` replaces AlphaAdam."""
+DEFAULT_RULE = "alphaadam"
+
+
+def variants(rule_under_test: str = DEFAULT_RULE) -> dict[str, tuple[str, dict]]:
+    """label -> (rule name, extra hyperparameters); ``rule_under_test`` replaces AlphaAdam.
+
+    The ``alpha_rule`` / ``first_step`` variants pass those hyperparameters only to a rule that
+    has them (AlphaAdam, or a user rule with the same options); for another rule they are runs
+    of its defaults (the labels stay, so every criterion is applied to the rule as it is).
+    """
+    from ._common import accepted
+
     out = {"adam": ("adam", {}), "cadamw": ("cadamw", {})}
     for a in ALPHA_RULES:
-        out[f"alphaadam:{a}"] = (rule_under_test,
-                                 {"alpha_rule": a} if rule_under_test == "alphaadam" else {})
+        out[f"alphaadam:{a}"] = (rule_under_test, accepted(rule_under_test, {"alpha_rule": a}))
     for p in FIRST_STEP[1:]:
-        out[f"alphaadam:first={p}"] = (rule_under_test, {"first_step": p}
-                                       if rule_under_test == "alphaadam" else {})
+        out[f"alphaadam:first={p}"] = (rule_under_test,
+                                       accepted(rule_under_test, {"first_step": p}))
     return out
 
 
@@ -179,13 +189,18 @@ def _adamw_first_step(cfg: dict, seed: int) -> float:
 
 
 def run(config: str = "quick", out_dir: str | Path = "reports", *,
-        rule_under_test: str = "alphaadam", max_workers: int | None = 1, scheduler=None,
+        rule_under_test: str | None = None, max_workers: int | None = 1, scheduler=None,
         progress: bool = False) -> ExperimentResult:
-    """Run the AlphaAdam mask experiments; ``rule_under_test="adam"`` plants a maskless rule."""
+    """Run the AlphaAdam mask experiments on ``rule_under_test`` (default: the configuration's
+    ``rule_under_test``, ``"alphaadam"``; a registered name or an import path
+    ``"module:Class"``); ``rule_under_test="adam"`` plants a maskless rule."""
+    from ..registry import canonical_name
+
     start = time.perf_counter()
     cfg = CONFIGS[config]
+    rule_under_test = canonical_name(rule_under_test or cfg.get("rule_under_test", DEFAULT_RULE))
     out_dir = Path(out_dir)
-    tag = "" if rule_under_test == "alphaadam" else f"_{rule_under_test}"
+    tag = "" if rule_under_test == DEFAULT_RULE else f"_{file_tag(rule_under_test)}"
     records = run_sweep(_specs(cfg, rule_under_test),
                         out_dir / "results" / f"alphaadam_masks_{config}{tag}.jsonl",
                         max_workers=max_workers, scheduler=scheduler, progress=progress)
@@ -298,6 +313,35 @@ def run(config: str = "quick", out_dir: str | Path = "reports", *,
         f"{fmt(stats['alphaadam:count']['mean'])}, cautious "
         f"{fmt(stats['alphaadam:first=cautious']['mean'])}, as_is "
         f"{fmt(stats['alphaadam:first=as_is']['mean'])}"))
+    who = "" if rule_under_test == DEFAULT_RULE else f"rule under test {rule_under_test}: "
+
+    def p_of(which, b):
+        return f"{tests[f'{which}: {main} < {b}']['p']:.2g}"
+
+    short = {
+        "A-speed": f"loss after the budget: default {fmt(budget[main]['mean'], 3)} vs Adam "
+                   f"{fmt(budget['adam']['mean'], 3)}, C-AdamW {fmt(budget['cadamw']['mean'], 3)}; "
+                   f"one-sided Welch p = {p_of('budget', 'adam')}, {p_of('budget', 'cadamw')} "
+                   f"(< 0.05 each needed)",
+        "A-floor": f"noise floor: default {fmt(floor[main]['mean'], 3)} vs Adam "
+                   f"{fmt(floor['adam']['mean'], 3)}, C-AdamW {fmt(floor['cadamw']['mean'], 3)}; "
+                   f"one-sided Welch p = {p_of('floor', 'adam')}, {p_of('floor', 'cadamw')} "
+                   f"(< 0.05 each needed)",
+        "A-async": f"mean kept fraction {fmt(mk, 3)} (needed in (0.05, 0.95)); share of "
+                   f"coordinates both kept and masked {fmt(both, 3)} (needed > 0.5)",
+        "A-alpha": f"loss after the budget: alpha_rule count {fmt(budget[main]['mean'], 3)} vs "
+                   f"none {fmt(budget['alphaadam:none']['mean'], 3)}; one-sided Welch p = "
+                   f"{p_of('budget', 'alphaadam:none')} (< 0.05 needed)",
+        "A-first": f"step 1: as_is moves {fmt(fs.get('alphaadam:first=as_is'), 3)} (needed 0); "
+                   f"unmasked {fmt(fs['alphaadam:count'], 6)} vs AdamW {fmt(adamw1, 6)} (needed "
+                   f"equal to 1e-12); cautious keeps {fmt(fk.get('alphaadam:first=cautious'), 3)} "
+                   f"(needed 1)",
+    }
+    for v in verdicts:
+        v.summary = who + short[v.claim_id]
+        if who:
+            v.evidence = who + v.evidence
+    nums["rule_under_test"] = rule_under_test
     figs = _figure(by_label, budget, floor, cfg,
                    out_dir / "figures" / f"alphaadam_masks_{config}{tag}.png")
     nums["welch_tests"] = tests
@@ -305,49 +349,69 @@ def run(config: str = "quick", out_dir: str | Path = "reports", *,
                             time.perf_counter() - start)
 
 
+#: The curves drawn over time: the baselines, the default AlphaAdam and its alpha = 1 variant
+#: (the other variants are in the budget bar chart; their curves lie on top of these).
+CURVE_LABELS = ("adam", "cadamw", "alphaadam:count", "alphaadam:none")
+_CURVE_NAMES = {"adam": "Adam", "cadamw": "C-AdamW", "alphaadam:count": "AlphaAdam (default: count)",
+                "alphaadam:none": "AlphaAdam, alpha = 1 (none)"}
+
+
 def _figure(by_label, budget, floor, cfg, path):
-    """Four figures, one per idea (loss curves, mask density, budget loss, noise floor), each
-    legible at its own size: ``path`` with ``_loss``, ``_density``, ``_budget``, ``_floor``."""
+    """One figure per idea, each legible at its own size (``path`` with ``_loss``,
+    ``_density``, ``_density_exact``, ``_budget``, ``_floor``): loss over time, mask density on
+    the noisy quadratic, mask density with exact gradients, loss after the budget, noise
+    floor."""
     from scipy import stats
 
     plt = pyplot()
     path = Path(path)
     stem = path.with_suffix("")
-    labels = [k for k in by_label if not k.startswith(("density:", "floor:")) and "first=" not in k]
-    colors = {lab: f"C{i % 10}" for i, lab in enumerate(labels)}
+    colors = {"adam": "C3", "cadamw": "C7", "alphaadam:count": "C0", "alphaadam:none": "C1"}
+    labels = [k for k in CURVE_LABELS if k in by_label]
     paths = []
+    size = (6.4, 4.6)
 
-    def finish(fig, ax, name, legend=True):
+    def finish(fig, ax, name, legend=True, ncol=2):
         ax.grid(alpha=0.3)
         if legend:
-            ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3)
+            ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=ncol,
+                      frameon=False)
         fig.tight_layout()
         paths.append(save_figure(fig, f"{stem}_{name}.png"))
 
-    fig, ax = plt.subplots(figsize=(8, 5.6))
+    fig, ax = plt.subplots(figsize=size)
     for lab in labels:
         rs = by_label[lab]
         ax.loglog(np.asarray(rs[0]["t"]), np.median(np.array([r["loss"] for r in rs]), axis=0),
-                  color=colors[lab], label=lab)
+                  color=colors[lab], label=_CURVE_NAMES[lab])
+    ax.axvspan(cfg["steps"] - cfg["window"] + 1, cfg["steps"], color="k", alpha=0.08,
+               label=f"last {cfg['window']} steps (the budget's window)")
     ax.set(xlabel="step t", ylabel=r"loss $f(x_t)$ (median over seeds)",
            title=f"noisy quadratic from x0 ~ N(0, I), d = {cfg['dim']}, lr {cfg['lr']}")
     finish(fig, ax, "loss")
 
-    fig, ax = plt.subplots(figsize=(8, 5.6))
-    for lab in labels:
+    fig, ax = plt.subplots(figsize=size)
+    for lab in (k for k in ("cadamw", "alphaadam:count") if k in by_label):
         rs = by_label[lab]
         ax.semilogx(np.asarray(rs[0]["kept_t"]), np.median(np.array([r["kept"] for r in rs]),
-                                                           axis=0), color=colors[lab], label=lab)
-    for j, obj in enumerate(("rosenbrock", "logistic")):
-        rs = by_label.get(f"density:{obj}")
-        if rs:
-            ax.semilogx(rs[0]["kept_t"], rs[0]["kept"], color="k", ls=["--", ":"][j], lw=1.2,
-                        label=f"default, {obj} (exact grad.)")
-    ax.set(xlabel="step t", ylabel="mask density (kept fraction k/n)",
-           title="mask density over time", ylim=(-0.02, 1.02))
+                                                           axis=0), color=colors[lab],
+                    label=_CURVE_NAMES[lab])
+    ax.set(xlabel="step t", ylabel="kept fraction k/n (median over seeds)",
+           title="mask density on the noisy quadratic (Adam keeps all: 1)", ylim=(0, 1.02))
     finish(fig, ax, "density")
 
-    fig, ax = plt.subplots(figsize=(8, 5.2))
+    exact = [(obj, by_label[f"density:{obj}"]) for obj in ("rosenbrock", "logistic")
+             if f"density:{obj}" in by_label]
+    if exact:
+        fig, ax = plt.subplots(figsize=size)
+        for (obj, rs), ls in zip(exact, ("-", "--")):
+            ax.semilogx(rs[0]["kept_t"], rs[0]["kept"], color="C0", ls=ls, lw=1.0,
+                        label=f"{obj} (d = {10 if obj == 'rosenbrock' else 20})")
+        ax.set(xlabel="step t", ylabel="kept fraction k/n",
+               title="mask density of the default AlphaAdam, exact gradients", ylim=(0, 1.02))
+        finish(fig, ax, "density_exact")
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
     order = sorted(budget, key=lambda k: budget[k]["mean"])
     y = np.arange(len(order))
 
@@ -356,22 +420,28 @@ def _figure(by_label, budget, floor, cfg, path):
         return float(stats.t.ppf(0.975, n - 1) * se) if n > 1 and math.isfinite(se) else 0.0
 
     ax.barh(y, [budget[k]["mean"] for k in order], xerr=[half_width(k) for k in order],
-            color=["C1" if k.startswith("alphaadam") else "C7" for k in order])
-    ax.set_yticks(y, order, fontsize=10)
-    ax.set(xlabel=f"loss: mean over steps {cfg['steps'] - cfg['window'] + 1}..{cfg['steps']} "
-           f"(95% t interval over {len(cfg['seeds'])} seeds)",
-           title="loss after the spec 4.5 budget (orange: AlphaAdam variants)")
+            color=["C0" if k == "alphaadam:count" else "C1" if k.startswith("alphaadam")
+                   else "C7" for k in order])
+    ax.set_yticks(y, [f"{k} (default)" if k == "alphaadam:count" else k for k in order],
+                  fontsize=9)
+    ax.set(xlabel=f"loss, mean over steps {cfg['steps'] - cfg['window'] + 1}..{cfg['steps']} "
+           f"(95% t CI, {len(cfg['seeds'])} seeds)",
+           title="loss after the spec 4.5 budget (grey: baselines)")
     finish(fig, ax, "budget", legend=False)
 
-    fig, ax = plt.subplots(figsize=(8, 5.6))
+    fig, ax = plt.subplots(figsize=size)
+    top = 0.0
     for lab in labels:
         frs = by_label.get(f"floor:{lab}")
         if frs:
-            ax.semilogy(np.asarray(frs[0]["t"]), np.median(np.array([r["loss"] for r in frs]),
-                                                           axis=0),
-                        color=colors[lab], label=f"{lab}: {floor[lab]['mean']:.3g}")
-    ax.set(xlabel="step t (from the minimiser x* = 0)",
-           ylabel=r"loss $f(x_t)$ (median over seeds)",
-           title="stationary noise floor (legend: mean of the last quarter)")
+            med = np.median(np.array([r["loss"] for r in frs]), axis=0)
+            top = max(top, float(np.max(med)))
+            ax.plot(np.asarray(frs[0]["t"]), med, color=colors[lab], lw=0.9,
+                    label=f"{_CURVE_NAMES[lab]}: {floor[lab]['mean']:.3g}")
+    q = cfg["floor_steps"]
+    ax.axvspan(q - q // 4, q, color="k", alpha=0.08, label="last quarter (the floor's window)")
+    ax.set(xlabel="step t (started at the minimiser x* = 0)",
+           ylabel=r"loss $f(x_t)$ (median over seeds)", ylim=(0, 1.1 * top),
+           title="stationary noise floor (legend: mean over the last quarter)")
     finish(fig, ax, "floor")
     return paths
