@@ -310,11 +310,15 @@ def test_report_renders_the_proofs_table_and_survives_a_missing_registry(tmp_pat
     monkeypatch.setattr(report, "_proof_results", lambda rule=None: (fake, ""))
     summary = report.run_report(tmp_path, config="tiny")
     text = summary["path"].read_text()
-    assert "| adams.A1 | adams | SOS identity | proved | proved | **reproduced** |" in text
+    # The verdict column (the claim tables' words) comes before the registry's proof status.
+    assert "| id | rule | title | verdict | proof status | detail |" in text
+    assert "| adams.A1 | adams | SOS identity | **reproduced** | proved | ok |" in text
     assert "**withdrawn by its authors**" in text.split("## Theory claims")[1]
-    assert "refuted (unexpected)" in text
+    assert "| **not reproduced** | refuted (unexpected: expected proved) |" in text
     n3 = next(line for line in text.splitlines() if line.startswith("| adams.N3 |"))
-    assert "measured by experiment [S-rate](#check-s-rate)" in n3 and "open: measured by S-rate" in n3
+    assert "measured by [S-rate](#check-s-rate)" in n3 and "open: measured by S-rate" in n3
+    # The cell is the rate check's short summary, with its criterion.
+    assert "criterion 'upper'" in n3
     assert f"**{summary['verdicts']['adams.C1']}**" in n3     # the experiment's verdict
     monkeypatch.undo()
     monkeypatch.setitem(sys.modules, "refopt.proofs", None)   # import fails: ImportError

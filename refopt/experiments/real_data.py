@@ -507,10 +507,11 @@ def verdicts(final_records: list[dict], scale: str) -> tuple[list[Verdict], dict
                        f"{fmt(c['b_mean'], 4)}, difference {_ci_text(c)} (n = {c['n']} seeds)"
                        f"{why}; "
                        f"AdamX's memory horizon at beta2 = 0.99 is ~9,950 steps, longer than the "
-                       f"budget, so this arm stays in its Adam-like regime" + extra))
+                       f"budget, so this arm stays in its Adam-like regime" + extra,
+                       f"digits: AdamX - Adam test accuracy {_ci_text(c)} (needed: CI above 0)"))
 
     # AdamS tuned vs AdamW (test loss), every LM size.
-    parts, ok = [], bool(lm_cells)
+    parts, short, ok = [], [], bool(lm_cells)
     for cell in lm_cells:
         c = paired(g, cell, "adams", "adamw", "test_loss")
         nums[f"adams_minus_adamw_test_loss_{cell[1]}"] = c
@@ -519,11 +520,14 @@ def verdicts(final_records: list[dict], scale: str) -> tuple[list[Verdict], dict
         parts.append(f"{cell[1]}: AdamS {fmt(c['a_mean'])} vs AdamW {fmt(c['b_mean'])}, diff "
                      f"{_ci_text(c)} (bound {fmt(MARGIN_LM * c['b_mean'], 3)})"
                      f"{_fail(good, c, MARGIN_LM * c['b_mean'], 'upper')}")
+        short.append(f"{cell[1]} {fmt(c['hi'], 2)} / {fmt(MARGIN_LM * c['b_mean'], 2)}")
     out.append(Verdict("R-adams", decide(ok), CRITERIA["R-adams"],
-                       f"{tag}: test loss (nats/byte) " + "; ".join(parts)))
+                       f"{tag}: test loss (nats/byte) " + "; ".join(parts),
+                       "AdamS - AdamW test loss, upper CI end / bound (2 % of AdamW's): "
+                       + ", ".join(short) + " (needed: <= at every size)"))
 
     # AdamS curves: final train loss and the second half of the validation curve.
-    parts, ok = [], bool(lm_cells)
+    parts, short, ok = [], [], bool(lm_cells)
     for cell in lm_cells:
         c = paired(g, cell, "adams", "adamw", "train_loss")
         good = c["hi"] <= MARGIN_LM * c["b_mean"]
@@ -546,11 +550,15 @@ def verdicts(final_records: list[dict], scale: str) -> tuple[list[Verdict], dict
         parts.append(f"{cell[1]}: train-loss diff {_ci_text(c)}, worst upper bound of the val "
                      f"diff / AdamW's val loss {fmt(worst, 3)} (bound {MARGIN_LM})"
                      f"{'' if good else ' FAILS'}")
+        short.append(f"{cell[1]} {fmt(c['hi'] / c['b_mean'], 2)} / {fmt(worst, 2)}")
     out.append(Verdict("R-adams-curves", decide(ok), CRITERIA["R-adams-curves"],
-                       f"{tag}: " + "; ".join(parts)))
+                       f"{tag}: " + "; ".join(parts),
+                       "AdamS - AdamW upper CI ends relative to AdamW, final train loss / worst "
+                       "val loss of the second half: " + ", ".join(short)
+                       + f" (needed: <= {MARGIN_LM} each)"))
 
     # AdamS inheriting AdamW's hyperparameters.
-    parts, ok = [], bool(lm_cells)
+    parts, short, ok = [], [], bool(lm_cells)
     for cell in lm_cells:
         c = paired(g, cell, "adams_inherit", "adamw", "test_loss")
         nums[f"inherit_minus_adamw_test_loss_{cell[1]}"] = c
@@ -558,6 +566,7 @@ def verdicts(final_records: list[dict], scale: str) -> tuple[list[Verdict], dict
         ok = ok and good
         parts.append(f"LM {cell[1]}: test loss {fmt(c['a_mean'])} vs AdamW {fmt(c['b_mean'])}, "
                      f"diff {_ci_text(c)}{_fail(good, c, MARGIN_LM * c['b_mean'], 'upper')}")
+        short.append(f"LM {cell[1]} {fmt(c['hi'], 2)} / {fmt(MARGIN_LM * c['b_mean'], 2)}")
     if (*dig, "adams_inherit") in g:
         c = paired(g, dig, "adams_inherit", "adamw", "test_acc")
         nums["inherit_minus_adamw_acc_digits"] = c
@@ -566,12 +575,18 @@ def verdicts(final_records: list[dict], scale: str) -> tuple[list[Verdict], dict
         parts.append(f"digits: test accuracy {fmt(c['a_mean'], 4)} vs AdamW "
                      f"{fmt(c['b_mean'], 4)}, diff {_ci_text(c)}"
                      f"{_fail(good, c, -MARGIN_ACC, 'lower')}")
+        short.append(f"digits accuracy: lower CI end {fmt(c['lo'], 2)} (needed >= "
+                     f"{-MARGIN_ACC:g})")
     out.append(Verdict("R-adams-inherit", decide(ok), CRITERIA["R-adams-inherit"],
-                       f"{tag}: " + "; ".join(parts)))
+                       f"{tag}: " + "; ".join(parts),
+                       "AdamS with AdamW's hp - AdamW test loss, upper CI end / bound "
+                       "(needed <=): "
+                       + ", ".join(short)))
 
     # AlphaAdam vs AdamW and C-AdamW: training loss, every LM size.
-    parts, ok = [], bool(lm_cells)
+    parts, short, ok = [], [], bool(lm_cells)
     for cell in lm_cells:
+        ends = []
         for other in ("adamw", "cadamw"):
             c = paired(g, cell, "alphaadam", other, "train_loss")
             nums[f"alpha_minus_{other}_train_loss_{cell[1]}"] = c
@@ -579,8 +594,12 @@ def verdicts(final_records: list[dict], scale: str) -> tuple[list[Verdict], dict
             ok = ok and good
             parts.append(f"{cell[1]} vs {other}: {fmt(c['a_mean'])} vs {fmt(c['b_mean'])}, diff "
                          f"{_ci_text(c)}{_fail(good, c, 0.0, 'upper')}")
+            ends.append(fmt(c["hi"], 2))
+        short.append(f"{cell[1]} {' / '.join(ends)}")
     out.append(Verdict("R-alpha", decide(ok), CRITERIA["R-alpha"],
-                       f"{tag}: final training loss (nats/byte) " + "; ".join(parts)))
+                       f"{tag}: final training loss (nats/byte) " + "; ".join(parts),
+                       "AlphaAdam - AdamW / - C-AdamW final train loss, upper CI ends: "
+                       + ", ".join(short) + " (needed: < 0 each)"))
     return out, nums
 
 
@@ -616,42 +635,92 @@ def _color(arm: str) -> str:
     return f"C{list(ARMS).index(arm)}"
 
 
+def _plain_ticks(axis) -> None:
+    """Plain tick labels (0.05, 2.4) on a log axis instead of 5 x 10^-2."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _band(ax, runs: dict, arm: str, key: str) -> bool:
+    """Mean curve of ``key`` over the arm's non-diverged seeds with its 95 % t band."""
+    curves = [r["curve"] for r in runs.values() if not r.get("diverged")]
+    if not curves:
+        return False
+    n = min(len(c["step"]) for c in curves)
+    steps = curves[0]["step"][:n]
+    vals = np.array([c[key][:n] for c in curves])
+    cis = [t_ci(vals[:, j]) for j in range(n)]
+    ax.plot(steps, [c["mean"] for c in cis], label=_LABEL[arm], lw=1.3, color=_color(arm),
+            ls="--" if "inherit" in ARMS[arm] else "-")
+    if len(curves) > 1:
+        ax.fill_between(steps, [c["lo"] for c in cis], [c["hi"] for c in cis], alpha=0.18,
+                        color=_color(arm), lw=0)
+    return True
+
+
+def _legend_below(fig, ax_or_axes, ncol: int) -> None:
+    """One legend under the panels, outside the data."""
+    axes = np.atleast_1d(ax_or_axes)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=9, frameon=False)
+
+
+#: The figures, one idea each: (file suffix, claim, arms, metric, title).
+CURVE_FIGURES = (
+    ("digits", "R-adamx", ("adam", "adamx", "adamx_b2_0.9"), "val_loss",
+     "digits MLP: AdamX vs Adam, validation loss"),
+    ("curves_adams", "R-adams-curves", ("adamw", "adams", "adams_inherit"), "val_loss",
+     "byte LM: AdamS vs AdamW, validation loss"),
+    ("curves_alpha", "R-alpha", ("adamw", "cadamw", "alphaadam"), "train_loss",
+     "byte LM: AlphaAdam vs AdamW and C-AdamW, training loss"),
+)
+
+
 def figures(final_records: list[dict], out_dir: Path, name: str) -> list[Path]:
+    """The real-data figures, one idea per figure and one cell (task, size) per panel: AdamX
+    vs Adam on digits; AdamS vs AdamW validation curves per LM size; AlphaAdam's training loss
+    per LM size; AdamS's final test loss against model size; optimizer state bytes. Bands:
+    95 % t intervals over the seeds."""
     plt = pyplot()
     g = _by(final_records)
     cells = sorted({(p, s) for p, s, _ in g}, key=_size_rank)
-    paths = []
-    fig, axes = plt.subplots(1, len(cells), figsize=(4.2 * len(cells), 3.4), squeeze=False)
-    for ax, cell in zip(axes[0], cells):
-        for arm in ARMS:
-            runs = g.get((*cell, arm))
-            if not runs:
-                continue
-            curves = [r["curve"] for r in runs.values() if not r.get("diverged")]
-            if not curves:
-                continue
-            n = min(len(c["step"]) for c in curves)
-            steps = curves[0]["step"][:n]
-            vals = np.array([c["val_loss"][:n] for c in curves])
-            cis = [t_ci(vals[:, j]) for j in range(n)]
-            mean = [c["mean"] for c in cis]
-            ax.plot(steps, mean, label=_LABEL[arm], lw=1.2, color=_color(arm),
-                    ls="--" if "inherit" in ARMS[arm] else "-")
-            if len(curves) > 1:
-                ax.fill_between(steps, [c["lo"] for c in cis], [c["hi"] for c in cis], alpha=0.2,
-                                color=_color(arm))
-        ax.set_title("digits MLP" if cell[0] == "digits" else f"stdlib LM, size {cell[1]}")
-        ax.set_xlabel("step")
-        ax.set_ylabel("validation loss (95 % t band over seeds)")
-        ax.set_yscale("log")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(save_figure(fig, out_dir / f"{name}_curves.png"))
-
     lm = [c for c in cells if c[0] == "lm"]
+    paths = []
+    for suffix, _claim, arms, key, title in CURVE_FIGURES:
+        panels = [("digits", None)] if suffix == "digits" else lm
+        panels = [c for c in panels if any((*c, a) in g for a in arms)]
+        if not panels:
+            continue
+        width = 6.4 if len(panels) == 1 else 3.3 * len(panels)
+        fig, axes = plt.subplots(1, len(panels), figsize=(width, 4.0), squeeze=False,
+                                 sharey=suffix != "digits")
+        for ax, cell in zip(axes[0], panels):
+            for arm in arms:
+                if (*cell, arm) in g:
+                    _band(ax, g[(*cell, arm)], arm, key)
+            npar = next(iter(next(g[k] for k in g if k[:2] == cell).values()))["n_params"]
+            where = "digits MLP" if cell[0] == "digits" else f"LM size {cell[1]}"
+            ax.set_title(f"{where} ({npar / 1e3:.0f}k params)" if len(panels) > 1
+                         else f"{title} ({npar / 1e3:.0f}k params)", fontsize=10)
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+            if cell[0] == "digits":
+                ax.set_yscale("log")
+                _plain_ticks(ax.yaxis)
+        unit = "" if suffix == "digits" else ", nats/byte"
+        axes[0][0].set_ylabel(f"{key.replace('_', ' ')}{unit} (mean, 95 % t band)")
+        if len(panels) > 1:
+            fig.suptitle(title, fontsize=11)
+        _legend_below(fig, axes[0], len(arms))
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
+        paths.append(save_figure(fig, out_dir / f"{name}_{suffix}.png"))
+
+    size_arms = ("adamw", "adams", "adams_inherit")
     if lm:
-        fig, ax = plt.subplots(figsize=(5.2, 3.6))
-        for arm in ARMS:
+        fig, ax = plt.subplots(figsize=(6.4, 4.3))
+        for arm in size_arms:
             xs, ms, lo, hi = [], [], [], []
             for cell in lm:
                 runs = g.get((*cell, arm))
@@ -669,26 +738,31 @@ def figures(final_records: list[dict], out_dir: Path, name: str) -> list[Path]:
         ticks = {next(iter(g[(*c, "adamw")].values()))["n_params"]: c[1] for c in lm
                  if (*c, "adamw") in g}
         ax.minorticks_off()
-        ax.set_xticks(list(ticks), [f"{name}\n{n / 1e3:.0f}k" for n, name in ticks.items()])
+        ax.set_xticks(list(ticks), [f"{size}\n{n / 1e3:.0f}k" for n, size in ticks.items()])
         ax.set_xlabel("model size (parameters)")
         ax.set_ylabel("test loss, nats/byte (mean, 95 % t CI)")
-        ax.set_title("stdlib byte LM: final test loss vs model size")
-        ax.legend(fontsize=7)
+        ax.set_title("byte LM: AdamS vs AdamW, final test loss by model size", fontsize=11)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3,
+                  frameon=False)
         fig.tight_layout()
         paths.append(save_figure(fig, out_dir / f"{name}_size.png"))
 
-    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
     cell = lm[-1] if lm else cells[0]
     arms = [a for a in ARMS if (*cell, a) in g]
     sb = [next(iter(g[(*cell, a)].values()))["state_bytes"] for a in arms]
     npar = next(iter(g[(*cell, arms[0])].values()))["n_params"]
     ax.bar(range(len(arms)), [b / 1024 for b in sb], color=[_color(a) for a in arms])
-    ax.axhline(4 * npar / 1024, color="k", ls=":", lw=1, label="fp32 params")
-    ax.set_xticks(range(len(arms)), [_LABEL[a] for a in arms], rotation=30, ha="right",
-                  fontsize=7)
+    ax.axhline(4 * npar / 1024, color="k", ls=":", lw=1,
+               label="size of the fp32 parameters (one state tensor)")
+    ax.set_xticks(range(len(arms)), [_LABEL[a] for a in arms], rotation=20, ha="right",
+                  fontsize=9)
     ax.set_ylabel("optimizer state (KiB)")
-    ax.set_title(f"optimizer state, {'LM ' + str(cell[1]) if cell[0] == 'lm' else 'digits'}")
-    ax.legend(fontsize=7)
+    where = f"LM size {cell[1]}" if cell[0] == "lm" else "digits MLP"
+    ax.set_title(f"optimizer state, {where} ({npar / 1e3:.0f}k params)", fontsize=11)
+    ax.set_ylim(0, 1.25 * max(b / 1024 for b in sb))
+    ax.legend(fontsize=9, loc="upper left")
     fig.tight_layout()
     paths.append(save_figure(fig, out_dir / f"{name}_memory.png"))
     return paths
@@ -767,7 +841,12 @@ def from_committed(fig_dir: str | Path, committed: str | Path = COMMITTED_DIR) -
         raise FileNotFoundError(committed / "real_final.jsonl")
     res = summarise(meta["config"], tune, final, Path(fig_dir), make_figures=False)
     fig_dir = Path(fig_dir)
-    for src in sorted(committed.glob("*.png")):
+    order = [f"_{c[0]}" for c in CURVE_FIGURES] + ["_size", "_memory"]
+
+    def rank(src):
+        return next((i for i, end in enumerate(order) if src.stem.endswith(end)), len(order))
+
+    for src in sorted(committed.glob("*.png"), key=lambda p: (rank(p), p.name)):
         res.figures.append(_io.atomic_write_bytes(fig_dir / src.name, src.read_bytes())
                            or fig_dir / src.name)
     res.numbers["committed"] = meta

@@ -178,9 +178,11 @@ def table_check() -> Verdict:
     agree = len(GLUE_TABLE) - len(bad)
     evidence = ("; ".join(bad) + f"; the other {agree} rows agree" if bad
                 else f"all {agree} rows agree")
+    short = (f"{len(bad)} of {len(GLUE_TABLE)} printed averages are off by more than rounding "
+             f"(needed: none)" + (f": {bad[0].split(':')[0]}" if len(bad) == 1 else ""))
     return Verdict("A-table", decide(not bad),
                    "|mean of the 7 scores - printed Avg| <= 0.005 (rounding to 2 decimals) for "
-                   "every row", evidence)
+                   "every row", evidence, short)
 
 
 def state_bytes(rule_name: str, n: int = 1_000_000, **hyper: Any) -> int:
@@ -201,10 +203,14 @@ def memory_checks() -> list[Verdict]:
                 "elements; buffers of the reference rules)",
                 f"AdamS {adams:,} B, SGDM {sgdm:,} B, AdamW {adamw:,} B (ratio "
                 f"{adams / adamw:.2f}); at 7B fp32 parameters: {7e3 * adams / 1e9:.0f} GB vs "
-                f"{7e3 * adamw / 1e9:.0f} GB"),
+                f"{7e3 * adamw / 1e9:.0f} GB",
+                f"state bytes per fp32 parameter: AdamS {adams / 1e6:g}, SGDM {sgdm / 1e6:g}, "
+                f"AdamW {adamw / 1e6:g} (needed: AdamS = SGDM = AdamW / 2)"),
         Verdict("A-memory", decide(alpha == adam == adamw),
                 "state bytes of AlphaAdam == Adam's == AdamW's (the mask and alpha are not "
-                "stored)", f"AlphaAdam {alpha:,} B, Adam {adam:,} B, AdamW {adamw:,} B"),
+                "stored)", f"AlphaAdam {alpha:,} B, Adam {adam:,} B, AdamW {adamw:,} B",
+                f"state bytes per fp32 parameter: AlphaAdam {alpha / 1e6:g}, Adam {adam / 1e6:g} "
+                f"(needed: equal)"),
     ]
 
 
@@ -325,11 +331,10 @@ def run_report(out_dir: str | Path = "reports", *, config: str = "quick",
             continue
         if c.check:
             v = checks[c.check]
-            note = f"{c.note} " if c.note else ""
+            cell = v.summary or _short(_measured(v.evidence), 160)
+            scope = " Scope: see the note under the table." if c.note else ""
             rows.append((c, v.verdict,
-                         f"{note}{_short(_measured(v.evidence), 160)} "
-                         f"([{c.check}](#{_anchor(c.check)}): "
-                         f"criterion and full evidence below)"))
+                         f"{cell}.{scope} [{c.check}](#{_anchor(c.check)})"))
         else:
             rows.append((c, c.status, c.reason))
     counts = {k: sum(1 for _, v, _ in rows if v == k) for k in VERDICTS}
@@ -365,7 +370,10 @@ def _render(rows, experiments, checks, proofs, proofs_note, config, seconds, cou
          "of the NumPy reference rules; real_data trains small float32 PyTorch models with "
          "refopt.torch on real data (committed results unless `--real`). The raw results are in "
          "`results/*.jsonl`, all numbers in `report.json`.", "",
-         "Summary (paper-claim rows): " + ", ".join(f"{k}: {n}" for k, n in counts.items()), ""]
+         "Summary (paper-claim rows): " + ", ".join(f"{k}: {n}" for k, n in counts.items()), "",
+         "How to read the tables: each checked row gives the measured numbers and, in "
+         "parentheses, what the criterion needs; the link leads to the full criterion and "
+         "evidence under *Experiments*. Rows that are not checked give the reason instead.", ""]
     for paper, title in ((p, t) for p, t in PAPERS.items() if p in papers):
         L += [f"## {title}", "", "| id | claim | source | verdict | evidence / reason |",
               "|---|---|---|---|---|"]
@@ -373,28 +381,53 @@ def _render(rows, experiments, checks, proofs, proofs_note, config, seconds, cou
             if c.paper == paper:
                 L.append(f"| {c.id} | {_md_cell(c.claim)} | {_md_cell(c.source)} | **{v}** | "
                          f"{_md_cell(ev)} |")
+        notes = [c for c, _, _ in rows if c.paper == paper and c.check and c.note]
+        if notes:
+            L += ["", "What the checked rows probe (scope):", ""]
+            L += [f"- **{c.id}**: {c.note}" for c in notes]
         L.append("")
     L += ["## Experiments", ""]
     for e in experiments:
-        L += [f"### {e.name} ({e.config}, {e.seconds:.1f} s)", ""]
+        committed = e.numbers.get("committed")
+        if committed:
+            L += [f"### {e.name} (committed results, {committed['config']} configuration)", ""]
+        else:
+            L += [f"### {e.name} ({e.config}, {e.seconds:.1f} s)", ""]
         doc = _first_paragraph(e.name)
         if doc:
             L += [doc, ""]
+        if committed:
+            L += [f"Results: {e.config}. Re-analysed here without training; `--real` reruns "
+                  f"them.", ""]
+        used = _used(e)
+        if used:
+            L += [used, ""]
+        scale = next((_scale(v.evidence) for v in e.verdicts if _scale(v.evidence)), "")
+        if scale:
+            L += [f"Scale of every run below: {scale}.", ""]
         for v in e.verdicts:
             L += [f"- <a id=\"{_anchor(v.claim_id)}\"></a>**{v.claim_id}: {v.verdict}.** "
                   f"Criterion: {v.criterion}. Measured: "
-                  f"{v.evidence}."]
+                  f"{_measured(v.evidence)}."]
         if e.numbers.get("table_md"):   # real_data: per-arm results
-            L += ["", e.numbers["table_md"]]
+            L += ["", "Per task and arm: mean over the evaluation seeds [95 % t interval]; loss "
+                  "in nats (nats/byte for the LM), accuracy as a fraction, optimizer state in "
+                  "KiB; '(grid end)': the selected lr is an end of the tuning grid.", "",
+                  e.numbers["table_md"]]
         for fig in e.figures:
             rel = Path(fig).relative_to(out_dir) if Path(fig).is_relative_to(out_dir) else fig
-            L += ["", f"![{e.name}]({rel})"]
+            caption = _caption(Path(fig).stem)
+            L += ["", f"![{e.name}: {Path(fig).stem}]({rel})"]
+            if caption:
+                L += ["", f"*{caption}*"]
         L.append("")
     L += ["### Built-in checks", ""]
     for key in ("S-memory", "A-memory", "A-table"):
         v = checks[key]
         L.append(f"- <a id=\"{_anchor(key)}\"></a>**{key}: {v.verdict}.** Criterion: "
                  f"{v.criterion}. Measured: {v.evidence}.")
+    L += ["", "These use the reference rules (`refopt.get_rule`), not a configuration's rule "
+          "under test."]
     L += ["", "## Theory claims (proofs registry)", ""]
     if proofs is None:
         L += [f"_{proofs_note}._ Run `refopt prove` once the registry is available.", ""]
@@ -405,27 +438,78 @@ def _render(rows, experiments, checks, proofs, proofs_note, config, seconds, cou
               "not checkable here (withdrawn by its authors where the claim was withdrawn), "
               "except an open obligation that an experiment measures ("
               + ", ".join(f"{k}: {v}" for k, v in PROOF_EXPERIMENTS.items())
-              + "), whose status reads 'open: measured' and whose verdict is the "
-              "experiment's.", "",
-              "| id | rule | title | status | expected | verdict | detail |",
-              "|---|---|---|---|---|---|---|"]
+              + "), whose proof status reads 'open: measured by ...' and whose verdict is the "
+              "experiment's. The verdict column uses the claim tables' words; the proof status "
+              "is the registry's (flagged where it differs from the status the registry "
+              "expects). The detail column is the first part of the record; "
+              "`refopt prove --json -` prints all of it.", "",
+              "| id | rule | title | verdict | proof status | detail |",
+              "|---|---|---|---|---|---|"]
         for r in proofs:
-            flag = "" if r.status == r.expected_status else " (unexpected)"
-            detail = _short(r.detail)
+            flag = ("" if r.status == r.expected_status
+                    else f" (unexpected: expected {r.expected_status})")
+            detail = _short(r.detail, 140)
             exp = PROOF_EXPERIMENTS.get(r.claim_id)
             status = r.status
             if r.status == "open" and exp in checks:
                 status = f"open: measured by {exp}"
-                detail = (f"no proof; measured by experiment [{exp}](#{_anchor(exp)}): "
-                          f"{_short(checks[exp].evidence, 160)}")
-            L.append(f"| {r.claim_id} | {r.rule} | {_md_cell(r.title)} | {status}{flag} | "
-                     f"{r.expected_status} | **{proof_verdict(r, checks)}** | "
-                     f"{_md_cell(detail)} |")
+                detail = (f"no proof; measured by [{exp}](#{_anchor(exp)}): "
+                          f"{checks[exp].summary or _short(checks[exp].evidence, 140)}")
+            L.append(f"| {r.claim_id} | {r.rule} | {_md_cell(r.title)} | "
+                     f"**{proof_verdict(r, checks)}** | {status}{flag} | {_md_cell(detail)} |")
         tally: dict[str, int] = {}
         for r in proofs:
             tally[proof_verdict(r, checks)] = tally.get(proof_verdict(r, checks), 0) + 1
         L += ["", "Theory summary: " + ", ".join(f"{k}: {n}" for k, n in tally.items()), ""]
     return "\n".join(L) + "\n"
+
+
+#: One line under each figure: what it shows (matched on the end of the file's stem).
+FIGURE_CAPTIONS = (
+    ("local_slope", "S-rate: the slope between consecutive horizons with 95 % t intervals over "
+                    "the seeds; the shaded region is what the rate criterion rejects (upper) or "
+                    "requires (equivalence)."),
+    ("_v", "X-transition: relative change of v per step (median over coordinates and seeds); "
+           "AdamX's falls to rounding level after the memory horizon H, Adam's does not."),
+    ("_lr", "X-transition: effective learning rate of three coordinates of different curvature "
+            "h (seed 0): AdamX's settles, Adam's keeps moving with the noise."),
+    ("_twin", "X-transition: distance to a momentum-SGD twin whose preconditioner is frozen at "
+              "t0, relative to the distance travelled since t0 (median over seeds)."),
+    ("_t8", "X-T8: step of a coordinate whose gradient is 0 for K steps and 1 after; bars "
+            "measured, black marks the spec's table."),
+    ("_fit", "S-rate: the verdict's statistic, the average gradient norm, one point per (T, "
+             "seed) run, with its least-squares fit and the claimed slope -1/4."),
+    ("_min", "S-rate, reported only: the minimum gradient norm over the run (a noisy "
+             "statistic that falls with T even without convergence)."),
+    ("_n1", "S-N1: |x_t| on cosh for GD (lr 0.5; it overflows) and for AdamS from three "
+            "starting points (it settles within O(eta))."),
+    ("_forms", "S-forms: update-norm ratio of AdamS's official-code form to its paper form on "
+               "the same gradients; it starts at 10 and stays under 1/(1-beta1^t)."),
+    ("_loss", "A-speed: loss over time for the baselines and the default AlphaAdam (and "
+              "alpha = 1); the shaded steps are the budget's window."),
+    ("_density_exact", "A-async: kept fraction of the default AlphaAdam with exact gradients "
+                       "(Rosenbrock, logistic regression)."),
+    ("_density", "A-async: kept fraction of the coordinates per step on the noisy quadratic."),
+    ("_budget", "A-speed, A-alpha, A-first: loss after the budget for every variant, 95 % t "
+                "intervals over the seeds."),
+    ("_floor", "A-floor: loss from the minimiser x* = 0 as the noise drives it to its floor; "
+               "the shaded last quarter is what the verdict averages."),
+    ("_digits", "R-adamx: validation loss of AdamX and Adam on digits (bands: 95 % t over the "
+                "seeds)."),
+    ("_curves_adams", "R-adams-curves: validation loss of AdamS (tuned, and with AdamW's "
+                      "hyperparameters) and AdamW at each LM size."),
+    ("_curves_alpha", "R-alpha: training loss of AlphaAdam, AdamW and C-AdamW at each LM size."),
+    ("_size", "R-adams, R-adams-inherit: final test loss against model size."),
+    ("_memory", "S-memory and A-memory on a real model: optimizer state in KiB; AdamS holds "
+                "one tensor the size of the parameters."),
+)
+
+
+def _caption(stem: str) -> str:
+    for key, text in FIGURE_CAPTIONS:
+        if (key in stem) if key == "local_slope" else stem.endswith(key):
+            return text
+    return ""
 
 
 def _anchor(check_id: str) -> str:
@@ -451,6 +535,27 @@ def _measured(evidence: str) -> str:
     return evidence
 
 
+def _scale(evidence: str) -> str:
+    """The real-data evidence's opening statement of scale (without "At"), or ""."""
+    if not evidence.startswith(_SCALE_PREFIX):
+        return ""
+    rest = _measured(evidence)
+    return evidence[3:len(evidence) - len(rest)].rstrip(" :")
+
+
+def _used(e: ExperimentResult) -> str:
+    """Which rule (and objective) an experiment ran, as the report states it."""
+    rule = e.numbers.get("rule_under_test")
+    if not rule:
+        return ""
+    text = f"Rule under test: `{rule}`"
+    if e.numbers.get("objective"):
+        text += f"; objective: `{e.numbers['objective']}` with constants " \
+                f"`{e.numbers.get('constants', {})}`"
+    return text + " (the configuration's `rule_under_test`" + (
+        ", `objective`, `constants`)." if e.numbers.get("objective") else ").")
+
+
 def _short(text: str, n: int = 300) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= n else text[: n - 3] + "..."
@@ -459,6 +564,9 @@ def _short(text: str, n: int = 300) -> str:
 def _first_paragraph(name: str) -> str:
     import importlib
 
+    import re
+
     doc = importlib.import_module(f"refopt.experiments.{name}").__doc__ or ""
-    para = doc.strip().split("\n\n")[0]
-    return " ".join(para.split())
+    para = " ".join(doc.strip().split("\n\n")[0].split())
+    # reST roles and literals as Markdown code.
+    return re.sub(r":\w+:`([^`]+)`", r"`\1`", para).replace("``", "`")
