@@ -558,7 +558,9 @@ def verify_rule(rule_name: str, port: Any, dtype: str | None = None, cases: Any 
     Parameters
     ----------
     rule_name : str
-        ``"adamx"`` (alias ``"adamnx"``), ``"adams"`` or ``"alphaadam"`` (any rule with cases).
+        ``"adamx"`` (alias ``"adamnx"``), ``"adams"`` or ``"alphaadam"`` (any rule with cases),
+        or a user rule's import path ``"module:Class"`` with ``directory`` the suite that
+        ``refopt golden build --rule module:Class`` wrote (:mod:`refopt.golden.user_rules`).
     port : object
         A ``torch.optim.Optimizer`` class, an optax GradientTransformation or factory, a
         refopt-rule-like object or factory (a refopt rule instance of any backend is rebuilt per
