@@ -194,12 +194,12 @@ class FusedRule:
         """
         return set()
 
-    def _batched_out(self, params, grads, state, lr, scalars_for) -> dict:
-        """Out-of-place steps of several tensors at once: ``{i: (p_out, {buffer: out}, n_bad)}``
-        for the tensors it stepped (``n_bad``: the non-finite gradients its kernels counted, or
-        None if they did not count). Called after :meth:`_new_call`. The default batches
-        nothing."""
-        return {}
+    def _batched_out(self, params, grads, state, lr, scalars_for, outputs):
+        """Out-of-place steps of several tensors at once, into ``outputs`` (the lists
+        ``[params, *buffers]`` of the new state, indexed by tensor): returns (the set of indices
+        it stepped, the list of those whose kernels counted non-finite gradients). Called after
+        :meth:`_new_call`. The default batches nothing."""
+        return set(), []
 
     # -- public API -----------------------------------------------------------------------
     def init(self, params):
@@ -290,8 +290,8 @@ class FusedRule:
             new_state = self.state_type(step=tuple(steps), **state_buffers)
             return list(params), new_state, {"skipped": False,
                                              "tensors": [{} for _ in params]}
-        batched_out = self._batched_out(params, grads, state, lr, scalars_for) \
-            if not inplace and not want_info else {}
+        if not inplace and not want_info:
+            return self._run_out(params, grads, state, lr, scalars_for, state_buffers, check_after)
         new_params, steps, infos, bad_after = [], [], [], []
         new_bufs: dict[str, list] = {b: [] for b in buffers}
         keep_buffers = inplace  # in place the state's buffer tuples are the new state's
@@ -306,19 +306,14 @@ class FusedRule:
                         new_bufs[b].append(arrays[i])
                 continue
             t = t_old + 1
-            stepped = batched_out.get(i)
-            if stepped is not None:  # stepped already, into new arrays (``_batched_out``)
-                p_out, out, n_bad = stepped
-                info = {}
+            old = {b: arrays[i] for b, arrays in state_buffers.items()}
+            if inplace:
+                p_out, out = p, old
             else:
-                old = {b: arrays[i] for b, arrays in state_buffers.items()}
-                if inplace:
-                    p_out, out = p, old
-                else:
-                    p_out = self._empty_like(p)
-                    out = {b: self._empty_like(old[b]) for b in buffers}
-                info, n_bad = self._plan(self, p, g, old, p_out, out, t,
-                                         scalars_for(t, p.dtype), want_info)
+                p_out = self._empty_like(p)
+                out = {b: self._empty_like(old[b]) for b in buffers}
+            info, n_bad = self._plan(self, p, g, old, p_out, out, t, scalars_for(t, p.dtype),
+                                     want_info)
             if check_after:
                 if n_bad is None:  # this kernel did not count: look at g
                     n_bad = self.K.count_nonfinite(self._flat(g))
@@ -335,8 +330,7 @@ class FusedRule:
             new_params.clear()
             new_bufs.clear()
             infos.clear()
-            batched_out.clear()
-            p_out = out = info = stepped = None  # noqa: F841
+            p_out = out = info = None  # noqa: F841
             return self._bad_step(bad_after, params, state)
         if keep_buffers:
             new_state = self.state_type(step=tuple(steps), **state_buffers)
@@ -344,6 +338,44 @@ class FusedRule:
             new_state = self.state_type(step=tuple(steps),
                                         **{b: tuple(v) for b, v in new_bufs.items()})
         return new_params, new_state, {"skipped": False, "tensors": infos}
+
+    def _run_out(self, params, grads, state, lr, scalars_for, state_buffers, check_after):
+        """``step``: the backend's multi-tensor path (:meth:`_batched_out`) first, then a plan
+        each, into new arrays, for the rest; no info."""
+        buffers = self.buffers
+        new_params = list(params)
+        new_lists = [list(state_buffers[b]) for b in buffers]
+        stepped, bad_after = self._batched_out(params, grads, state, lr, scalars_for,
+                                               [new_params] + new_lists)
+        old_steps = state.step
+        steps = list(old_steps)
+        for i, (p, g) in enumerate(zip(params, grads)):
+            if g is None:
+                continue
+            t = steps[i] = old_steps[i] + 1
+            if i in stepped:
+                continue
+            old = {b: arrays[i] for b, arrays in state_buffers.items()}
+            p_out = self._empty_like(p)
+            out = {b: self._empty_like(old[b]) for b in buffers}
+            _, n_bad = self._plan(self, p, g, old, p_out, out, t, scalars_for(t, p.dtype), False)
+            if check_after:
+                if n_bad is None:  # this kernel did not count: look at g
+                    n_bad = self.K.count_nonfinite(self._flat(g))
+                if n_bad:
+                    bad_after.append(i)
+            new_params[i] = p_out
+            for k, b in enumerate(buffers):
+                new_lists[k][i] = out[b]
+        if check_after and bad_after:
+            # Drop the computed outputs first: a caught exception's traceback keeps this frame.
+            new_params.clear()
+            new_lists.clear()
+            p_out = out = None  # noqa: F841
+            return self._bad_step(sorted(bad_after), params, state)
+        new_state = self.state_type(step=tuple(steps),
+                                    **{b: tuple(v) for b, v in zip(buffers, new_lists)})
+        return new_params, new_state, {"skipped": False, "tensors": [{} for _ in params]}
 
     def _nonfinite_tensors(self, grads) -> list[int]:
         """Indices of the gradients holding NaN or inf (a read-only pass over each)."""

@@ -1334,90 +1334,116 @@ class NumbaRule(HostArrays, FusedRule):
 
         Why: for a tensor under :data:`SERIAL_BELOW` elements the kernel takes about a
         microsecond and the Python around it (the plan, the launch's arguments) several. The
-        launch of a plan depends only on (t, dtype) and the hyperparameters for every rule but
-        those that count a mask first (AlphaAdam, C-AdamW: their own table drivers,
-        :meth:`_counted_groups`) and those whose plan reads the tensor's size
-        (:data:`~refopt.kernels.fused.PLANS_READING_SIZE`: keyed by size too): so the plan is
-        run once per (t, dtype), with a recorder for kernel namespace, and its launch is run on
-        all the group's tensors by one launch of the rule's table driver
-        (:data:`_TABLE_DRIVERS`: the rule's one-thread kernel per tensor), or replayed on each
-        tensor's flat arrays where the rule has none (AdamX's ``state_dtype`` rounding). The
-        recorded inputs are checked to be (params, grads, *buffers) in ``self.buffers`` order
-        before anything is run. Same kernel, same scalars: the same bits (tested).
+        small tensors of one (t, dtype) group are stepped by one launch of a table driver
+        (:meth:`_group_launch`): AlphaAdam's and C-AdamW's counted masks by theirs (per tensor
+        its count, its alpha, its update); the other rules' launch depends only on (t, dtype)
+        and the hyperparameters, or on the size too for the plans that read it
+        (:data:`~refopt.kernels.fused.PLANS_READING_SIZE`: keyed by size then), so the plan is
+        run once per group with a recorder for kernel namespace and its launch is run on all
+        the group's tensors by the rule's table driver (:data:`_TABLE_DRIVERS`: the rule's
+        one-thread kernel per tensor), or replayed on each tensor's flat arrays where it has
+        none (AdamX's ``state_dtype`` rounding). The recorded inputs are checked to be
+        (params, grads, *buffers) in ``self.buffers`` order before anything is run. Same
+        kernel, same scalars: the same bits (tested).
         """
         buffers = [getattr(state, b) for b in self.buffers]
         done: set[int] = set()
-        # AlphaAdam's and C-AdamW's counted masks: one launch per (t, dtype) group.
-        for (kernel, args), idx in self._counted_groups(params, grads, state, scalars_for):
-            rows = []
-            for i in idx:
-                g = grads[i]
-                if not g.flags.c_contiguous:  # (params and state: checked C-contiguous)
-                    g = np.ascontiguousarray(g)
-                rows += (params[i], g, buffers[0][i], buffers[1][i])
-            self._launch_table(_COUNTED_IN_PLACE[kernel], rows, [params[i].size for i in idx],
-                               args)
-            done.update(idx)
-        launches: dict = {}
-        tables: dict = {}  # launch key -> (driver, args, rows, sizes)
-        by_size = self.name in PLANS_READING_SIZE  # e.g. alpha = n/(n+1): one launch per size
+        groups: dict = {}  # launch key -> [driver, args, rows, sizes] (driver None: replay)
+        launch_of = self._group_key_launch(buffers, scalars_for, True)
         steps = state.step
         for i, (p, g) in enumerate(zip(params, grads)):
-            if g is None or i in done:
+            if g is None:
                 continue
             n = p.size
             if n >= SERIAL_BELOW:
                 continue
-            t = steps[i] + 1
-            key = (t, p.dtype, n if by_size else None)
-            launch = launches.get(key, _MISSING)
-            if launch is _MISSING:
-                launch = launches[key] = self._record_launch(p, g, [b[i] for b in buffers], t,
-                                                             scalars_for(t, p.dtype))
-            if launch is None:
+            group = launch_of(i, p, g, steps[i] + 1, n, groups)
+            if group is None:
                 continue
-            kernel, args, name = launch
             if not g.flags.c_contiguous:  # (params and state: checked C-contiguous)
                 g = np.ascontiguousarray(g)
-            table = _table_driver(name, args, True)
-            if table is None:
-                kernel([p.ravel(), g.ravel()] + [b[i].ravel() for b in buffers], None, *args)
+            if group[0] is None:  # no table driver: the recorded launch on this tensor
+                group[2]([p.ravel(), g.ravel()] + [b[i].ravel() for b in buffers], None,
+                         *group[1])
             else:
-                entry = tables.get(key)
-                if entry is None:
-                    entry = tables[key] = (table[0], table[1], [], [])
-                entry[2].append(p)
-                entry[2].append(g)
-                entry[2].extend([b[i] for b in buffers])
-                entry[3].append(n)
+                rows = group[2]
+                rows.append(p)
+                rows.append(g)
+                for b in buffers:
+                    rows.append(b[i])
+                group[3].append(n)
             done.add(i)
-        for driver, args, rows, sizes in tables.values():
-            self._launch_table(driver, rows, sizes, args)
+        for group in groups.values():
+            if group is not None and group[0] is not None and group[3]:
+                driver, args, rows, sizes = group
+                self._launch_table(driver, rows, sizes, args)
         return done
 
-    def _batched_out(self, params, grads, state, lr, scalars_for) -> dict:
+    def _group_key_launch(self, buffers, scalars_for, in_place):
+        """``launch_of(i, p, g, t, n, groups)``: tensor i's entry of ``groups`` (created on its
+        group's first tensor), or None where its plan must run: ``[driver, args, rows, sizes]``
+        for a table launch, ``[None, args, kernel, None]`` for a replay per tensor."""
+        counted_rule = self.name in ("alphaadam", "cadamw")
+        by_size = self.name in PLANS_READING_SIZE  # e.g. alpha = n/(n+1): one launch per size
+        counted: dict = {}  # (t, dtype) -> counted-mask (driver, args), or None
+
+        def launch_of(i, p, g, t, n, groups):
+            dtype = p.dtype
+            if counted_rule:
+                head = (t, dtype)
+                if head not in counted:
+                    counted[head] = self._counted_args(t, dtype, scalars_for(t, dtype))
+                launch = counted[head]
+                if launch is not None:  # the counted driver: one launch whatever the sizes
+                    group = groups.get(head)
+                    if group is None:
+                        driver, args = launch
+                        group = groups[head] = [_COUNTED_IN_PLACE[driver] if in_place
+                                                else driver, args, [], []]
+                    return group
+            key = (t, dtype, n if by_size else None)
+            group = groups.get(key, _MISSING)
+            if group is _MISSING:
+                group = groups[key] = self._replay_group(
+                    p, g, [b[i] for b in buffers], t, scalars_for(t, dtype), in_place)
+            return group
+
+        return launch_of
+
+    def _replay_group(self, p, g, bufs, t, sc, in_place):
+        """The group entry of :meth:`_group_key_launch` from the recorded launch of tensor p's
+        plan, or None (no launch to replay: the plan runs for each tensor of the group)."""
+        launch = self._record_launch(p, g, bufs, t, sc)
+        if launch is None:
+            return None
+        kernel, args, name = launch
+        table = _table_driver(name, args, in_place)
+        if table is None:
+            return [None, args, kernel, None]
+        return [table[0], table[1], [], []]
+
+    def _batched_out(self, params, grads, state, lr, scalars_for, outputs):
         """The out-of-place step of the small tensors, into views of one pooled array per dtype.
 
         Why: three fresh arrays per small tensor (and the recycler's bookkeeping for each) cost
         more than its kernel. The outputs of all tensors under :data:`SERIAL_BELOW` elements of
         one dtype are views of one flat array (:meth:`_pool`: from the recycler, which reuses it
         only when no view of it, nor the array itself, is referenced any more; a view's ``base``
-        is that array). Counted masks run as one launch per (t, dtype) group
-        (:meth:`_counted_groups`), the other rules' recorded launch of each (t, dtype) as one
-        launch of their table driver, as the in-place :meth:`_batched` does (replayed tensor by
-        tensor where the rule has none); a tensor whose launch cannot be recorded runs its plan
-        into its views. Same kernels, same scalars: the same bits.
+        is that array). The groups and launches are :meth:`_batched`'s, with the out-of-place
+        drivers; a tensor whose launch cannot be recorded runs its plan into its views. Same
+        kernels, same scalars: the same bits. Writes the outputs into ``outputs`` (``[params,
+        *buffers]`` lists, indexed by tensor); returns (the indices stepped, those whose
+        kernels counted non-finite gradients).
         """
         buffers = [getattr(state, b) for b in self.buffers]
         small = [i for i, (p, g) in enumerate(zip(params, grads))
                  if g is not None and p.size < SERIAL_BELOW]
         if not small:
-            return {}
-        parts = 1 + len(buffers)
+            return set(), []
+        parts = len(outputs)
         by_dtype: dict = {}
         for i in small:
             by_dtype.setdefault(params[i].dtype, []).append(i)
-        views: dict[int, list] = {}
         for dtype, idx in by_dtype.items():
             by_shape: dict = {}
             for i in idx:
@@ -1430,99 +1456,67 @@ class NumbaRule(HostArrays, FusedRule):
                 n = params[same[0]].size
                 stop = start + len(same) * parts * n
                 if shape:
-                    block = iter(pool[start:stop].reshape((len(same) * parts,) + shape))
+                    rows = list(pool[start:stop].reshape((len(same) * parts,) + shape))
                 else:  # 0-d: iteration would give NumPy scalars, not arrays
-                    block = iter([pool[j:j + 1].reshape(()) for j in range(start, stop)])
+                    rows = [pool[j:j + 1].reshape(()) for j in range(start, stop)]
                 start = stop
+                k = 0
                 for i in same:
-                    views[i] = [next(block) for _ in range(parts)]
-        result: dict = {}
-        names = self.buffers
-
-        def contiguous(a):
-            return a if a.flags.c_contiguous else np.ascontiguousarray(a)
-
-        for (kernel, args), idx in self._counted_groups(params, grads, state, scalars_for,
-                                                        among=small):
-            rows = []
-            for i in idx:
-                p_o, m_o, v_o = views[i]
-                rows += (contiguous(params[i]), contiguous(grads[i]), contiguous(buffers[0][i]),
-                         contiguous(buffers[1][i]), p_o, m_o, v_o)
-            bad = self._launch_table(kernel, rows, [params[i].size for i in idx], args)
-            for k, i in enumerate(idx):
-                outs = views[i]
-                result[i] = (outs[0], dict(zip(names, outs[1:])), int(bad[k]))
-        launches: dict = {}
-        tables: dict = {}  # launch key -> (driver, args, rows, tensor indices)
-        by_size = self.name in PLANS_READING_SIZE
+                    for out in outputs:
+                        out[i] = rows[k]
+                        k += 1
+        groups: dict = {}
+        launch_of = self._group_key_launch(buffers, scalars_for, False)
         steps = state.step
+        stepped: set[int] = set()
+        bad: list[int] = []
+        planned = []
         for i in small:
-            if i in result:
+            p, g = params[i], grads[i]
+            group = launch_of(i, p, g, steps[i] + 1, p.size, groups)
+            if group is None:
+                planned.append(i)
                 continue
+            if group[0] is None:  # no table driver: the recorded launch on this tensor
+                if group[2]([p.ravel(), g.ravel()] + [b[i].ravel() for b in buffers],
+                            [out[i].ravel() for out in outputs], *group[1]):
+                    bad.append(i)
+            else:
+                rows = group[2]
+                rows.append(p if p.flags.c_contiguous else np.ascontiguousarray(p))
+                rows.append(g if g.flags.c_contiguous else np.ascontiguousarray(g))
+                for b in buffers:
+                    a = b[i]
+                    rows.append(a if a.flags.c_contiguous else np.ascontiguousarray(a))
+                for out in outputs:
+                    rows.append(out[i])
+                group[3].append(i)
+            stepped.add(i)
+        for group in groups.values():
+            if group is not None and group[0] is not None and group[3]:
+                driver, args, rows, idx = group
+                counts = self._launch_table(driver, rows, [params[i].size for i in idx], args)
+                bad += [idx[k] for k in np.flatnonzero(counts)]
+        names = self.buffers
+        for i in planned:  # into its views
             p, g = params[i], grads[i]
             t = steps[i] + 1
-            key = (t, p.dtype, p.size if by_size else None)
-            launch = launches.get(key, _MISSING)
-            if launch is _MISSING:
-                launch = launches[key] = self._record_launch(p, g, [b[i] for b in buffers], t,
-                                                             scalars_for(t, p.dtype))
-            outs = views[i]
-            if launch is None:
-                out = dict(zip(names, outs[1:]))
-                old = {b: bufs[i] for b, bufs in zip(names, buffers)}
-                _, n_bad = self._plan(self, p, g, old, outs[0], out, t, scalars_for(t, p.dtype),
-                                      False)
-                result[i] = (outs[0], out, n_bad)
-                continue
-            kernel, args, name = launch
-            table = _table_driver(name, args, False)
-            if table is None:
-                n_bad = kernel([p.ravel(), g.ravel()] + [b[i].ravel() for b in buffers],
-                               [a.ravel() for a in outs], *args)
-                result[i] = (outs[0], dict(zip(names, outs[1:])), n_bad)
-                continue
-            entry = tables.get(key)
-            if entry is None:
-                entry = tables[key] = (table[0], table[1], [], [])
-            rows = entry[2]
-            rows.append(contiguous(p))
-            rows.append(contiguous(g))
-            rows.extend([contiguous(b[i]) for b in buffers])
-            rows.extend(outs)
-            entry[3].append(i)
-        for driver, args, rows, idx in tables.values():
-            bad = self._launch_table(driver, rows, [params[i].size for i in idx], args)
-            for k, i in enumerate(idx):
-                outs = views[i]
-                result[i] = (outs[0], dict(zip(names, outs[1:])), int(bad[k]))
-        return result
+            old = {b: bufs[i] for b, bufs in zip(names, buffers)}
+            out = {b: outputs[k + 1][i] for k, b in enumerate(names)}
+            _, n_bad = self._plan(self, p, g, old, outputs[0][i], out, t,
+                                  scalars_for(t, p.dtype), False)
+            if n_bad is None:
+                n_bad = self.K.count_nonfinite(self._flat(g))
+            if n_bad:
+                bad.append(i)
+            stepped.add(i)
+        return stepped, bad
 
     def _pool(self, size: int, dtype):
         """A flat array of ``size`` elements for the small outputs of one call."""
         if self.recycler is None:
             return np.empty(size, dtype=dtype)
         return self.recycler.empty((size,), dtype)
-
-    def _counted_groups(self, params, grads, state, scalars_for, among=None) -> list:
-        """[((driver, scalar args), tensor indices)] of the small tensors whose plan would count
-        a mask (AlphaAdam unless alpha is known without it, C-AdamW), by (t, dtype)."""
-        if self.name not in ("alphaadam", "cadamw"):
-            return []
-        groups: dict = {}
-        for i in (range(len(params)) if among is None else among):
-            p, g = params[i], grads[i]
-            if g is None or p.size >= SERIAL_BELOW:
-                continue
-            t = state.step[i] + 1
-            key = (t, p.dtype)
-            entry = groups.get(key)
-            if entry is None:
-                entry = groups[key] = (self._counted_args(t, p.dtype, scalars_for(t, p.dtype)),
-                                       [])
-            if entry[0] is not None:
-                entry[1].append(i)
-        return [(launch, idx) for launch, idx in groups.values() if launch is not None and idx]
 
     def _counted_args(self, t, dtype, sc):
         """(driver, scalar args) of the counted-mask driver at (t, dtype), or None where the
