@@ -188,6 +188,11 @@ def test_torch_lions_pass_every_valid_case(lion_suite, lion_on_path, source):
     report = verify_rule(RULE, cls, directory=out, diagnose=False)
     failing = [r.case_id for r in report.results if r.result == "valid" and r.status != "pass"]
     assert not failing and len(report.results) == 17
+    from refopt.verify.api import check_api
+
+    api = check_api(RULE, cls, directory=out)   # configured from the user suite's cases
+    assert "lion_user_defaults_float64" in api.rule
+    assert [r.status for r in api.rows] == ["pass"] * 6
 
 
 def test_fuzz_draws_cases_of_the_user_rule_and_shrinks_a_failure_to_a_replayable_file(

@@ -288,7 +288,7 @@ _CHECKS: dict[str, Callable] = {"state_dict": _check_state_dict,
                                 "tensor_lr": _check_tensor_lr, "foreach": _check_foreach}
 
 
-def _configure(rule: str, cls, options, variant) -> tuple[dict, str, list]:
+def _configure(rule: str, cls, options, variant, directory=None) -> tuple[dict, str, list]:
     """The kwargs of the first golden case the port can be built for (fewest keywords that
     reach only its ``**kwargs`` first, then the ``defaults`` cases), its id, and those
     keywords."""
@@ -299,7 +299,8 @@ def _configure(rule: str, cls, options, variant) -> tuple[dict, str, list]:
 
     port = TorchOptimizerPort(cls, options, variant=variant)
     configured, reasons = [], []
-    for case in (c for c in load_cases(rule, dtype="float64") if c.result == "valid"):
+    for case in (c for c in load_cases(rule, dtype="float64", directory=directory)
+                 if c.result == "valid"):
         try:
             kwargs = port.configure(case)
         except NotApplicable as exc:
@@ -321,15 +322,18 @@ def _configure(rule: str, cls, options, variant) -> tuple[dict, str, list]:
 
 
 def check_api(rule: str, cls: Any, *, options: Mapping | None = None,
-              variant: Mapping | None = None, port_name: str | None = None) -> ApiReport:
-    """The rows of the framework-API check for the torch optimizer class ``cls``."""
+              variant: Mapping | None = None, port_name: str | None = None,
+              directory: Any = None) -> ApiReport:
+    """The rows of the framework-API check for the torch optimizer class ``cls``; the port is
+    configured from a golden case of ``rule`` (in the suite at ``directory``: needed for a user
+    rule)."""
     import torch
 
     if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
         raise TypeError(f"--api checks a torch.optim.Optimizer subclass, got "
                         f"{type(cls).__name__ if not isinstance(cls, type) else cls.__name__}")
     name = port_name or f"{cls.__module__}:{cls.__qualname__}"
-    kwargs, case_id, unnamed = _configure(rule, cls, options, variant)
+    kwargs, case_id, unnamed = _configure(rule, cls, options, variant, directory)
     kwargs.pop("lr", None)
     kwargs.pop("learning_rate", None)
     kwargs["lr"] = 1e-2
@@ -368,7 +372,8 @@ def register_api(parser, run_verify: Callable) -> None:
         try:
             target = load_target(args.target)
             report = check_api(args.rule, target, options=dict(args.option),
-                               variant=dict(args.variant), port_name=args.target)
+                               variant=dict(args.variant), port_name=args.target,
+                               directory=args.suite)
         except (ImportError, TypeError, ValueError) as exc:
             print(f"refopt verify --api: {exc}", file=sys.stderr)
             return 2
