@@ -9,6 +9,8 @@ non-finite gradients (one table launch per dtype) names the same first tensor as
 :func:`refopt._validation.plain_lists` says yes only to calls the checked path accepts, returning
 the same lists, so that every error message still comes from the checked path.
 """
+import warnings
+
 import numpy as np
 import pytest
 
@@ -146,7 +148,10 @@ def _variants():
     yield "None grad", p, [None, g[1]], s
     yield "generator params", (x for x in p), g, s
     yield "bare array", p[0], g, s
-    yield "matrix", [np.asmatrix(np.ones((1, 3), np.float32)), p[1]], g, s
+    with warnings.catch_warnings():  # (numpy.matrix is pending deprecation)
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        matrix = np.asmatrix(np.ones((1, 3), np.float32))
+    yield "matrix", [matrix, p[1]], g, s
     yield "masked", [np.ma.masked_array(p[0]), p[1]], g, s
     yield "numpy scalar", [np.float32(1.0), p[1]], [np.float32(1.0), g[1]], \
         rule.init([np.asarray(np.float32(1.0)), p[1]])
