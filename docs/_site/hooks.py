@@ -4,8 +4,6 @@ The site mirrors the repository: every page keeps its repository path (``README.
 page, ``refopt/verify/PORTING.md`` stays there), so a relative link resolves on the site exactly
 as it does in the repository, and a link to a missing file or heading is a strict-mode failure.
 
-* :func:`on_config` drops from the nav the pages other work may not have added yet
-  (:data:`OPTIONAL`), so the build tolerates them missing and lists them once they exist.
 * :func:`on_files` replaces the files MkDocs found under ``docs/`` by :data:`PAGES` (globs over
   the repository) plus every repository file a page links to (figures, sources), copied as is.
 """
@@ -35,32 +33,7 @@ PAGES = (
     "examples/c/README.md",
 )
 
-#: Pages of the nav that may not exist yet (written by other work); left out while missing.
-OPTIONAL = {"docs/extending.md", "docs/real_data.md"}
-
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
-
-
-def _prune(items):
-    out = []
-    for item in items:
-        if isinstance(item, dict):
-            (title, value), = item.items()
-            if isinstance(value, list):
-                value = _prune(value)
-                if value:
-                    out.append({title: value})
-            elif not (value in OPTIONAL and not (ROOT / value).exists()):
-                out.append({title: value})
-        elif not (item in OPTIONAL and not (ROOT / item).exists()):
-            out.append(item)
-    return out
-
-
-def on_config(config):
-    if config.get("nav"):
-        config["nav"] = _prune(config["nav"])
-    return config
 
 
 def _page_paths() -> list[str]:
