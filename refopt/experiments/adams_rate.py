@@ -156,6 +156,8 @@ RATE_CRITERIA = {
     "equivalence": "the slope itself is claimed to be -1/4 (spec N3): both sides are tested",
 }
 DEFAULT_RATE_CRITERION = "upper"
+#: Why each criterion, in a few words (the claim table's cell).
+_CRITERION_GIST = {"upper": "the claim is an upper bound", "equivalence": "slope -1/4 claimed"}
 
 
 def _check_criterion(criterion: str) -> str:
@@ -396,7 +398,8 @@ def run(config: str = "quick", out_dir: str | Path = "reports", *, schedule: str
     who = "" if rule == DEFAULT_RULE else f"rule under test {rule}: "
     tost = nums["tost"]
     summary = (f"{who}slope {fmt(fit_mean['slope'], 3)} [95% CI {fmt(fit_mean['ci'][0], 3)}, "
-               f"{fmt(fit_mean['ci'][1], 3)}]; criterion '{criterion}': "
+               f"{fmt(fit_mean['ci'][1], 3)}]; criterion '{criterion}' "
+               f"({_CRITERION_GIST[criterion]}): "
                + (f"p(slope >= {-0.25 + RATE_MARGIN:g}) = {tost['p_slower']:.2g}"
                   + (f", p(slope <= {-0.25 - RATE_MARGIN:g}) = {tost['p_faster']:.2g}"
                      if criterion == "equivalence" else "") + f" (< {RATE_ALPHA:g} needed)"

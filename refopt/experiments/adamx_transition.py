@@ -288,7 +288,7 @@ def _figure(by_rule, rule, cfg, late, path):
            title="distance to momentum SGD with the preconditioner frozen at t0")
     finish(fig, ax, "twin")
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.3))
+    fig, ax = plt.subplots(figsize=(6.4, 5.0))
     Ks = sorted({K for d in late.values() for K in d})
     width = 0.8 / max(1, 2 * len(late))
     for i, (name, d) in enumerate(late.items()):
@@ -305,5 +305,5 @@ def _figure(by_rule, rule, cfg, late, path):
            xlabel="activation step K (gradient 0 before, 1 from K on)",
            ylabel=r"step size $|\Delta\theta|/\eta$",
            title="T8: late activation (beta2 = 0.99)")
-    finish(fig, ax, "t8")
+    finish(fig, ax, "t8", below=True)
     return paths
