@@ -63,9 +63,10 @@ def run(args: argparse.Namespace) -> int:
             progress.update()
             flag = "" if r.as_expected else f"   <-- expected {r.expected_status}"
             if table or not r.as_expected:
-                _above(progress, f"{r.claim_id:<{width}}  {r.status:<26}  {r.seconds:7.2f}{flag}")
+                progress.print_above(f"{r.claim_id:<{width}}  {r.status:<26}  "
+                                     f"{r.seconds:7.2f}{flag}")
             if args.detail or not r.as_expected:
-                _above(progress, f"{'':<{width}}  {r.detail}")
+                progress.print_above(f"{'':<{width}}  {r.detail}")
     finally:
         progress.close()
         write_json(args.json, {"complete": len(results) == len(claims), "claims": [
@@ -88,12 +89,3 @@ def run(args: argparse.Namespace) -> int:
               + ", ".join(r.claim_id for r in bad), file=sys.stderr)
         return 1
     return 0
-
-
-def _above(progress, line: str) -> None:
-    """Print a table row above the progress bar (the bar redraws under it)."""
-    if progress.enabled:
-        progress.stream.write("\r\033[K")
-    print(line, flush=True)
-    if progress.enabled:
-        progress._draw()

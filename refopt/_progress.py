@@ -58,6 +58,14 @@ class Bar:
         self.stream.write("\r\033[K" + self.text())
         self.stream.flush()
 
+    def print_above(self, line: str) -> None:
+        """Print ``line`` on stdout above the bar, which then redraws under it."""
+        if self.enabled:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+        print(line, flush=True)
+        self._draw()
+
     def close(self) -> None:
         if not self.enabled:
             return
