@@ -195,6 +195,18 @@ def test_torch_lions_pass_every_valid_case(lion_suite, lion_on_path, source):
     assert [r.status for r in api.rows] == ["pass"] * 6
 
 
+def test_pytest_helpers_take_the_user_suite(lion_suite, lion_on_path):
+    from refopt.testing import assert_conforms, golden_params
+
+    out, ids = lion_suite
+    params = golden_params(RULE, directory=out, dtype="float32")
+    assert [p.id for p in params] == sorted(i for i in ids if i.endswith("_float32"))
+    for p in params:
+        assert assert_conforms(p.values[0], _lion_port(False)).status == "pass"
+    with pytest.raises(AssertionError, match=r"(?s)lion_user_decay_float32: FAIL\n.*t=6 param"):
+        assert_conforms(params[0].values[0], _lion_port(True), diagnose=False)
+
+
 def test_fuzz_draws_cases_of_the_user_rule_and_shrinks_a_failure_to_a_replayable_file(
         lion_on_path, tmp_path):
     from refopt.verify.fuzz import fuzz
