@@ -319,6 +319,23 @@ def test_report_renders_the_proofs_table_and_survives_a_missing_registry(tmp_pat
     assert "measured by [S-rate](#check-s-rate)" in n3 and "open: measured by S-rate" in n3
     # The cell is the rate check's short summary, with its criterion.
     assert "criterion 'upper'" in n3
+    # Legibility: every claim-table cell is short (the details are listed below the tables),
+    # every checked cell says what its criterion needs, and every figure exists and has a
+    # caption under it.
+    claims = text.split("## Experiments")[0]
+    rows = [line for line in claims.splitlines()
+            if line.startswith("| ") and not line.startswith("| id |")]
+    assert len(rows) == len(summary["verdicts"])
+    checked = [line for line in rows if "](#check-" in line]
+    assert checked and all(len(line.rsplit(" | ", 2)[-1]) <= 300 for line in rows)
+    assert all("needed" in line for line in checked), [r for r in checked if "needed" not in r]
+    lines = text.splitlines()
+    figures = [i for i, line in enumerate(lines) if line.startswith("![")]
+    assert len(figures) >= 14
+    for i in figures:
+        rel = lines[i][lines[i].index("](") + 2:-1]
+        assert (tmp_path / rel).is_file(), rel
+        assert lines[i + 2].startswith("*") and lines[i + 2].endswith("*"), lines[i]
     assert f"**{summary['verdicts']['adams.C1']}**" in n3     # the experiment's verdict
     monkeypatch.undo()
     monkeypatch.setitem(sys.modules, "refopt.proofs", None)   # import fails: ImportError
