@@ -284,6 +284,14 @@ def test_cli_refuses_a_user_rule_without_out_or_suite_in_one_line(tmp_path):
     assert r.returncode == 2 and "golden build --rule" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_cli_golden_check_finds_the_rule_from_its_folder(lion_suite, tmp_path):
+    out, ids = lion_suite
+    r = _cli("golden", "check", "--suite", str(out), "-q", cwd=EXAMPLE)
+    assert r.returncode == 0 and f"{len(ids)} cases" in r.stdout, r.stderr
+    r = _cli("golden", "check", "--suite", str(out), "-q", cwd=tmp_path)   # lion.py not here
+    assert r.returncode == 2 and "lion" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_cli_builds_and_verifies_from_the_rules_folder(lion_suite, tmp_path):
     pytest.importorskip("torch", reason="torch is optional (extra refopt[torch])")
     out, ids = lion_suite

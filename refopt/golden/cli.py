@@ -85,6 +85,13 @@ def run_check(args) -> int:
         print(f"golden check: error: {problem}", file=sys.stderr)
         return 2
     directory = args.suite or SUITE_DIR
+    from .._cliutil import user_rule_problem
+    from .build import suite_rule
+
+    problem = user_rule_problem(suite_rule(directory))  # a user rule's suite: cwd on sys.path
+    if problem:
+        print(f"golden check: error: {problem}", file=sys.stderr)
+        return 2
     try:
         report = check_report(directory, pattern=args.cases,
                               progress=_progress("refopt golden check", args))
