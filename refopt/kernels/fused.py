@@ -24,7 +24,7 @@ separate in-place kernel, because a compiler that cannot prove outputs and input
 identical falls back to scalar code) and then the scalars:
 
 =====================  ==========================================================================
-``count_nonfinite(g)``  number of NaN/inf in g (the default pre-pass; CuPy overrides
+``count_nonfinite(g)``  number of NaN/inf in g (the default pre-pass; CuPy and numba override
                        ``_nonfinite_tensors`` with one launch per dtype instead)
 ``adamx(...)``          AdamX/AdamNX, ``round_mode`` 0 none, 1 float32, 2 float16, 3 bfloat16
 ``adams(...)``          AdamS, both forms (``bc1`` = 1 in the paper form)

@@ -11,12 +11,14 @@ write w, m, v), AdamS 20 B. Out of place, a plain store into memory that is not 
 reads the line it writes (write-allocate: 40 B per AdamX element instead of 28), so a step whose
 arrays exceed twice the last-level cache (:data:`STREAM_MIN_BYTES`) runs the same kernel block by
 block into L1-resident scratch and copies each block out with non-temporal (streaming) stores;
-see "streamed out-of-place drivers" below. An in-place step over many small tensors replays one
-recorded launch per (step count, dtype) instead of planning each tensor
-(:meth:`NumbaRule._batched`); AlphaAdam's and C-AdamW's counted masks, whose launch depends on
-each tensor's count, run all small tensors of a (step count, dtype) in one launch of a table
-driver (``_masked_batch``, ``_cautious_batch``), and ``step``'s small outputs are views of one
-pooled array per dtype (:meth:`NumbaRule._batched_out`). Parity with the float64 NumPy reference
+see "streamed out-of-place drivers" below. A step over many small tensors runs each rule's plan
+once per (step count, dtype), with a recorder for kernel namespace, and then all that group's
+small tensors in one launch of the rule's table driver (:data:`_TABLE_DRIVERS`: the rule's own
+one-thread kernel per tensor; :meth:`NumbaRule._batched`); AlphaAdam's and C-AdamW's counted
+masks, whose launch depends on each tensor's count, have table drivers that count, derive alpha
+and update per tensor (``_masked_batch``, ``_cautious_batch`` and their in-place twins), the
+in-place steps' read-only pass over the gradients is one table launch per dtype, and ``step``'s
+small outputs are views of one pooled array per dtype (:meth:`NumbaRule._batched_out`). Parity with the float64 NumPy reference
 (``shared/guides/kernels.md``):
 
 * ``fastmath=False`` (no reassociation, no contraction into FMA) and ``error_model="numpy"``
