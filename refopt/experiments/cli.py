@@ -18,7 +18,9 @@ def register(subparsers) -> None:
     p.add_argument("--config", default=None, metavar="FILE.json",
                    help="a configuration file: {\"base\": \"quick\"|\"full\", "
                    "\"adams_rate\": {\"Ts\": [...], \"seeds\": [...]}, ...} replacing the "
-                   "base's settings per experiment; the shipped ones are "
+                   "base's settings per experiment, including \"rule_under_test\" (a rule "
+                   "name or import path module:Class), adams_rate's \"objective\" and "
+                   "\"rate_criterion\" (upper|equivalence); the shipped ones are "
                    "refopt/experiments/configs/{quick,full,tiny}.json")
     p.add_argument("--seeds", default=None, metavar="N|S1,S2,...",
                    help="seeds of every experiment: N (0..N-1) or a comma-separated list")

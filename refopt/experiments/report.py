@@ -441,14 +441,14 @@ def _render(rows, experiments, checks, proofs, proofs_note, config, seconds, cou
               + "), whose proof status reads 'open: measured by ...' and whose verdict is the "
               "experiment's. The verdict column uses the claim tables' words; the proof status "
               "is the registry's (flagged where it differs from the status the registry "
-              "expects). The detail column is the first part of the record; "
-              "`refopt prove --json -` prints all of it.", "",
+              "expects). The detail column holds the record's first clauses ('(...)': more "
+              "follow); `refopt prove --json -` prints all of it.", "",
               "| id | rule | title | verdict | proof status | detail |",
               "|---|---|---|---|---|---|"]
         for r in proofs:
             flag = ("" if r.status == r.expected_status
                     else f" (unexpected: expected {r.expected_status})")
-            detail = _short(r.detail, 140)
+            detail = _first_clauses(r.detail, 140)
             exp = PROOF_EXPERIMENTS.get(r.claim_id)
             status = r.status
             if r.status == "open" and exp in checks:
@@ -554,6 +554,22 @@ def _used(e: ExperimentResult) -> str:
                 f"`{e.numbers.get('constants', {})}`"
     return text + " (the configuration's `rule_under_test`" + (
         ", `objective`, `constants`)." if e.numbers.get("objective") else ").")
+
+
+def _first_clauses(text: str, n: int = 140) -> str:
+    """The record's opening clauses ("; "-separated) that fit in about n characters, with
+    " (...)" when some were left out; a first clause longer than n is cut at a word."""
+    text = " ".join(str(text).split())
+    if len(text) <= n:
+        return text
+    parts, out = text.split("; "), ""
+    for part in parts:
+        if len(out) + len(part) + 2 > n:
+            break
+        out = f"{out}; {part}" if out else part
+    if not out:
+        out = text[:n].rsplit(" ", 1)[0]
+    return out + " (...)"
 
 
 def _short(text: str, n: int = 300) -> str:
