@@ -7,6 +7,7 @@ for bad types; each message starts with the parameter's name.
 from __future__ import annotations
 
 import math
+import operator
 import os
 import sys
 import warnings
@@ -198,21 +199,26 @@ def check_grads(params: list[np.ndarray], grads: Any) -> list[np.ndarray | None]
     return grads
 
 
-_REAL_DTYPES = SUPPORTED_DTYPES[:2]
+_REAL_DTYPES = frozenset(SUPPORTED_DTYPES[:2])
+_dtype_of = operator.attrgetter("dtype")
+_shape_of = operator.attrgetter("shape")
 
 
 def plain_lists(params: Any, grads: Any, state: Any, state_type: type,
                 buffers: Sequence[str]) -> tuple[list, list] | None:
     """``(list(params), list(grads))`` where the call is plainly valid, else None.
 
-    A quick sufficient test for the fused rules' every step (one pass per list, no messages):
-    ``params`` and ``grads`` lists (or tuples) of exact ``numpy.ndarray`` of float32/float64
-    (a grad may be None) with matching shapes and dtypes, and ``state`` exactly of
-    ``state_type`` whose step counts are Python ints >= 0 and whose buffers are tuples of exact
-    ndarrays fitting the params. Where it says yes, :func:`as_param_list`, :func:`check_grads`
-    and ``Rule._check_state`` accept the call and return the same lists; None (anything else:
-    a subclass, a NumPy scalar, complex dtypes, NumPy step counts, an error) means "take those
-    checks", which raise with their messages or convert as they do.
+    A quick sufficient test for the fused rules' every step (no messages; the per-array checks
+    run as C-level passes: ``map`` and list comparisons): ``params`` and ``grads`` lists (or
+    tuples) of exact ``numpy.ndarray`` of float32/float64 (a grad may be None) with matching
+    shapes and dtypes, and ``state`` exactly of ``state_type`` whose step counts are Python ints
+    >= 0 and whose buffers are tuples of exact ndarrays fitting the params. Where it says yes,
+    :func:`as_param_list`, :func:`check_grads` and ``Rule._check_state`` accept the call and
+    return the same lists; None (anything else: a subclass, a NumPy scalar, complex dtypes, NumPy
+    step counts, an error) means "take those checks", which raise with their messages or convert
+    as they do. (A dtype counts as real here only if it hashes and compares equal to float32's or
+    float64's, which is stricter than the checks' ``in``: a stricter test only sends more calls
+    to them.)
     """
     seq = (list, tuple)
     if type(params) not in seq or type(grads) not in seq or type(state) is not state_type:
@@ -221,23 +227,32 @@ def plain_lists(params: Any, grads: Any, state: Any, state_type: type,
     steps = state.step
     if len(grads) != n or type(steps) is not tuple or len(steps) != n:
         return None
-    for t in steps:
-        if type(t) is not int or t < 0:
+    if n == 0:
+        for b in buffers:
+            arrays = getattr(state, b)
+            if type(arrays) is not tuple or arrays:
+                return None
+        return [], []
+    nd = np.ndarray
+    if set(map(type, steps)) != {int} or min(steps) < 0:
+        return None
+    if set(map(type, params)) != {nd}:
+        return None
+    dtypes = list(map(_dtype_of, params))
+    if not _REAL_DTYPES.issuperset(dtypes):
+        return None
+    shapes = list(map(_shape_of, params))
+    if set(map(type, grads)) == {nd}:
+        if list(map(_dtype_of, grads)) != dtypes or list(map(_shape_of, grads)) != shapes:
             return None
-    nd, real = np.ndarray, _REAL_DTYPES
-    for p, g in zip(params, grads):
-        if type(p) is not nd:
-            return None
-        dt = p.dtype
-        if dt not in real:
-            return None
-        if g is not None and (type(g) is not nd or g.dtype != dt or g.shape != p.shape):
-            return None
+    else:
+        for p, g in zip(params, grads):
+            if g is not None and (type(g) is not nd or g.dtype != p.dtype or g.shape != p.shape):
+                return None
     for b in buffers:
         arrays = getattr(state, b)
-        if type(arrays) is not tuple or len(arrays) != n:
+        if type(arrays) is not tuple or len(arrays) != n or set(map(type, arrays)) != {nd}:
             return None
-        for p, s in zip(params, arrays):
-            if type(s) is not nd or s.dtype != p.dtype or s.shape != p.shape:
-                return None
+        if list(map(_dtype_of, arrays)) != dtypes or list(map(_shape_of, arrays)) != shapes:
+            return None
     return list(params), list(grads)
