@@ -426,8 +426,8 @@ def _render(rows, experiments, checks, proofs, proofs_note, config, seconds, cou
         v = checks[key]
         L.append(f"- <a id=\"{_anchor(key)}\"></a>**{key}: {v.verdict}.** Criterion: "
                  f"{v.criterion}. Measured: {v.evidence}.")
-    L += ["", "These use the reference rules (`refopt.get_rule`), not a configuration's rule "
-          "under test."]
+    L += ["", "The memory checks use refopt's reference rules, not a configuration's rule "
+          "under test; the table check recomputes the paper's printed averages."]
     L += ["", "## Theory claims (proofs registry)", ""]
     if proofs is None:
         L += [f"_{proofs_note}._ Run `refopt prove` once the registry is available.", ""]
