@@ -241,3 +241,20 @@ def test_readme_console_samples_print_what_they_show(capsys, monkeypatch):
         assert not missing, f"README.md:{line}: {' '.join(words)} no longer prints {missing}"
         ran += 1
     assert ran >= 2
+
+
+def test_readme_many_tensor_table_is_the_committed_bench_run():
+    """The README's ratios are figures/bench_cpu.json's (one full run), not typed by hand."""
+    import json
+
+    bench = json.loads((ROOT / "figures" / "bench_cpu.json").read_text())
+    text = (ROOT / "README.md").read_text()
+    rules = ("adamx", "adams", "alphaadam", "cadamw")
+    for key, label in (("many_tensors", "200 tensors of 1000"), ("model_tensors", "GPT-2 small")):
+        row = next(line for line in text.splitlines() if line.startswith(f"| {label}"))
+        cells = [c.strip() for c in row.strip("|").split("|")[1:]]
+        ratio = {(r["rule"], r["mode"]): r["speed_vs_torch_fused"]
+                 for r in bench[key]["results"] if r["backend"] == "numba"}
+        expected = [f"{ratio[(rule, 'step_')]:.2f}x / {ratio[(rule, 'step')]:.2f}x"
+                    for rule in rules]
+        assert cells == expected, (label, cells, expected)
