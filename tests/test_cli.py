@@ -210,16 +210,21 @@ def test_ctrl_c_on_report_is_one_line_130_without_traceback(tmp_path):
 
 SLOW_PORT = '''
 import time
+from pathlib import Path
+
 import refopt
 
 
 class Slow:
-    """refopt's AdamS, 20 ms a step: slow enough to be interrupted mid-suite."""
+    """refopt's AdamS, 20 ms a step: slow enough to be interrupted mid-suite. Each case's
+    init appends a line to started.txt (the test interrupts once a second case has begun)."""
 
     def __init__(self, **hyper):
         self.rule = refopt.get_rule("adams", **hyper)
 
     def init(self, params):
+        with open(Path(__file__).with_name("started.txt"), "a") as f:
+            f.write("case\\n")
         return self.rule.init(params)
 
     def step(self, params, grads, state, lr=None):
@@ -231,10 +236,10 @@ class Slow:
 def test_ctrl_c_on_verify_keeps_the_judged_cases_in_json(tmp_path):
     (tmp_path / "slow_port.py").write_text(SLOW_PORT)
     out = tmp_path / "v.json"
-    started = time.monotonic()
+    started = tmp_path / "started.txt"   # a second case began: the first one is judged
     rc, err = _interrupt(["verify", "adams", "slow_port:Slow", "--adapter", "rule", "--cases",
                           "adams_paper_*", "--dtype", "float64", "--no-diagnose", "--json",
-                          str(out)], lambda: time.monotonic() - started > 6, tmp_path)
+                          str(out)], lambda: _lines(started) >= 3, tmp_path)
     assert rc == 130
     assert err.strip().splitlines() == ["refopt verify: interrupted (SIGINT); finished work is kept"]
     partial = json.loads(out.read_text())
