@@ -178,8 +178,9 @@ def table_check() -> Verdict:
     agree = len(GLUE_TABLE) - len(bad)
     evidence = ("; ".join(bad) + f"; the other {agree} rows agree" if bad
                 else f"all {agree} rows agree")
-    short = (f"{len(bad)} of {len(GLUE_TABLE)} printed averages are off by more than rounding "
-             f"(needed: none)" + (f": {bad[0].split(':')[0]}" if len(bad) == 1 else ""))
+    short = (f"{len(bad)} of {len(GLUE_TABLE)} printed averages {'is' if len(bad) == 1 else 'are'}"
+             f" off by more than rounding (needed: none)"
+             + (f": {bad[0].split(':')[0]}" if len(bad) == 1 else ""))
     return Verdict("A-table", decide(not bad),
                    "|mean of the 7 scores - printed Avg| <= 0.005 (rounding to 2 decimals) for "
                    "every row", evidence, short)
