@@ -222,10 +222,9 @@ def measure_legitimate(spec, arrays) -> list[dict]:
     keys = _value_keys(spec, arrays)
     runs = []
     for seed in range(N_FAITHFUL):
-        with FA.faithful_rounding(seed) as rng:
-            scalar_rng = np.random.default_rng(10_000 + seed) if seed % 2 else None
+        scalar_rng = np.random.default_rng(10_000 + seed) if seed % 2 else None
+        with FA.faithful_rounding(seed):
             got_by_step = _run(spec, arrays, np.dtype(spec.dtype), FA.faithful, scalar_rng)
-            del rng
         rows = [j for j, s in enumerate(steps) if s in got_by_step]
         got = {k: np.stack([got_by_step[steps[j]][k] for j in rows]).astype(spec.dtype)
                for k in keys}
