@@ -284,6 +284,12 @@ def test_cli_refuses_a_user_rule_without_out_or_suite_in_one_line(tmp_path):
     assert r.returncode == 2 and "golden build --rule" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_suite_built_for_another_rule_is_refused_by_name(lion_suite, lion_on_path):
+    out, _ = lion_suite
+    with pytest.raises(ValueError, match=r"built for rule 'lion:Lion', not 'adams'"):
+        load_cases("adams", directory=out)
+
+
 def test_cli_golden_check_finds_the_rule_from_its_folder(lion_suite, tmp_path):
     out, ids = lion_suite
     r = _cli("golden", "check", "--suite", str(out), "-q", cwd=EXAMPLE)

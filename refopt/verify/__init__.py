@@ -542,6 +542,13 @@ def load_cases(rule: str, *, dtype: str | None = None, cases: str = "*",
         raise ValueError(f"{rule!r} is your own rule: refopt ships no cases of it; build them "
                          f"with 'refopt golden build --rule {rule} --out DIR' and pass "
                          f"--suite DIR (Python: directory=DIR)")
+    if directory is not None:
+        from ..golden.build import suite_rule
+
+        built_for = suite_rule(directory)
+        if built_for is not None and built_for != target:
+            raise ValueError(f"the suite at {directory} was built for rule {built_for!r}, not "
+                             f"{rule!r}")
     # Only the selected rule's cases are read: a broken case of another rule does not block it.
     found = load_suite(pattern=cases or "*", dtype=dtype, directory=directory, rule=target)
     return [c for c in found if canonical_name(c.rule) == target
