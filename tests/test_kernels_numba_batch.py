@@ -16,6 +16,7 @@ pytest.importorskip("numba", reason="numba is an optional backend (pip install r
 
 import refopt  # noqa: E402
 from refopt.kernels import numba_backend as nb  # noqa: E402
+from kernel_histories import assert_bitwise, step_history  # noqa: E402
 
 SHAPES = [(7,), (3, 5), (), (0,), (nb.SERIAL_BELOW + 3,), (1000,), (4,), (2, 1, 3)]
 DTYPES = [np.float32, np.float32, np.float64, np.float32, np.float32, np.float64, np.float64,
@@ -71,32 +72,8 @@ def launched(monkeypatch):
 
 
 def _run(rule, mode, steps=5, seed=0):
-    rng = np.random.default_rng(seed)
-    params = [rng.standard_normal(s).astype(d) for s, d in zip(SHAPES, DTYPES)]
-    state = rule.init(params)
-    history = []
-    for t in range(1, steps + 1):
-        grads = _grads(rng, t)
-        lr = 1e-2 / (1 + 0.1 * t)
-        if mode == "step_":
-            state = rule.step_(params, grads, state, lr=lr)
-        else:
-            params, state = rule.step(params, grads, state, lr=lr)
-        history.append(([p.copy() for p in params],
-                        {b: [x.copy() for x in getattr(state, b)] for b in rule.buffers},
-                        state.step))
-    return history
-
-
-def _assert_bitwise(a, b):
-    for t, ((pa, sa, ka), (pb, sb, kb)) in enumerate(zip(a, b), start=1):
-        assert ka == kb
-        for k, (x, y) in enumerate(zip(pa, pb)):
-            assert x.dtype == y.dtype and x.shape == y.shape
-            assert x.tobytes() == y.tobytes(), f"step {t}: params[{k}]"
-        for name in sa:
-            for k, (x, y) in enumerate(zip(sa[name], sb[name])):
-                assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), f"step {t}: {name}[{k}]"
+    return step_history(rule, mode, SHAPES, DTYPES, _grads, lambda t: 1e-2 / (1 + 0.1 * t),
+                        steps, seed)
 
 
 @pytest.mark.parametrize("mode", ["step_", "step"])
@@ -105,7 +82,7 @@ def test_counted_masks_batched_bitwise_against_reference(cfg, mode, launched):
     name, hyper = cfg
     ref = refopt.get_rule(name, **hyper)
     fast = refopt.get_rule(name, backend="numba", **hyper)
-    _assert_bitwise(_run(ref, "step"), _run(fast, mode))
+    assert_bitwise(_run(ref, "step"), _run(fast, mode))
     # Every step after the first counts (and the first too, but for m_prev's unmasked step,
     # whose known alpha goes to the replayed rules' driver): each (t, dtype) group of small
     # tensors with a gradient is one launch.
@@ -145,7 +122,7 @@ def test_norm_rule_batched_bitwise_against_the_per_tensor_plan(source, mode, lau
 
     plan = _run(PerTensor(), "step")
     assert not launched
-    _assert_bitwise(plan, _run(fast, mode))
+    assert_bitwise(plan, _run(fast, mode))
     counted = nb._masked_batch_in if mode == "step_" else nb._masked_batch
     known = nb._masked_adam_batch_in if mode == "step_" else nb._masked_adam_batch_out
     # m_prev's first step is unmasked (alpha = 1, no count): the replayed rules' driver.

@@ -19,6 +19,7 @@ pytest.importorskip("numba", reason="numba is an optional backend (pip install r
 import refopt  # noqa: E402
 from refopt import _validation as V  # noqa: E402
 from refopt.kernels import numba_backend as nb  # noqa: E402
+from kernel_histories import assert_bitwise, step_history  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
 
@@ -69,37 +70,15 @@ def _grads(rng, t):
 
 
 def _history(rule, mode, steps=4):
-    rng = np.random.default_rng(7)
-    params = [rng.standard_normal(s).astype(d) for s, d in zip(SHAPES, DTYPES)]
-    state = rule.init(params)
-    out = []
-    for t in range(1, steps + 1):
-        grads = _grads(rng, t)
-        lr = 1e-2 / t
-        if mode == "step_":
-            state = rule.step_(params, grads, state, lr=lr)
-        else:
-            params, state = rule.step(params, grads, state, lr=lr)
-        out.append(([p.copy() for p in params],
-                    {b: [x.copy() for x in getattr(state, b)] for b in rule.buffers},
-                    state.step))
-    return out
+    return step_history(rule, mode, SHAPES, DTYPES, _grads, lambda t: 1e-2 / t, steps, 7)
 
 
 @pytest.mark.parametrize("mode", ["step_", "step"])
 @pytest.mark.parametrize("cfg", CONFIGS, ids=_id)
 def test_table_launches_bitwise_against_reference(cfg, mode, tables):
     name, hyper = cfg
-    ref = _history(refopt.get_rule(name, **hyper), "step")
-    fast = _history(refopt.get_rule(name, backend="numba", **hyper), mode)
-    for t, ((pa, sa, ka), (pb, sb, kb)) in enumerate(zip(ref, fast), start=1):
-        assert ka == kb
-        for k, (x, y) in enumerate(zip(pa, pb)):
-            assert x.dtype == y.dtype and x.shape == y.shape
-            assert x.tobytes() == y.tobytes(), f"step {t}: params[{k}]"
-        for b in sa:
-            for k, (x, y) in enumerate(zip(sa[b], sb[b])):
-                assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), f"step {t}: {b}[{k}]"
+    assert_bitwise(_history(refopt.get_rule(name, **hyper), "step"),
+                   _history(refopt.get_rule(name, backend="numba", **hyper), mode))
     updates = [(kernel, n) for kernel, n in tables if kernel is not nb._count_nonfinite_batch]
     # Every small tensor with a gradient, at every step, went through a table driver.
     small = sum(1 for t in NONE_AT for k in range(len(SHAPES))

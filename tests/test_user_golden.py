@@ -107,9 +107,11 @@ def test_user_tolerances_come_from_a_measured_nonzero_spread(lion_suite):
     assert "faithfully" in measured["model"] or "faithful" in measured["model"]
     # the faithful runs do differ from the reference (the spread is measured, not assumed) ...
     assert measured["legit_worst_ulp"] > 0
-    # ... and the tolerance holds 10x of it
-    assert m32["tolerance"]["rtol"] >= 10 * measured["legit_worst_rel"] or \
-        m32["tolerance"]["atol"] > 0
+    # ... and the tolerance holds 10x of it: the absolute part and the per-coordinate bound
+    tol = m32["tolerance"]
+    assert tol["atol"] >= 10 * measured["legit_needed_atol"]
+    for buf, ratio in measured["scaled_legit_worst_ratio"].items():
+        assert ratio > 0 and tol["scaled"]["k"][buf] >= 10 * ratio
     m64 = json.loads((out / "lion_user_long_float64.json").read_text())
     acc = m64["reference_accuracy"]
     if FA.LONGDOUBLE_IS_WIDER:
